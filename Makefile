@@ -1,0 +1,42 @@
+# dfstream: `make demo` and `make test` work from nothing (they create .venv).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := .cache/demo
+
+.PHONY: install test test-fast demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dfstream needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned (the CPU build); then the project, whose torch range 2.13 satisfies.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: install
+	@test -f $(DEMO)/data/metadata.json || $(BIN)/dfstream toyset --out $(DEMO)/data --files 48
+	@test -f $(DEMO)/model/dfstream.json || $(BIN)/dfstream train --meta $(DEMO)/data/metadata.json \
+		--root $(DEMO)/data --out $(DEMO)/model \
+		--data-description "SYNTHETIC toy signals from dfstream toyset (formant tones, not speech)"
+	$(BIN)/dfstream replay $(DEMO)/data/test --root $(DEMO)/data --model $(DEMO)/model --out $(DEMO)/out
+	$(BIN)/dfstream eval --pred $(DEMO)/out/predictions.json --scores $(DEMO)/out/scores.csv \
+		--meta $(DEMO)/data/metadata.json --split test --out $(DEMO)/out/metrics.json
+
+bench: install
+	$(BIN)/python bench/replay_speed.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache dfstream-out

@@ -1,0 +1,132 @@
+"""Checkpoints: ``model.safetensors`` + ``dfstream.json``. Never pickle.
+
+``dfstream.json`` holds the format version, library versions, the config the
+model was built with, each encoder's exact ``transformers`` config, the branch
+specifications, the training summary and a SHA-256 of the weights. Loading
+checks all of it and fails with a :class:`CheckpointError` that says what is
+wrong: a missing file, a corrupt weights file, a checksum or architecture
+mismatch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import safetensors.torch
+import torch
+import transformers
+
+import engine
+from engine.config import Config, config_from_dict, config_to_dict
+from engine.detector import Detector, build_model
+from engine.errors import CheckpointError, ConfigError, DfstreamError
+
+FORMAT = "dfstream.checkpoint/1"
+WEIGHTS, META = "model.safetensors", "dfstream.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) -> Path:
+    """Write ``detector``'s weights and metadata into directory ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in detector.model.state_dict().items()}
+    safetensors.torch.save_file(state, str(out / WEIGHTS), metadata={"format": FORMAT})
+    checksum = _sha256(out / WEIGHTS)
+    meta = {
+        "format": FORMAT,
+        "model_id": f"dfstream-{'-'.join(detector.config.branches)}-{checksum[:12]}",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"dfstream": engine.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__},
+        "config": config_to_dict(detector.config),
+        "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
+                         for name, branch in detector.model.items()},
+        "specifications": {name: branch.specifications.to_dict() for name, branch in detector.model.items()},
+        "training": training,
+        "weights_sha256": checksum,
+    }
+    (out / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def read_metadata(directory: str | Path) -> dict:
+    """``dfstream.json`` of a checkpoint directory, checked for format."""
+    directory = Path(directory)
+    path = directory / META
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    if not path.exists():
+        raise CheckpointError(f"{directory} is not a dfstream checkpoint: {META} is missing")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r} (expected {FORMAT})")
+    return meta
+
+
+def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Detector:
+    """Load a :class:`Detector` from a checkpoint directory.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Holds ``model.safetensors`` and ``dfstream.json``.
+    overrides : dict, optional
+        Config sections that may differ from training (``inference``,
+        ``localizer``, ``replay``); architecture sections always come from the
+        checkpoint.
+    """
+    directory = Path(directory)
+    meta = read_metadata(directory)
+    weights = directory / WEIGHTS
+    if not weights.exists():
+        raise CheckpointError(f"{directory}: {WEIGHTS} is missing")
+    if _sha256(weights) != meta.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: checksum does not match {META}; the file is corrupt or was replaced")
+    data = meta["config"]
+    for section, values in (overrides or {}).items():
+        if section not in ("inference", "localizer", "replay"):
+            raise ConfigError(f"config section {section!r} cannot override a checkpoint "
+                              "(only inference, localizer, replay)")
+        data = {**data, section: values}
+    config = config_from_dict(data)
+    saved = {name: arch["encoder"] for name, arch in meta["architecture"].items()}
+    try:
+        model = build_model(config, saved)
+    except DfstreamError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{directory}: cannot rebuild the architecture in {META}: {e}") from None
+    try:
+        state = safetensors.torch.load_file(str(weights))
+    except Exception as e:  # safetensors raises its own SafetensorError for corrupt headers
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
+    _load_state(model, state, directory)
+    return Detector(config, model, meta["model_id"], meta.get("training"))
+
+
+def _load_state(model: torch.nn.Module, state: dict, directory: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        detail = "; ".join(filter(None, [
+            missing and f"missing {len(missing)} tensors (e.g. {missing[0]})",
+            unexpected and f"unexpected {len(unexpected)} tensors (e.g. {unexpected[0]})",
+            shapes and f"shape mismatch {shapes[0]}"]))
+        raise CheckpointError(f"{directory}: weights do not match the architecture in {META}: {detail}")
+    model.load_state_dict(state, strict=True)

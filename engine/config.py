@@ -1,0 +1,216 @@
+"""Typed, frozen configuration, validated once at start-up.
+
+The dataclass defaults are the base configuration (``configs/default.yaml``
+spells them out); a YAML file given with ``--config`` overrides any subset.
+Unknown keys and wrong types are rejected with a message naming the key, the
+expected type and the valid keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from engine.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The self-supervised speech encoder (``transformers``).
+
+    ``kind`` is ``wavlm`` or ``wav2vec2``. With ``pretrained`` set to a local
+    directory, weights load with ``local_files_only=True`` and the size fields
+    are ignored; otherwise the encoder is built from these sizes (random init).
+    """
+
+    kind: str = "wavlm"
+    pretrained: typing.Optional[str] = None
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    conv_dim: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AudioBranchConfig:
+    """Audio branch: encoder + learned layer weights + BiLSTM back-end."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    backend_dim: int = 128
+    backend_layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Sliding-window inference on a grid of stream time.
+
+    Each window scores ``hop_seconds`` of new audio and sees ``context_seconds``
+    of earlier audio; both must be multiples of the branch's frame step (20 ms).
+    """
+
+    hop_seconds: float = 2.0
+    context_seconds: float = 2.0
+    batch_size: int = 8
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """Frame probabilities -> spans: hysteresis, merge, minimum duration.
+
+    A span opens when a frame's probability reaches ``onset`` and ends when it
+    falls below ``offset``; spans separated by at most ``merge_gap`` seconds are
+    merged; spans shorter than ``min_duration`` seconds are dropped.
+    """
+
+    onset: float = 0.5
+    offset: float = 0.4
+    min_duration: float = 0.1
+    merge_gap: float = 0.1
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """``dfstream replay``: size of the chunks an archived file is cut into."""
+
+    chunk_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``dfstream train``. ``val_fraction`` is used when metadata has no val split."""
+
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 0.002
+    weight_decay: float = 0.01
+    finetune_encoder: bool = False
+    val_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``branches`` names entries of ``modalities.BRANCHES``."""
+
+    branches: tuple[str, ...] = ("audio",)
+    audio: AudioBranchConfig = field(default_factory=AudioBranchConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check(cfg: Config) -> Config:
+    """Cross-field rules that types cannot express."""
+    inf, loc = cfg.inference, cfg.localizer
+    rules = [
+        (cfg.audio.encoder.kind in ("wavlm", "wav2vec2"), "audio.encoder.kind must be 'wavlm' or 'wav2vec2'"),
+        (inf.hop_seconds > 0, "inference.hop_seconds must be > 0"),
+        (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
+        (inf.batch_size >= 1, "inference.batch_size must be >= 1"),
+        (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
+         "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),
+        (loc.min_duration >= 0 and loc.merge_gap >= 0, "localizer.min_duration and merge_gap must be >= 0"),
+        (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
+        (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),
+        (cfg.train.epochs >= 1, "train.epochs must be >= 1"),
+        (len(cfg.branches) > 0, "branches must name at least one branch"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(message)
+    return cfg
+
+
+def _convert(tp, value, key: str):
+    """Convert a YAML value to the annotated type ``tp`` or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {[f.name for f in dataclasses.fields(tp)]}")
+        return _build(tp, value, key + ".")
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(args[0], value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list")
+        return tuple(_convert(typing.get_args(tp)[0], v, key) for v in value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool) or not isinstance(value, tp) or (
+            tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, defaults for missing keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]}; valid keys here: {', '.join(sorted(names))}")
+    base = cls()
+    values = {}
+    for name in names:
+        if name in data:
+            values[name] = _convert(hints[name], data[name], prefix + name)
+        else:
+            values[name] = getattr(base, name)
+    return cls(**values)
+
+
+def config_from_dict(data: dict | None) -> Config:
+    """Validate a nested mapping (as read from YAML) into a :class:`Config`."""
+    return _check(_build(Config, data or {}))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML config file (empty file: empty mapping)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at top level")
+    return data or {}
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Defaults overridden by the YAML file at ``path`` (if given)."""
+    return config_from_dict(None if path is None else read_yaml(path))
+
+
+def config_to_dict(cfg) -> dict:
+    """Plain nested dict (tuples as lists), e.g. for checkpoint metadata."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def replace(cfg, path: str, value):
+    """Return ``cfg`` with the dotted field ``path`` set to ``value`` (validated)."""
+    data = config_to_dict(cfg)
+    node = data
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return config_from_dict(data)

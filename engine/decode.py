@@ -1,0 +1,279 @@
+"""PyAV decoding into float32 mono 16 kHz audio stamped with stream time.
+
+One mechanism for files and bytes: :func:`iter_audio` opens a path or a bytes
+payload with PyAV, places every decoded frame on the timeline by its PTS (gaps
+filled with silence, overlaps trimmed), mixes channels down to mono and
+resamples with soxr's streaming resampler, whose output is identical to
+resampling the whole signal at once.
+
+Raw PCM payloads (content types ``audio/L16;rate=R[;channels=C]`` for 16-bit
+big-endian PCM as in RFC 2586, ``audio/pcm;format=s16le|f32le;rate=R`` for
+little-endian) are parsed with NumPy and take the same resampling path.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+import soxr
+
+from engine.errors import MediaError
+from engine.types import Chunk
+
+SAMPLE_RATE = 16000
+"""Sample rate (Hz) of all decoded audio."""
+
+_GAP_TOLERANCE = 0.002  # seconds of PTS jitter ignored before inserting silence / trimming
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """Decoded audio: ``samples`` float32, shape ``(n,)``, mono at 16 kHz;
+    ``t0`` the stream time (seconds) of ``samples[0]``."""
+
+    samples: np.ndarray
+    t0: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def place(samples: np.ndarray, start: int, expected: int, rate: int) -> np.ndarray:
+    """Align ``samples`` that start at index ``start`` to a timeline expecting ``expected`` next.
+
+    A gap larger than the PTS tolerance (2 ms) is filled with silence; an
+    overlap is trimmed from the front; smaller jitter is ignored. Indices are
+    in samples at ``rate`` Hz.
+    """
+    if abs(start - expected) <= _GAP_TOLERANCE * rate:
+        return samples
+    if start > expected:
+        return np.concatenate([np.zeros(start - expected, np.float32), samples])
+    return samples[expected - start:]
+
+
+class _Timeline:
+    """Places frames of one native sample rate on a continuous timeline, then resamples.
+
+    Parameters
+    ----------
+    rate : int
+        Native sample rate (Hz) of the frames pushed.
+    t0 : float
+        Stream time (seconds) of native sample 0.
+    """
+
+    def __init__(self, rate: int, t0: float):
+        self.rate, self.t0, self.pos = rate, t0, 0
+        self.resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(
+            rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+
+    def push(self, mono: np.ndarray, time: float | None) -> np.ndarray:
+        """Add native-rate samples starting at stream time ``time`` (None: contiguous)."""
+        if time is not None:
+            mono = place(mono, round((time - self.t0) * self.rate), self.pos, self.rate)
+        self.pos += len(mono)
+        return self._resample(mono, last=False)
+
+    def flush(self) -> np.ndarray:
+        return self._resample(np.zeros(0, np.float32), last=True)
+
+    def _resample(self, mono: np.ndarray, last: bool) -> np.ndarray:
+        if self.resampler is None:
+            return mono
+        return self.resampler.resample_chunk(mono, last=last)
+
+
+def _check_riff(head: bytes, size: int) -> None:
+    """WAV: FFmpeg estimates the duration from the file size, so a truncated file
+    looks whole to it; the RIFF header's declared size is the only record of the
+    real length."""
+    if len(head) >= 8 and head[:4] == b"RIFF":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        if declared > size and declared != 0xFFFFFFFF + 8:  # 0xFFFFFFFF: size unknown (streamed)
+            raise MediaError(f"truncated: the RIFF header declares {declared} bytes, the file has {size}")
+
+
+def _open(source) -> av.container.InputContainer:
+    """Open a path or bytes with PyAV, mapping failures to MediaError."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise MediaError("empty payload")
+        _check_riff(bytes(source[:8]), len(source))
+        handle = io.BytesIO(bytes(source))
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise MediaError(f"no such file: {path}")
+        if path.is_dir():
+            raise MediaError(f"is a directory, not a media file: {path}")
+        size = path.stat().st_size
+        if size == 0:
+            raise MediaError(f"empty file: {path}")
+        with open(path, "rb") as f:
+            _check_riff(f.read(8), size)
+        handle = str(path)
+    try:
+        return av.open(handle, mode="r")
+    except av.error.FFmpegError as e:
+        raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})") from None
+
+
+def _audio_stream(container):
+    if not container.streams.audio:
+        raise MediaError("no audio stream")
+    return container.streams.audio[0]
+
+
+def _declared_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _frames_to_mono(frame: av.AudioFrame, converter: av.AudioResampler) -> np.ndarray:
+    """One decoded frame -> float32 mono at its native rate (channel mean)."""
+    planes = [f.to_ndarray() for f in converter.resample(frame)]
+    if not planes:
+        return np.zeros(0, np.float32)
+    data = np.concatenate(planes, axis=1)  # (channels, n), planar float
+    return data.mean(axis=0).astype(np.float32, copy=False)
+
+
+def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBlock]:
+    """Decode the first audio stream of ``source`` incrementally.
+
+    Parameters
+    ----------
+    source : str | Path | bytes
+        A media file path, or the bytes of a self-contained container.
+    block_seconds : float, optional
+        Yield blocks of exactly ``round(block_seconds * 16000)`` samples (the
+        last may be shorter); ``None`` yields whatever each packet decodes to.
+
+    Yields
+    ------
+    AudioBlock
+        Consecutive, gapless blocks of float32 mono 16 kHz audio.
+
+    Raises
+    ------
+    MediaError
+        Missing, empty, unreadable, audio-less, corrupt or truncated input.
+    """
+    block = None if block_seconds is None else max(1, round(block_seconds * SAMPLE_RATE))
+    with _open(source) as container:
+        stream = _audio_stream(container)
+        timeline, converter = None, None
+        pending: list[np.ndarray] = []
+        n_pending, emitted, t0 = 0, 0, 0.0
+        try:
+            for frame in container.decode(stream):
+                if timeline is None:
+                    t0 = float(frame.time) if frame.time is not None else 0.0
+                    timeline = _Timeline(frame.sample_rate, t0)
+                    converter = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                elif frame.sample_rate != timeline.rate:
+                    raise MediaError(f"sample rate changes mid-stream ({timeline.rate} -> {frame.sample_rate} Hz)")
+                out = timeline.push(_frames_to_mono(frame, converter), frame.time)
+                pending.append(out)
+                n_pending += len(out)
+                while block is not None and n_pending >= block:
+                    samples, pending, n_pending = _take(pending, block)
+                    yield AudioBlock(samples, t0 + emitted / SAMPLE_RATE)
+                    emitted += len(samples)
+                if block is None and n_pending:
+                    yield AudioBlock(np.concatenate(pending), t0 + emitted / SAMPLE_RATE)
+                    emitted += n_pending
+                    pending, n_pending = [], 0
+        except av.error.FFmpegError as e:
+            at = (emitted + n_pending) / SAMPLE_RATE
+            raise MediaError(f"corrupt or truncated media at {at:.2f} s ({e.__class__.__name__})") from None
+        if timeline is None:
+            raise MediaError("audio stream holds no decodable audio")
+        pending.append(timeline.flush())
+        tail = np.concatenate(pending)
+        while len(tail):
+            size = len(tail) if block is None else min(block, len(tail))
+            yield AudioBlock(tail[:size], t0 + emitted / SAMPLE_RATE)
+            emitted += size
+            tail = tail[size:]
+        # Muxers disagree on whether a declared duration counts from PTS 0 or from the
+        # first PTS, so compare it with the decoded end time (the more lenient reading).
+        declared = _declared_duration(container, stream)
+        decoded = emitted / SAMPLE_RATE
+        if declared is not None and max(decoded, t0 + decoded) < declared - max(0.1, 0.02 * declared):
+            raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode")
+
+
+def _take(pending: list[np.ndarray], n: int):
+    whole = np.concatenate(pending)
+    return whole[:n], [whole[n:]], len(whole) - n
+
+
+def decode_audio(source) -> AudioBlock:
+    """Decode all audio of ``source`` (path or bytes) into one :class:`AudioBlock`."""
+    blocks = list(iter_audio(source))
+    if not blocks:
+        return AudioBlock(np.zeros(0, np.float32), 0.0)
+    return AudioBlock(np.concatenate([b.samples for b in blocks]), blocks[0].t0)
+
+
+def _content_params(content_type: str) -> tuple[str, dict]:
+    kind, *params = [p.strip() for p in content_type.split(";")]
+    values = {}
+    for p in params:
+        key, _, value = p.partition("=")
+        values[key.strip().lower()] = value.strip()
+    return kind.lower(), values
+
+
+_RAW_FORMATS = {("audio/l16", None): ">i2", ("audio/pcm", "s16le"): "<i2", ("audio/pcm", "f32le"): "<f4"}
+
+
+def raw_pcm_content_type(sample_rate: int = SAMPLE_RATE) -> str:
+    """Content type of the float32 little-endian mono chunks replay produces."""
+    return f"audio/pcm;format=f32le;rate={sample_rate}"
+
+
+def decode_raw_pcm(payload: bytes, content_type: str, t0: float) -> AudioBlock:
+    """Parse a raw PCM payload described by ``content_type`` (see module doc)."""
+    kind, params = _content_params(content_type)
+    dtype = _RAW_FORMATS.get((kind, params.get("format") if kind == "audio/pcm" else None))
+    if dtype is None:
+        raise MediaError(f"unsupported raw PCM content type {content_type!r}; use "
+                         "audio/L16;rate=R or audio/pcm;format=s16le|f32le;rate=R")
+    try:
+        rate = int(params["rate"])
+        channels = int(params.get("channels", 1))
+    except (KeyError, ValueError):
+        raise MediaError(f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)") from None
+    width = np.dtype(dtype).itemsize * channels
+    if len(payload) % width:
+        raise MediaError(f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames")
+    data = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
+    mono = data.astype(np.float32).mean(axis=1)
+    if np.dtype(dtype).kind == "i":
+        mono /= 32768.0
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return AudioBlock(np.ascontiguousarray(mono, dtype=np.float32), t0)
+
+
+def is_raw_pcm(content_type: str) -> bool:
+    return _content_params(content_type)[0] in ("audio/l16", "audio/pcm")
+
+
+def decode_chunk(chunk: Chunk) -> AudioBlock:
+    """Decode one chunk's payload; ``chunk.t0`` (if set) is the stream time of its first sample."""
+    if is_raw_pcm(chunk.content_type):
+        return decode_raw_pcm(chunk.payload, chunk.content_type, chunk.t0 or 0.0)
+    block = decode_audio(chunk.payload)
+    return block if chunk.t0 is None else AudioBlock(block.samples, chunk.t0)

@@ -1,0 +1,104 @@
+"""The Detector: branches -> (fusion) -> per-frame probabilities and embeddings.
+
+It owns the torch modules and the window geometry; it holds no per-stream state
+(that is :class:`engine.stream.StreamProcessor`'s). ``forward`` is the only code
+that touches the device, under ``torch.inference_mode()``.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.config import Config
+from engine.device import resolve_device, set_threads
+from engine.windows import WindowPlan
+from modalities import branch_class
+
+UNTRAINED = "untrained"
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """Scores of a batch of windows: ``probs`` ``(B, F)`` and ``embeddings`` ``(B, F, D)``."""
+
+    probs: np.ndarray
+    embeddings: np.ndarray
+
+
+class Detector:
+    """Runs the configured branches over batches of equal-length windows.
+
+    Parameters
+    ----------
+    config : Config
+        Validated configuration.
+    model : torch.nn.ModuleDict
+        Branch modules keyed by branch name.
+    model_id : str
+        Identifies the weights in every verdict.
+    training : dict or None
+        The checkpoint's training summary; ``None`` means untrained (random) weights.
+    """
+
+    def __init__(self, config: Config, model: torch.nn.ModuleDict, model_id: str, training: dict | None):
+        self.config, self.model, self.training = config, model, training
+        self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
+        set_threads(config.inference.threads)
+        self.device = resolve_device(config.inference.device)
+        self.model.to(self.device).eval()
+        self.branch = self.model["audio"]
+        spec = self.branch.specifications
+        self.spec = spec
+        self.plan = WindowPlan.build(config.inference, spec.sample_rate, spec.frame_samples, spec.receptive_samples)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Detector:
+        """A randomly initialised detector (tests, training from scratch)."""
+        return cls(config, build_model(config), "dfstream-random", None)
+
+    @property
+    def trained(self) -> bool:
+        return self.training is not None
+
+    def describe(self) -> str:
+        """One line saying what this model is and what it was trained on."""
+        if not self.trained:
+            return (f"model {self.model_id}: UNTRAINED random weights - its scores mean nothing; "
+                    "train one with `dfstream train` or pass --model")
+        data = self.training.get("data", {})
+        return (f"model {self.model_id}: trained on {data.get('description', 'unknown data')} "
+                f"({data.get('files', '?')} files, {data.get('seconds', 0):.0f} s)")
+
+    def warn_if_untrained(self, stream=sys.stderr) -> None:
+        if not self.trained:
+            bar = "!" * 78
+            print(f"{bar}\nWARNING: {self.describe()}\n{bar}", file=stream)
+
+    def score(self, windows: np.ndarray) -> FrameScores:
+        """Score windows, shape ``(B, plan.length)`` float32 at 16 kHz.
+
+        Returns the frames each window scores (``plan.hop_frames`` of them,
+        starting after its context), batched by ``inference.batch_size``.
+        """
+        size = self.config.inference.batch_size
+        parts = [self._forward(windows[i:i + size]) for i in range(0, len(windows), size)]
+        lo, hi = self.plan.first_kept, self.plan.first_kept + self.plan.hop_frames
+        probs = np.concatenate([p[:, lo:hi] for p, _ in parts])
+        embeddings = np.concatenate([e[:, lo:hi] for _, e in parts])
+        return FrameScores(probs, embeddings)
+
+    def _forward(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wav = self.branch.preprocess(windows)
+        with torch.inference_mode():
+            logits, emb = self.branch(wav.to(self.device, non_blocking=True))
+        return self.branch.postprocess(logits, emb)
+
+
+def build_model(config: Config, saved: dict | None = None) -> torch.nn.ModuleDict:
+    """Branch modules for ``config.branches``; ``saved`` maps branch -> exact encoder config."""
+    saved = saved or {}
+    return torch.nn.ModuleDict({
+        name: branch_class(name)(getattr(config, name), saved.get(name)) for name in config.branches})

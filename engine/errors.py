@@ -1,0 +1,38 @@
+"""One exception hierarchy, rooted at :class:`DfstreamError`.
+
+Entry points catch ``DfstreamError`` and print its message without a traceback:
+every subclass is a user-facing error whose message says what to fix.
+"""
+
+
+class DfstreamError(Exception):
+    """Root of every error dfstream raises on purpose."""
+
+
+class ConfigError(DfstreamError):
+    """A configuration file or value is invalid."""
+
+
+class MediaError(DfstreamError):
+    """Media that cannot be decoded: missing, empty, truncated, not media, no audio."""
+
+
+class CheckpointError(DfstreamError):
+    """A checkpoint is missing a file, is corrupt, or does not match the architecture."""
+
+
+class DatasetError(DfstreamError):
+    """Dataset metadata is malformed or refers to missing files."""
+
+
+class RegistryError(DfstreamError):
+    """An unknown key was looked up in one of the explicit registries."""
+
+
+def lookup(registry: dict, key: str, what: str):
+    """Return ``registry[key]`` or raise a :class:`RegistryError` listing the valid keys."""
+    try:
+        return registry[key]
+    except KeyError:
+        valid = ", ".join(sorted(registry))
+        raise RegistryError(f"unknown {what} {key!r}; valid: {valid}") from None

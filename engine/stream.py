@@ -1,0 +1,104 @@
+"""Per-stream state and the one streaming path every entry point uses.
+
+``StreamProcessor.process(chunk)`` decodes a chunk, appends its audio to the
+stream's timeline, scores every analysis window the new audio completed, feeds
+the localizer, and returns the chunk's :class:`Verdict`. The state kept per
+stream id is small and explicit: the audio still needed as context, the next
+window index and the localizer (with its open span).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.decode import SAMPLE_RATE, AudioBlock, decode_chunk, place
+from engine.detector import Detector
+from engine.types import Chunk, Span, Verdict
+from fusion.localizer import Localizer
+
+
+@dataclass
+class StreamState:
+    """What one stream carries from chunk to chunk (samples are at 16 kHz)."""
+
+    origin: float                      # stream time (s) of sample 0
+    localizer: Localizer
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    audio_start: int = 0               # stream sample index of audio[0]
+    received: int = 0                  # samples placed on the timeline so far
+    next_window: int = 0
+
+    @property
+    def end_time(self) -> float:
+        return self.origin + self.received / SAMPLE_RATE
+
+
+class StreamProcessor:
+    """Scores chunks of many streams, keeping each stream's state by id.
+
+    Parameters
+    ----------
+    detector : Detector
+        The model; shared, stateless across streams.
+    """
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        self.states: dict[str, StreamState] = {}
+
+    def process(self, chunk: Chunk) -> Verdict:
+        """Decode and score one chunk (raises MediaError for undecodable payloads)."""
+        started = time.perf_counter()
+        return self.feed(chunk.stream_id, chunk.seq, decode_chunk(chunk), chunk.final, started)
+
+    def feed(self, stream_id: str, seq: int, block: AudioBlock, final: bool = False,
+             started: float | None = None) -> Verdict:
+        """Score decoded audio ``block`` of ``stream_id``; ``final`` ends the stream."""
+        started = time.perf_counter() if started is None else started
+        state = self.states.get(stream_id)
+        if state is None:
+            state = self.states[stream_id] = StreamState(block.t0, self._localizer(block.t0))
+        start = round((block.t0 - state.origin) * SAMPLE_RATE)
+        samples = place(block.samples, start, state.received, SAMPLE_RATE)
+        state.audio = np.concatenate([state.audio, samples])
+        state.received += len(samples)
+        frames, probs, emb = self._score_ready(state, final)
+        closed = state.localizer.push(probs, emb)
+        if final:
+            closed += state.localizer.finish(state.end_time)
+            del self.states[stream_id]
+        score, scored = None, None
+        if len(probs):
+            score = float(probs.max())
+            step = self.detector.spec.frame_step
+            scored = Span(state.origin + frames.start * step,
+                          min(state.origin + frames.stop * step, state.end_time))
+        return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
+                       tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final)
+
+    def close(self, stream_id: str) -> None:
+        """Forget a stream's state (a stream abandoned before its final chunk)."""
+        self.states.pop(stream_id, None)
+
+    def _localizer(self, origin: float) -> Localizer:
+        return Localizer(self.detector.config.localizer, self.detector.spec.frame_step, origin, "audio")
+
+    def _score_ready(self, state: StreamState, final: bool) -> tuple[range, np.ndarray, np.ndarray]:
+        """Run every window the received audio completes; drop audio no window needs."""
+        plan = self.detector.plan
+        first, last = state.next_window, plan.complete(state.received, final)
+        total = state.received if final else None
+        if last <= first:
+            return range(0), np.zeros(0, np.float32), None
+        windows = np.stack([plan.cut(state.audio, state.audio_start, k, total) for k in range(first, last)])
+        scores = self.detector.score(windows)
+        keep = [plan.kept_frames(k, total) for k in range(first, last)]
+        probs = np.concatenate([p[:n] for p, n in zip(scores.probs, keep)])
+        emb = np.concatenate([e[:n] for e, n in zip(scores.embeddings, keep)])
+        state.next_window = last
+        drop = plan.keep_from(last) - state.audio_start
+        if drop > 0:
+            state.audio, state.audio_start = state.audio[drop:], state.audio_start + drop
+        return range(first * plan.hop_frames, first * plan.hop_frames + len(probs)), probs, emb

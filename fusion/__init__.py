@@ -1,0 +1,1 @@
+"""Fusion of branch scores, the temporal localizer, and (later) attribution."""

@@ -1,0 +1,81 @@
+"""Audio branch: speech SSL encoder -> weighted layer sum -> BiLSTM -> frame logits.
+
+Back-end choice: a 2-layer BiLSTM over the 50 Hz encoder frames. Localizing a
+forged span needs each frame's evidence compared with its neighbours on both
+sides (a boundary is a change), which a BiLSTM gives at low cost for any
+window length; attentive pooling alone would give one score per window, and a
+conformer costs more than the small encoders we run on CPU. The learned
+softmax weights over all hidden layers follow the SUPERB recipe: spoofing cues
+sit in lower layers than content.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.config import AudioBranchConfig
+from modalities.audio.encoder import build_encoder
+from modalities.base import Specifications
+
+
+class AudioBranch(nn.Module):
+    """Per-frame (20 ms) forgery logits and embeddings from 16 kHz mono audio.
+
+    Parameters
+    ----------
+    cfg : AudioBranchConfig
+        Encoder and back-end sizes.
+    saved_encoder : dict, optional
+        Exact encoder config from a checkpoint (see :func:`build_encoder`).
+    """
+
+    name = "audio"
+
+    def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg.encoder, saved_encoder)
+        hidden = self.encoder.config.hidden_size
+        layers = self.encoder.config.num_hidden_layers + 1
+        dim = cfg.backend_dim
+        self.layer_logits = nn.Parameter(torch.zeros(layers))
+        self.norm = nn.LayerNorm(hidden)
+        self.proj = nn.Linear(hidden, dim)
+        self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True,
+                            bidirectional=True, dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
+        self.head = nn.Linear(dim, 1)
+        self.specifications = Specifications("audio", 16000, 320, 400, dim)
+
+    def encoder_config(self) -> dict:
+        """The exact ``transformers`` config of the encoder, for checkpoints."""
+        return self.encoder.config.to_dict()
+
+    def preprocess(self, windows: np.ndarray) -> torch.Tensor:
+        """CPU: float32 windows, shape ``(B, samples)``, as a tensor."""
+        return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """Encoder hidden states, shape ``(B, layers+1, frames, hidden)``."""
+        out = self.encoder(wav, output_hidden_states=True)
+        return torch.stack(out.hidden_states, dim=1)
+
+    def head_forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Back-end on stacked hidden states.
+
+        Returns logits ``(B, frames)`` and embeddings ``(B, frames, backend_dim)``.
+        """
+        weights = torch.softmax(self.layer_logits, dim=0)
+        mixed = torch.einsum("l,blth->bth", weights.to(hidden.dtype), hidden)
+        x = self.proj(self.norm(mixed))
+        emb, _ = self.lstm(x)
+        return self.head(emb).squeeze(-1), emb
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms ``(B, samples)`` at 16 kHz -> logits ``(B, frames)``, embeddings."""
+        return self.head_forward(self.encode(wav))
+
+    @staticmethod
+    def postprocess(logits: torch.Tensor, emb: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities ``(B, frames)`` and embeddings as float32 NumPy arrays."""
+        return torch.sigmoid(logits.float()).cpu().numpy(), emb.float().cpu().numpy()

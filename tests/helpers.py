@@ -1,0 +1,79 @@
+"""Test media made with PyAV, and tiny models."""
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from engine.config import config_from_dict
+
+TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
+                              "intermediate_size": 64, "conv_dim": 32},
+                  "backend_dim": 16, "backend_layers": 1},
+        "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4}}
+
+
+def tiny_config(**sections):
+    data = {k: dict(v) for k, v in TINY.items()}
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    return config_from_dict(data)
+
+
+def burst(rate: int, seconds: float, on: float, off: float, freq: float = 440.0) -> np.ndarray:
+    """Silence with a sine burst between ``on`` and ``off`` seconds (float32, amplitude 0.5)."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t) * ((t >= on) & (t < off))).astype(np.float32)
+
+
+def encode(target, fmt: str, codec: str, rate: int, channels: int, signal: np.ndarray,
+           start: float = 0.0, video: bool = False) -> None:
+    """Encode mono ``signal`` (duplicated to ``channels``) into ``target`` (path or file object)."""
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(target, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        vstream = None
+        if video:
+            vstream = out.add_stream("libx264", rate=10)
+            vstream.width, vstream.height, vstream.pix_fmt = 64, 64, "yuv420p"
+        size = stream.codec_context.frame_size or 1024
+        data = np.tile(signal, (channels, 1))
+        offset = round(start * rate)
+        for i in range(0, data.shape[1], size):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, i:i + size]), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, offset + i, Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if vstream is not None:
+            for i in range(int(len(signal) / rate * 10)):
+                img = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10 % 255, np.uint8), format="rgb24")
+                img.pts = i
+                out.mux(vstream.encode(img))
+            out.mux(vstream.encode(None))
+
+
+def encode_bytes(fmt, codec, rate, channels, signal, start=0.0) -> bytes:
+    buf = io.BytesIO()
+    encode(buf, fmt, codec, rate, channels, signal, start)
+    return buf.getvalue()
+
+
+def video_only(path) -> None:
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            img = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            img.pts = i
+            out.mux(v.encode(img))
+        out.mux(v.encode(None))
+
+
+def onset(samples: np.ndarray, rate: int = 16000, level: float = 0.1) -> float:
+    """Seconds at which the 5 ms RMS envelope first exceeds ``level``."""
+    hop = rate // 200
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    return float(np.flatnonzero(rms > level)[0] * hop / rate)
