@@ -144,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "
                                    "AV-Deepfake1M metadata, for the demo and smoke tests.")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--files", type=int, default=48)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files and metadata.json")
+    p.add_argument("--files", type=int, default=48, help="number of files, 4-8 s each (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.set_defaults(func=cmd_toyset)
     return parser
 

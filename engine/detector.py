@@ -72,10 +72,11 @@ class Detector:
         return (f"model {self.model_id}: trained on {data.get('description', 'unknown data')} "
                 f"({data.get('files', '?')} files, {data.get('seconds', 0):.0f} s)")
 
-    def warn_if_untrained(self, stream=sys.stderr) -> None:
+    def warn_if_untrained(self) -> None:
+        """Print a loud warning on stderr when the weights are random."""
         if not self.trained:
             bar = "!" * 78
-            print(f"{bar}\nWARNING: {self.describe()}\n{bar}", file=stream)
+            print(f"{bar}\nWARNING: {self.describe()}\n{bar}", file=sys.stderr)
 
     def score(self, windows: np.ndarray) -> FrameScores:
         """Score windows, shape ``(B, plan.length)`` float32 at 16 kHz.

@@ -1,0 +1,101 @@
+"""Checkpoints: safetensors + JSON round trip, and clear failures."""
+import json
+
+import numpy as np
+import pytest
+
+from engine.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from engine.detector import Detector
+from engine.errors import CheckpointError, ConfigError
+from helpers import tiny_config
+
+SUMMARY = {"data": {"description": "unit-test noise", "files": 1, "seconds": 1.0}}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    det = Detector.from_config(tiny_config())
+    save_checkpoint(det, tmp_path / "ckpt", SUMMARY)
+    return det, tmp_path / "ckpt"
+
+
+def windows(det, n=3):
+    return np.random.default_rng(0).normal(0, 0.1, (n, det.plan.length)).astype(np.float32)
+
+
+def test_round_trip_gives_identical_scores(saved):
+    det, path = saved
+    loaded = load_checkpoint(path)
+    x = windows(det)
+    assert np.array_equal(loaded.score(x).probs, det.score(x).probs)
+    assert loaded.config == det.config and loaded.trained and not det.trained
+    meta = read_metadata(path)
+    assert meta["format"] == "dfstream.checkpoint/1" and meta["training"] == SUMMARY
+    assert loaded.model_id == meta["model_id"] and meta["model_id"].startswith("dfstream-audio-")
+    assert meta["specifications"]["audio"]["frame_samples"] == 320
+    assert sorted(p.name for p in path.iterdir()) == ["dfstream.json", "model.safetensors"]
+    assert "unit-test noise" in loaded.describe() and "UNTRAINED" in det.describe()
+
+
+def test_inference_overrides_apply_but_not_architecture(saved):
+    _, path = saved
+    loaded = load_checkpoint(path, {"localizer": {"onset": 0.8, "offset": 0.7}})
+    assert loaded.config.localizer.onset == 0.8
+    with pytest.raises(ConfigError, match="cannot override"):
+        load_checkpoint(path, {"audio": {"backend_dim": 8}})
+
+
+def test_missing_files(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nowhere")
+    (path / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        load_checkpoint(path)
+    (path / "dfstream.json").unlink()
+    with pytest.raises(CheckpointError, match="dfstream.json is missing"):
+        load_checkpoint(path)
+
+
+def test_corrupt_weights_fail_the_checksum(saved):
+    _, path = saved
+    data = bytearray((path / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)
+
+
+def test_unreadable_weights(saved):
+    _, path = saved
+    (path / "model.safetensors").write_bytes(b"not safetensors")
+    meta = json.loads((path / "dfstream.json").read_text())
+    import hashlib
+    meta["weights_sha256"] = hashlib.sha256(b"not safetensors").hexdigest()
+    (path / "dfstream.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(path)
+
+
+def test_mismatched_architecture(saved):
+    _, path = saved
+    meta = json.loads((path / "dfstream.json").read_text())
+    meta["config"]["audio"]["backend_dim"] = 24
+    (path / "dfstream.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match the architecture.*shape mismatch"):
+        load_checkpoint(path)
+    meta["config"]["audio"]["backend_dim"] = 16
+    meta["architecture"]["audio"]["encoder"]["num_hidden_layers"] = 3
+    (path / "dfstream.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(path)
+
+
+def test_bad_metadata(saved):
+    _, path = saved
+    (path / "dfstream.json").write_text("{")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(path)
+    (path / "dfstream.json").write_text('{"format": "other/9"}')
+    with pytest.raises(CheckpointError, match="unsupported checkpoint format"):
+        load_checkpoint(path)

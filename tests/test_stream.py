@@ -1,0 +1,119 @@
+"""The streaming path: windows on a stream-time grid, chunked == whole-file."""
+import numpy as np
+import pytest
+
+from engine.config import replace
+from engine.decode import AudioBlock, decode_audio
+from engine.detector import Detector
+from engine.stream import StreamProcessor
+from engine.windows import WindowPlan
+from helpers import encode, tiny_config
+from streams.replay import file_chunks
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 7.37 s stereo 44.1 kHz FLAC-in-Matroska of noise bursts with PTS starting at 3 s."""
+    rng = np.random.default_rng(1)
+    rate = 44100
+    t = np.arange(int(7.37 * rate)) / rate
+    signal = (rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0)
+              + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    path = tmp_path_factory.mktemp("clip") / "clip.mkv"
+    encode(str(path), "matroska", "flac", rate, 2, signal, start=3.0)
+    return path
+
+
+def busy_detector(clip):
+    """Tiny random model with thresholds at its own median, so that spans abound."""
+    det = Detector.from_config(tiny_config())
+    audio = decode_audio(clip).samples
+    total = len(audio)
+    windows = np.stack([det.plan.cut(audio, 0, k, total) for k in range(det.plan.complete(total, True))])
+    median = float(np.median(det.score(windows).probs))
+    config = replace(replace(det.config, "localizer.onset", median), "localizer.offset", median - 1e-4)
+    config = replace(replace(config, "localizer.min_duration", 0.04), "localizer.merge_gap", 0.02)
+    return Detector(config, det.model, det.model_id, None)
+
+
+def detections(verdicts):
+    return [(d.span.start, d.span.end, d.score) for v in verdicts for d in v.detections]
+
+
+def test_plan_geometry():
+    plan = WindowPlan.build(tiny_config().inference, 16000, 320, 400)
+    assert (plan.hop, plan.context, plan.pad, plan.length, plan.first_kept) == (8000, 8000, 80, 16080, 25)
+    assert plan.complete(15999, False) == 1 and plan.complete(16000, False) == 2
+    assert plan.complete(16001, True) == 3
+    assert plan.kept_frames(2, 16001) == 1 and plan.kept_frames(1, None) == 25
+    audio = np.arange(1, 20001, dtype=np.float32)
+    w0 = plan.cut(audio, 0, 0, None)
+    assert w0[:8000].sum() == 0 and w0[8000] == 1 and w0[-81] == 8000 and w0[-80:].sum() == 0
+    w2 = plan.cut(audio[4000:], 4000, 2, 20000)  # audio before 4000 was dropped; window 2 starts at 8000
+    assert w2[0] == 8001 and w2[11999] == 20000 and w2[12000:].sum() == 0
+    assert plan.keep_from(2) == 8000
+
+
+def test_frame_step_must_divide_hop():
+    from engine.errors import ConfigError
+    with pytest.raises(ConfigError, match="multiple of the frame step"):
+        WindowPlan.build(replace(tiny_config(), "inference.hop_seconds", 0.51).inference, 16000, 320, 400)
+
+
+@pytest.mark.parametrize("chunk_seconds", [0.3, 0.5, 1.7, 2.0])
+def test_chunked_equals_whole_file(clip, chunk_seconds):
+    det = busy_detector(clip)
+    whole_block = decode_audio(clip)
+    whole = StreamProcessor(det).feed("clip", 0, whole_block, final=True)
+    processor = StreamProcessor(det)
+    chunked = [processor.process(c) for c in file_chunks(clip, "clip", chunk_seconds)]
+    assert len(chunked) == int(np.ceil(whole_block.duration / chunk_seconds))
+    assert processor.states == {}  # the final chunk released the stream's state
+    expected, got = detections([whole]), detections(chunked)
+    assert len(expected) >= 3 and len(got) == len(expected)
+    for (s0, e0, p0), (s1, e1, p1) in zip(expected, got):
+        assert abs(s0 - s1) <= 0.02 and abs(e0 - e1) <= 0.02 and p0 == pytest.approx(p1, abs=1e-4)
+    assert all(3.0 <= s < e <= whole_block.t0 + whole_block.duration + 1e-9 for s, e, _ in got)
+    # the scored spans tile the stream without gaps or overlaps
+    scored = [v.scored for v in chunked if v.scored is not None]
+    assert scored[0].start == pytest.approx(3.0)
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(scored, scored[1:]))
+    assert scored[-1].end == pytest.approx(whole_block.t0 + whole_block.duration)
+    assert max(v.score for v in chunked if v.score is not None) == pytest.approx(whole.score, abs=1e-5)
+
+
+def test_chunks_shorter_than_hop_get_no_score_until_a_window_completes():
+    det = Detector.from_config(tiny_config())
+    p = StreamProcessor(det)
+    v0 = p.feed("s", 0, AudioBlock(np.zeros(4000, np.float32), 0.0))
+    v1 = p.feed("s", 1, AudioBlock(np.zeros(4000, np.float32), 0.25))
+    assert v0.score is None and v0.scored is None
+    assert v1.scored.start == 0.0 and v1.scored.end == pytest.approx(0.5) and 0 <= v1.score <= 1
+
+
+def test_gap_between_chunks_is_silence_on_the_timeline():
+    det = Detector.from_config(tiny_config())
+    p = StreamProcessor(det)
+    p.feed("s", 0, AudioBlock(np.ones(8000, np.float32) * 0.1, 10.0))
+    v = p.feed("s", 1, AudioBlock(np.ones(8000, np.float32) * 0.1, 11.0), final=True)
+    assert v.scored.start == pytest.approx(10.5) and v.scored.end == pytest.approx(11.5)
+
+
+def test_streams_are_independent():
+    det = Detector.from_config(tiny_config())
+    rng = np.random.default_rng(0)
+    a, b = (rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(2))
+    together = StreamProcessor(det)
+    mixed = [together.feed("a", 0, AudioBlock(a[:8000], 0)), together.feed("b", 0, AudioBlock(b[:8000], 0)),
+             together.feed("a", 1, AudioBlock(a[8000:], 0.5), True), together.feed("b", 1, AudioBlock(b[8000:], 0.5), True)]
+    alone = StreamProcessor(det)
+    only_a = [alone.feed("a", 0, AudioBlock(a[:8000], 0)), alone.feed("a", 1, AudioBlock(a[8000:], 0.5), True)]
+    assert [mixed[0].score, mixed[2].score] == pytest.approx([only_a[0].score, only_a[1].score], abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 319])
+def test_silence_and_very_short_audio_give_a_verdict_without_detections(n):
+    det = Detector.from_config(tiny_config())
+    v = StreamProcessor(det).feed("s", 0, AudioBlock(np.zeros(n, np.float32), 0.0), final=True)
+    assert v.detections == () and v.final
+    assert (v.score is None) == (n == 0)
