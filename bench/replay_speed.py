@@ -1,0 +1,107 @@
+"""Replay throughput on CPU: the engine vs a plain per-chunk loop, in one run.
+
+Both score the same SYNTHETIC toy files (engine/toyset.py) with the same
+model (the default architecture, random weights: speed does not depend on
+them) and the same window geometry.
+
+* engine: ``streams.replay.replay`` - each file decoded once, incrementally,
+  chunks carried through per-stream state (context audio kept, not re-read),
+  all windows a chunk completes scored in one batch.
+* baseline ("plain per-chunk loop without state reuse", as research scripts
+  run): for every chunk, decode the file again, cut that chunk's window with
+  its context, score it alone (batch 1).
+
+Writes bench/results/replay_speed.json with media-seconds per wall-second for
+both and their ratio, and the machine it ran on.
+
+    python bench/replay_speed.py [--files 12] [--config YAML] [--out PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import load_config
+from engine.decode import decode_audio
+from engine.detector import Detector
+from engine.stream import StreamProcessor
+from engine.toyset import make_toyset
+from streams.replay import expand_inputs, replay
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"cores": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def run_engine(detector, inputs, chunk_seconds, out) -> float:
+    start = time.perf_counter()
+    replay(inputs, StreamProcessor(detector), out, chunk_seconds, progress=False)
+    return time.perf_counter() - start
+
+
+def run_baseline(detector, inputs, chunk_seconds) -> float:
+    plan, chunk = detector.plan, round(chunk_seconds * 16000)
+    start = time.perf_counter()
+    for path, _ in inputs:
+        total = len(decode_audio(path).samples)
+        for c0 in range(0, total, chunk):
+            audio = decode_audio(path).samples  # re-decoded for every chunk: no state kept
+            c1 = min(total, c0 + chunk)
+            first, last = c0 // plan.hop, plan.complete(c1, final=c1 == total)
+            for k in range(first, last):
+                detector.score(plan.cut(audio, 0, k, total if c1 == total else None)[None])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=12, help="toy files, 4-8 s each")
+    parser.add_argument("--config", help="config YAML (default: configs/default.yaml)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "replay_speed.json"))
+    args = parser.parse_args()
+    config = load_config(args.config)
+    detector = Detector.from_config(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_toyset(Path(tmp) / "data", files=args.files, seed=7)
+        inputs = expand_inputs([str(Path(tmp) / "data")])
+        seconds = sum(decode_audio(p).duration for p, _ in inputs)
+        detector.score(np.zeros((1, detector.plan.length), np.float32))  # warm-up
+        chunk = config.replay.chunk_seconds
+        engine_s = run_engine(detector, inputs, chunk, Path(tmp) / "out")
+        baseline_s = run_baseline(detector, inputs, chunk)
+    result = {
+        "benchmark": "replay_speed",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "data": f"{len(inputs)} SYNTHETIC toy files (engine/toyset.py), {seconds:.1f} media-seconds",
+        "config": {"encoder": f"{config.audio.encoder.kind} {config.audio.encoder.num_layers}x"
+                              f"{config.audio.encoder.hidden_size} (random init)",
+                   "hop_seconds": config.inference.hop_seconds, "context_seconds": config.inference.context_seconds,
+                   "chunk_seconds": chunk, "batch_size": config.inference.batch_size},
+        "engine": {"wall_s": round(engine_s, 3), "media_s_per_s": round(seconds / engine_s, 2)},
+        "baseline_per_chunk_no_state": {"wall_s": round(baseline_s, 3),
+                                        "media_s_per_s": round(seconds / baseline_s, 2)},
+        "speedup": round(baseline_s / engine_s, 3),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
