@@ -15,15 +15,11 @@ from engine.errors import ConfigError, DfstreamError
 EPILOG = "Configuration keys and defaults: configs/default.yaml. Output schema: README.md."
 
 
-def _config_and_overrides(path: str | None):
-    from engine.config import load_config, read_yaml
-    return load_config(path), (read_yaml(path) if path else {})
-
-
 def _detector(model: str | None, config_path: str | None, chunk_seconds: float | None = None):
     """The detector for replay: a checkpoint, or (loudly) random weights; and the replay config."""
-    from engine.config import replace
-    config, raw = _config_and_overrides(config_path)
+    from engine.config import config_from_dict, read_yaml, replace
+    raw = read_yaml(config_path) if config_path else {}
+    config = config_from_dict(raw)
     if model:
         from engine.checkpoint import load_checkpoint
         overrides = {k: v for k, v in raw.items() if k in ("inference", "localizer", "replay")}
@@ -58,11 +54,10 @@ def cmd_replay(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from engine.config import load_config
+    from engine.config import load_config, replace
     from engine.training import train
     config = load_config(args.config)
     if args.epochs is not None:
-        from engine.config import replace
         config = replace(config, "train.epochs", args.epochs)
     summary = train(args.meta, args.root, args.out, config, args.data_description, args.labels)
     best = summary["best_epoch"]

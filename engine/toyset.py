@@ -66,8 +66,8 @@ def _signal(rng, n: int):
 def _fake_segments(rng, duration: float) -> list[list[float]]:
     segments = []
     for _ in range(rng.integers(1, 3)):
-        length = rng.uniform(0.4, 1.6)
-        start = rng.uniform(0.2, max(0.3, duration - length - 0.2))
+        length = rng.uniform(0.4, min(1.6, 0.6 * duration))
+        start = min(rng.uniform(0.2, max(0.3, duration - length - 0.2)), duration - length - 0.05)
         if all(start > e + 0.3 or start + length < s - 0.3 for s, e in segments):
             segments.append([round(start, 2), round(start + length, 2)])
     return sorted(segments)

@@ -90,9 +90,9 @@ class _Trainer:
             self.branch.encoder.freeze_feature_encoder()
         params = [p for p in self.branch.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
-        self.cache: dict[int, torch.Tensor] = {}
+        self.cache: dict[tuple, torch.Tensor] = {}
 
-    def _logits(self, data: Windows, index: np.ndarray, key: int) -> torch.Tensor:
+    def _logits(self, data: Windows, index: np.ndarray, key: tuple) -> torch.Tensor:
         wav = torch.from_numpy(data.audio[index]).to(self.device)
         if self.frozen:
             if key not in self.cache:
@@ -117,8 +117,7 @@ class _Trainer:
             self.branch.encoder.eval()
         total, weight = 0.0, 0.0
         for b in self._batches(len(data.audio), True, rng):
-            key = hash((tag, int(b[0])))
-            logits = self._logits(data, b, key)
+            logits = self._logits(data, b, (tag, int(b[0])))
             target = torch.from_numpy(data.targets[b]).to(self.device)
             mask = torch.from_numpy(data.mask[b]).to(self.device)
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(
@@ -135,7 +134,7 @@ class _Trainer:
         self.branch.eval()
         probs = []
         for b in self._batches(len(data.audio), False, None):
-            probs.append(torch.sigmoid(self._logits(data, b, hash((tag, int(b[0]))))).cpu().numpy())
+            probs.append(torch.sigmoid(self._logits(data, b, (tag, int(b[0])))).cpu().numpy())
         p, m = np.concatenate(probs), data.mask.astype(bool)
         y, s = data.targets[m], p[m]
         eps = 1e-6

@@ -1,0 +1,47 @@
+"""Training details: frame targets, fine-tuning, held-out validation."""
+import json
+
+import numpy as np
+import torch
+
+from engine.checkpoint import load_checkpoint
+from engine.config import replace
+from engine.dataset import load_metadata
+from engine.detector import Detector
+from engine.toyset import make_toyset
+from engine.training import _split, _windows, train
+from helpers import tiny_config
+
+
+def test_frame_targets_follow_segment_centres(tmp_path):
+    meta = make_toyset(tmp_path, files=3, seed=1, min_seconds=1.0, max_seconds=1.2)
+    det = Detector.from_config(tiny_config())
+    item = next(i for i in load_metadata(meta) if i.segments["audio_fake_segments"])
+    data = _windows([item], tmp_path, det, "audio_fake_segments", "t")
+    frames = data.targets.reshape(-1)[data.mask.reshape(-1) > 0]
+    centres = (np.arange(len(frames)) + 0.5) * 0.02
+    expected = [any(s.start <= t < s.end for s in item.segments["audio_fake_segments"]) for t in centres]
+    assert frames.tolist() == [float(e) for e in expected] and 0 < frames.sum() < len(frames)
+    assert data.audio.shape[1] == det.plan.length
+
+
+def test_validation_is_held_out_of_train_when_missing(tmp_path):
+    meta = make_toyset(tmp_path, files=10, seed=1, min_seconds=1.0, max_seconds=1.2)
+    items = [i for i in load_metadata(meta) if i.split == "train"]
+    config = replace(tiny_config(), "train.val_fraction", 0.25)
+    tr, val = _split(items, config)
+    assert len(val) == 2 and len(tr) == len(items) - 2 and not {i.file for i in tr} & {i.file for i in val}
+
+
+def test_finetuning_updates_the_encoder_but_not_its_feature_extractor(tmp_path):
+    meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
+    config = replace(replace(tiny_config(), "train.finetune_encoder", True), "train.epochs", 1)
+    before = Detector.from_config(config).model.state_dict()
+    train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
+    after = load_checkpoint(tmp_path / "ck").model.state_dict()
+    conv = "audio.encoder.feature_extractor.conv_layers.0.conv.weight"
+    attn = "audio.encoder.encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(before[conv], after[conv])
+    assert not torch.equal(before[attn], after[attn])
+    card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())["training"]
+    assert card["method"]["encoder"] == "fine-tuned"
