@@ -62,15 +62,20 @@ def _item(entry: dict, index: int) -> Item:
     return Item(entry["file"], entry.get("split", "train"), segments, entry)
 
 
-def load_metadata(path: str | Path) -> list[Item]:
-    """Read an AV-Deepfake1M / LAV-DF metadata JSON list."""
+def read_json(path: str | Path, what: str):
+    """Parse the JSON file ``path``; ``what`` names it in the DatasetError if it cannot."""
     path = Path(path)
     try:
-        entries = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise DatasetError(f"metadata file not found: {path}") from None
+        raise DatasetError(f"{what} file not found: {path}") from None
     except json.JSONDecodeError as e:
-        raise DatasetError(f"metadata {path} is not valid JSON: {e}") from None
+        raise DatasetError(f"{what} {path} is not valid JSON: {e}") from None
+
+
+def load_metadata(path: str | Path) -> list[Item]:
+    """Read an AV-Deepfake1M / LAV-DF metadata JSON list."""
+    entries = read_json(path, "metadata")
     if not isinstance(entries, list):
         raise DatasetError(f"metadata {path} must be a JSON list of entries")
     return [_item(e, i) for i, e in enumerate(entries)]

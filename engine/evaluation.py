@@ -1,23 +1,16 @@
 """``dfstream eval``: read predictions and metadata, compute and write the metrics."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engine import metrics
-from engine.dataset import LABEL_KEYS, load_metadata
+from engine.dataset import LABEL_KEYS, load_metadata, read_json
 from engine.errors import DatasetError
 
 
 def read_predictions(path: str | Path) -> dict:
     """AV-Deepfake1M localization predictions ``{file: [[score, start, end], ...]}``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"predictions file not found: {path}") from None
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"predictions {path} is not valid JSON: {e}") from None
+    data = read_json(path, "predictions")
     if not isinstance(data, dict):
         raise DatasetError(f"predictions {path} must map file -> [[score, start, end], ...]")
     for file, rows in data.items():

@@ -116,6 +116,11 @@ def test_eval_command(tmp_path, capsys):
     assert main(["eval", "--pred", str(tmp_path / "p.json"), "--meta", str(tmp_path / "m.json"),
                  "--scores", str(tmp_path / "s.csv")]) == 2
     assert "expected 'file;score'" in capsys.readouterr().err
+    assert main(["eval", "--pred", str(tmp_path / "none.json"), "--meta", str(tmp_path / "m.json")]) == 2
+    assert "predictions file not found" in capsys.readouterr().err
+    (tmp_path / "p.json").write_text('{"a": [[0.5, 1]]}')
+    assert main(["eval", "--pred", str(tmp_path / "p.json"), "--meta", str(tmp_path / "m.json")]) == 2
+    assert "must be a list of [score, start, end]" in capsys.readouterr().err
 
 
 def test_train_toyset_and_replay(tmp_path, tiny_yaml, capsys):
