@@ -118,12 +118,11 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     writer = ResultWriter(out_dir)
     results: dict[str, FileResult] = {}
     total = sum(probe_seconds(p) for p, _ in inputs)
-    bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, disable=None if progress else True,
-               desc="replay", bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} media-s "
-                                          "[{elapsed}<{remaining}] {postfix}")
+    bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, disable=not progress, mininterval=0.5,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} media-s [{elapsed}<{remaining}]")
     try:
         for index, (path, stream_id) in enumerate(inputs, 1):
-            bar.set_postfix_str(f"file {index}/{len(inputs)}")
+            bar.set_description_str(f"replay file {index}/{len(inputs)}")
             result = results[stream_id] = FileResult(stream_id)
             try:
                 for chunk in file_chunks(path, stream_id, chunk_seconds):
