@@ -27,16 +27,21 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: install
-	@test -f $(DEMO)/data/metadata.json || $(BIN)/dfstream toyset --out $(DEMO)/data --files 48
+	@test -f $(DEMO)/data/metadata.json || $(BIN)/dfstream toyset --out $(DEMO)/data --files 96
 	@test -f $(DEMO)/model/dfstream.json || $(BIN)/dfstream train --meta $(DEMO)/data/metadata.json \
 		--root $(DEMO)/data --out $(DEMO)/model \
 		--data-description "SYNTHETIC toy signals from dfstream toyset (formant tones, not speech)"
-	$(BIN)/dfstream replay $(DEMO)/data/test --root $(DEMO)/data --model $(DEMO)/model --out $(DEMO)/out
+	@test -f $(DEMO)/index/dfstream.index.json || $(BIN)/dfstream index build $(DEMO)/index \
+		--meta $(DEMO)/data/metadata.json --root $(DEMO)/data --model $(DEMO)/model
+	$(BIN)/dfstream replay $(DEMO)/data/test --root $(DEMO)/data --model $(DEMO)/model \
+		--index $(DEMO)/index --out $(DEMO)/out
 	$(BIN)/dfstream eval --pred $(DEMO)/out/predictions.json --scores $(DEMO)/out/scores.csv \
+		--verdicts $(DEMO)/out/verdicts.jsonl --index $(DEMO)/index \
 		--meta $(DEMO)/data/metadata.json --split test --out $(DEMO)/out/metrics.json
 
 bench: install
 	$(BIN)/python bench/replay_speed.py
+	$(BIN)/python bench/attribution.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache dfstream-out

@@ -10,7 +10,6 @@ mismatch.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,20 +18,15 @@ import torch
 import transformers
 
 import engine
-from engine.config import Config, config_from_dict, config_to_dict
+from engine.artifacts import read_sidecar_json, sha256_file
+from engine.config import config_from_dict, config_to_dict
 from engine.detector import Detector, build_model
 from engine.errors import CheckpointError, ConfigError, DfstreamError
 
 FORMAT = "dfstream.checkpoint/1"
+RUNTIME_SECTIONS = ("inference", "localizer", "attribution", "replay")
+"""Config sections that may differ from training when a checkpoint is loaded."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) -> Path:
@@ -41,7 +35,7 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in detector.model.state_dict().items()}
     safetensors.torch.save_file(state, str(out / WEIGHTS), metadata={"format": FORMAT})
-    checksum = _sha256(out / WEIGHTS)
+    checksum = sha256_file(out / WEIGHTS)
     meta = {
         "format": FORMAT,
         "model_id": f"dfstream-{'-'.join(detector.config.branches)}-{checksum[:12]}",
@@ -62,18 +56,9 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
 def read_metadata(directory: str | Path) -> dict:
     """``dfstream.json`` of a checkpoint directory, checked for format."""
     directory = Path(directory)
-    path = directory / META
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {directory}")
-    if not path.exists():
-        raise CheckpointError(f"{directory} is not a dfstream checkpoint: {META} is missing")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r} (expected {FORMAT})")
-    return meta
+    return read_sidecar_json(directory / META, FORMAT, "dfstream checkpoint", "checkpoint", CheckpointError)
 
 
 def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Detector:
@@ -85,21 +70,21 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         Holds ``model.safetensors`` and ``dfstream.json``.
     overrides : dict, optional
         Config sections that may differ from training (``inference``,
-        ``localizer``, ``replay``); architecture sections always come from the
-        checkpoint.
+        ``localizer``, ``attribution``, ``replay``); architecture sections always
+        come from the checkpoint.
     """
     directory = Path(directory)
     meta = read_metadata(directory)
     weights = directory / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"{directory}: {WEIGHTS} is missing")
-    if _sha256(weights) != meta.get("weights_sha256"):
+    if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights}: checksum does not match {META}; the file is corrupt or was replaced")
     data = meta["config"]
     for section, values in (overrides or {}).items():
-        if section not in ("inference", "localizer", "replay"):
+        if section not in RUNTIME_SECTIONS:
             raise ConfigError(f"config section {section!r} cannot override a checkpoint "
-                              "(only inference, localizer, replay)")
+                              f"(only {', '.join(RUNTIME_SECTIONS)})")
         data = {**data, section: values}
     config = config_from_dict(data)
     saved = {name: arch["encoder"] for name, arch in meta["architecture"].items()}
@@ -114,7 +99,7 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
     except Exception as e:  # safetensors raises its own SafetensorError for corrupt headers
         raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
     _load_state(model, state, directory)
-    return Detector(config, model, meta["model_id"], meta.get("training"))
+    return Detector(config, model, meta["model_id"], meta.get("training"), meta["weights_sha256"])
 
 
 def _load_state(model: torch.nn.Module, state: dict, directory: Path) -> None:

@@ -21,12 +21,12 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
     raw = read_yaml(config_path) if config_path else {}
     config = config_from_dict(raw)
     if model:
-        from engine.checkpoint import load_checkpoint
-        overrides = {k: v for k, v in raw.items() if k in ("inference", "localizer", "replay")}
+        from engine.checkpoint import RUNTIME_SECTIONS, load_checkpoint
+        overrides = {k: v for k, v in raw.items() if k in RUNTIME_SECTIONS}
         ignored = sorted(set(raw) - set(overrides))
         if ignored:
             raise ConfigError(f"--config sets {', '.join(ignored)}, which a checkpoint fixes; "
-                              "with --model only inference, localizer and replay may be set")
+                              f"with --model only {', '.join(RUNTIME_SECTIONS)} may be set")
         detector = load_checkpoint(model, overrides)
     else:
         from engine.detector import Detector
@@ -35,6 +35,19 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
     if chunk_seconds is not None:
         config = replace(config, "replay.chunk_seconds", chunk_seconds)
     return detector, config
+
+
+def _attributor(detector, index_dir: str | None):
+    """The attributor for ``--index`` or ``attribution.index`` (None when neither is set)."""
+    cfg = detector.config.attribution
+    index_dir = index_dir or cfg.index
+    if index_dir is None:
+        return None
+    from fusion.attribution import AttributionIndex, Attributor, check_model
+    index = AttributionIndex.load(index_dir)
+    check_model(index, detector.model_id, detector.weights_sha256, detector.spec.embedding_dim)
+    threshold = cfg.threshold if cfg.threshold is not None else index.meta["threshold"]["value"]
+    return Attributor(index, threshold, cfg.top_k, cfg.neighbours)
 
 
 def cmd_replay(args) -> int:
@@ -46,8 +59,8 @@ def cmd_replay(args) -> int:
         raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
     detector, config = _detector(args.model, args.config, args.chunk_seconds)
     detector.warn_if_untrained()
-    results = replay(inputs, StreamProcessor(detector), args.out, config.replay.chunk_seconds,
-                     progress=not args.quiet)
+    processor = StreamProcessor(detector, _attributor(detector, args.index))
+    results = replay(inputs, processor, args.out, config.replay.chunk_seconds, progress=not args.quiet)
     print(summary(results, detector.describe()))
     print(f"\nwrote {Path(args.out) / 'verdicts.jsonl'}, predictions.json, scores.csv")
     return 1 if any(r.error for r in results.values()) else 0
@@ -68,12 +81,40 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from engine.evaluation import evaluate, format_metrics
-    result = evaluate(args.pred, args.meta, args.scores, args.labels, args.split)
+    if (args.verdicts is None) != (args.index is None):
+        raise DfstreamError("attribution metrics need both --verdicts and --index")
+    result = evaluate(args.pred, args.meta, args.scores, args.labels, args.split,
+                      args.verdicts, args.index, args.label_field)
     print(format_metrics(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from fusion.attribution import read_sidecar
+    if args.action == "info":
+        sidecar = read_sidecar(args.index_dir)
+    else:
+        for name in ("meta", "root", "model"):
+            if getattr(args, name) is None:
+                raise DfstreamError(f"index {args.action} needs --{name}")
+        from engine.indexing import add_to_index, build_index
+        if args.action == "build":
+            sidecar = build_index(args.meta, args.root, args.model, args.index_dir, args.label_field,
+                                  args.labels, args.split, args.holdout, args.false_reject)
+        else:
+            sidecar = add_to_index(args.index_dir, args.meta, args.root, args.model, args.label_field,
+                                   args.labels, args.split)
+    threshold = sidecar.get("threshold", {})
+    print(f"index {args.index_dir}: {sidecar['vectors']} spans, {sidecar['index_type']} "
+          f"{sidecar['dim']}-d {sidecar['metric']}\nmodel {sidecar['model_id']}\n"
+          f"open-set threshold {threshold.get('value')} ({threshold.get('method')})\n"
+          f"created {sidecar['created']}, updated {sidecar['updated']}")
+    for name, count in sorted(sidecar["counts"].items(), key=lambda kv: -kv[1]):
+        print(f"  {count:8d}  {name}")
     return 0
 
 
@@ -105,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chunk length the files are cut into (default: replay.chunk_seconds = 2.0)")
     p.add_argument("--root", metavar="DIR", help="name files relative to DIR in the outputs "
                                                  "(to match a metadata file's 'file' entries)")
+    p.add_argument("--index", metavar="DIR", help="attribution index (from `dfstream index build`); "
+                                                  "default: attribution.index from the config")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
 
@@ -133,14 +176,40 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["fake_segments", "audio_fake_segments", "visual_fake_segments"],
                    help="which true segments to score against (default: %(default)s)")
     p.add_argument("--split", help="evaluate only metadata entries of this split")
+    p.add_argument("--verdicts", metavar="JSONL", help="replay's verdicts.jsonl, for attribution metrics "
+                                                       "(top-1 accuracy, known-vs-unknown AUROC); needs --index")
+    p.add_argument("--index", metavar="DIR", help="the attribution index the verdicts used: its generators are 'known'")
+    p.add_argument("--label-field", default="audio_model", help="metadata field naming a span's generator "
+                                                                "(default: %(default)s)")
     p.add_argument("--out", metavar="JSON", help="write the metrics here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("index", epilog=EPILOG, help="build, extend or describe an attribution index",
+                       description="Attribution index of known generators. build: embed the labelled forged spans "
+                                   "of a dataset with a checkpoint's span embeddings into a FAISS index, and "
+                                   "calibrate the open-set threshold on held-out spans. add: append spans (same "
+                                   "model). info: print the sidecar and the spans per generator.")
+    p.add_argument("action", choices=["build", "add", "info"])
+    p.add_argument("index_dir", metavar="INDEX_DIR", help="the index folder (written by build)")
+    p.add_argument("--meta", metavar="JSON", help="metadata (AV-Deepfake1M / LAV-DF format)")
+    p.add_argument("--root", metavar="DIR", help="folder the metadata's paths are relative to")
+    p.add_argument("--model", metavar="DIR", help="checkpoint whose span embeddings the index holds")
+    p.add_argument("--label-field", default="audio_model", help="metadata field naming the generator "
+                                                                "(default: %(default)s)")
+    p.add_argument("--labels", default="audio_fake_segments",
+                   choices=["audio_fake_segments", "fake_segments"], help="which spans to embed (default: %(default)s)")
+    p.add_argument("--split", default="train", help="metadata split to use (default: %(default)s)")
+    p.add_argument("--holdout", type=float, default=0.2, help="build: share of each generator's spans held "
+                                                              "out to calibrate the threshold (default: %(default)s)")
+    p.add_argument("--false-reject", type=float, default=0.05, help="build: share of held-out known spans the "
+                                                                    "threshold may call unknown (default: %(default)s)")
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "
                                    "AV-Deepfake1M metadata, for the demo and smoke tests.")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files and metadata.json")
-    p.add_argument("--files", type=int, default=48, help="number of files, 4-8 s each (default: %(default)s)")
+    p.add_argument("--files", type=int, default=96, help="number of files, 4-8 s each (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.set_defaults(func=cmd_toyset)
     return parser

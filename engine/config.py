@@ -77,6 +77,22 @@ class LocalizerConfig:
 
 
 @dataclass(frozen=True)
+class AttributionConfig:
+    """Attribution of forged spans to known generators.
+
+    ``index`` is a directory written by ``dfstream index build`` (null: no
+    attribution, detections carry ``attribution: []``). ``threshold`` is the
+    open-set cosine similarity below which a span is ``unknown``; null uses the
+    threshold the index calibrated at build time.
+    """
+
+    index: typing.Optional[str] = None
+    threshold: typing.Optional[float] = None
+    top_k: int = 3
+    neighbours: int = 10
+
+
+@dataclass(frozen=True)
 class ReplayConfig:
     """``dfstream replay``: size of the chunks an archived file is cut into."""
 
@@ -104,6 +120,7 @@ class Config:
     audio: AudioBranchConfig = field(default_factory=AudioBranchConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -123,6 +140,10 @@ def _check(cfg: Config) -> Config:
         (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
         (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),
         (cfg.train.epochs >= 1, "train.epochs must be >= 1"),
+        (cfg.attribution.top_k >= 1 and cfg.attribution.neighbours >= 1,
+         "attribution.top_k and attribution.neighbours must be >= 1"),
+        (cfg.attribution.threshold is None or -1 <= cfg.attribution.threshold <= 1,
+         "attribution.threshold must be a cosine similarity in [-1, 1] or null"),
         (len(cfg.branches) > 0, "branches must name at least one branch"),
     ]
     for ok, message in rules:

@@ -41,10 +41,14 @@ class Detector:
         Identifies the weights in every verdict.
     training : dict or None
         The checkpoint's training summary; ``None`` means untrained (random) weights.
+    weights_sha256 : str or None
+        Checksum of the checkpoint's weights (ties attribution indexes to a model).
     """
 
-    def __init__(self, config: Config, model: torch.nn.ModuleDict, model_id: str, training: dict | None):
+    def __init__(self, config: Config, model: torch.nn.ModuleDict, model_id: str, training: dict | None,
+                 weights_sha256: str | None = None):
         self.config, self.model, self.training = config, model, training
+        self.weights_sha256 = weights_sha256
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
         set_threads(config.inference.threads)
         self.device = resolve_device(config.inference.device)
@@ -90,6 +94,20 @@ class Detector:
         probs = np.concatenate([p[:, lo:hi] for p, _ in parts])
         embeddings = np.concatenate([e[:, lo:hi] for _, e in parts])
         return FrameScores(probs, embeddings)
+
+    def score_stream(self, samples: np.ndarray) -> FrameScores:
+        """Every frame of a whole stream, ``samples`` float32 16 kHz: probs ``(F,)``, embeddings ``(F, D)``.
+
+        The same windows as chunked streaming (see :mod:`engine.windows`).
+        """
+        total, plan = len(samples), self.plan
+        ks = range(plan.complete(total, final=True))
+        if not ks:
+            return FrameScores(np.zeros(0, np.float32), np.zeros((0, self.spec.embedding_dim), np.float32))
+        scores = self.score(np.stack([plan.cut(samples, 0, k, total) for k in ks]))
+        keep = [plan.kept_frames(k, total) for k in ks]
+        return FrameScores(np.concatenate([p[:n] for p, n in zip(scores.probs, keep)]),
+                           np.concatenate([e[:n] for e, n in zip(scores.embeddings, keep)]))
 
     def _forward(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         wav = self.branch.preprocess(windows)

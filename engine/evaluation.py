@@ -1,11 +1,13 @@
 """``dfstream eval``: read predictions and metadata, compute and write the metrics."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine import metrics
 from engine.dataset import LABEL_KEYS, load_metadata, read_json
 from engine.errors import DatasetError
+from engine.types import Detection
 
 
 def read_predictions(path: str | Path) -> dict:
@@ -39,12 +41,67 @@ def read_scores(path: str | Path) -> dict:
     return scores
 
 
+def read_verdicts(path: str | Path) -> dict[str, list[Detection]]:
+    """Detections per stream from a ``verdicts.jsonl`` (error records skipped)."""
+    found: dict[str, list[Detection]] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"verdicts file not found: {path}") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}:{n}: not JSON: {e}") from None
+        if "error" not in record:
+            found.setdefault(record["stream_id"], []).extend(Detection.from_dict(d) for d in record["detections"])
+    return found
+
+
+def attribution_metrics(items, detections: dict, known: set[str], label_key: str, label_field: str,
+                        min_iou: float = 0.5) -> dict:
+    """Top-1 accuracy on known generators and AUROC of known vs unknown.
+
+    Each labelled forged span is matched to the detection of its file with the
+    highest IoU, if above ``min_iou``; unmatched spans are counted as missed.
+    A span is *known* when its generator is in the index. Top-1 is right when
+    the detection's first match names the span's generator (an ``unknown``
+    answer for a known generator is wrong). The AUROC ranks spans by their
+    detection's best-match similarity, known generators as positives.
+    """
+    known_hits, known_total, y, s, missed = 0, 0, [], [], 0
+    for item in items:
+        generator = item.raw.get(label_field)
+        if not generator:
+            continue
+        for span in item.segments[label_key]:
+            candidates = [(span.iou(d.span), d) for d in detections.get(item.file, [])]
+            best = max(candidates, default=(0.0, None), key=lambda c: c[0])
+            if best[0] <= min_iou or not best[1].attribution:
+                missed += 1
+                continue
+            top = best[1].attribution[0]
+            is_known = generator in known
+            y.append(int(is_known))
+            s.append(top["similarity"])
+            if is_known:
+                known_total += 1
+                known_hits += int(top["generator"] == generator)
+    return {"matched_spans": len(y), "missed_spans": missed, "known_spans": known_total,
+            "unknown_spans": len(y) - known_total,
+            "top1_accuracy": known_hits / known_total if known_total else None,
+            "known_vs_unknown_auroc": metrics.auc(y, s), "match_iou": min_iou}
+
+
 def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segments",
-             split: str | None = None) -> dict:
+             split: str | None = None, verdicts_path=None, index_dir=None,
+             label_field: str = "audio_model") -> dict:
     """Localization metrics on ``label_key`` (and detection metrics if scores are given).
 
     Only files in the metadata (optionally of one ``split``) are evaluated;
-    a metadata file with no prediction counts as having no proposals.
+    a metadata file with no prediction counts as having no proposals. With
+    ``verdicts_path`` and ``index_dir``, attribution metrics too (see
+    :func:`attribution_metrics`).
     """
     if label_key not in LABEL_KEYS:
         raise DatasetError(f"unknown label key {label_key!r}; valid: {', '.join(LABEL_KEYS)}")
@@ -62,6 +119,11 @@ def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segm
         y = [int(bool(i.segments[label_key])) for i in known]
         s = [scores[i.file] for i in known]
         result["detection"] = {"files": len(known), "auc": metrics.auc(y, s), "eer": metrics.eer(y, s)}
+    if verdicts_path is not None:
+        from fusion.attribution import read_sidecar
+        generators = set(read_sidecar(index_dir)["generators"])
+        result["attribution"] = attribution_metrics(items, read_verdicts(verdicts_path), generators,
+                                                    label_key, label_field)
     return result
 
 
@@ -81,4 +143,9 @@ def format_metrics(result: dict) -> str:
     if "detection" in result:
         d = result["detection"]
         lines.append(f"detection ({d['files']} files): AUC {f(d['auc'])}  EER {f(d['eer'])}")
+    if "attribution" in result:
+        a = result["attribution"]
+        lines.append(f"attribution ({a['matched_spans']} spans matched at IoU > {a['match_iou']}, "
+                     f"{a['known_spans']} of known generators, {a['missed_spans']} missed): "
+                     f"top-1 {f(a['top1_accuracy'])}  known-vs-unknown AUROC {f(a['known_vs_unknown_auroc'])}")
     return "\n".join(lines)

@@ -42,10 +42,13 @@ class StreamProcessor:
     ----------
     detector : Detector
         The model; shared, stateless across streams.
+    attributor : callable, optional
+        Adds attribution to closed detections (:class:`fusion.attribution.Attributor`);
+        without it detections carry ``attribution: []``.
     """
 
-    def __init__(self, detector: Detector):
-        self.detector = detector
+    def __init__(self, detector: Detector, attributor=None):
+        self.detector, self.attributor = detector, attributor
         self.states: dict[str, StreamState] = {}
 
     def process(self, chunk: Chunk) -> Verdict:
@@ -69,6 +72,8 @@ class StreamProcessor:
         if final:
             closed += state.localizer.finish(state.end_time)
             del self.states[stream_id]
+        if closed and self.attributor is not None:
+            closed = self.attributor(closed)
         score, scored = None, None
         if len(probs):
             score = float(probs.max())

@@ -3,9 +3,12 @@
 It exists so that the demo, the tests and the benchmarks run from nothing, with
 known boundaries. It is not speech and not a deepfake benchmark: "genuine"
 audio is a formant-shaped harmonic signal with natural-ish pitch jitter and
-breath noise, cut into syllables; "forged" spans replace it with a
-vocoder-like, perfectly periodic buzz with a high-frequency noise band, at the
-same loudness and pitch contour, cross-faded at the edges. A model that learns
+breath noise, cut into syllables; "forged" spans replace it, at the same
+loudness and syllable envelope, cross-faded at the edges, with the output of
+one of three toy "generators" (the ``audio_model`` label, for attribution):
+``toy-vocoder`` (perfectly periodic buzz on the same pitch contour plus a
+high-frequency noise band), ``toy-whisper`` (noise through the same formants
+plus a bright band above 3 kHz, no pitch) and ``toy-robot`` (a monotone odd-harmonic buzz through a 5-bit quantizer). A model that learns
 this toy task has learned nothing about real deepfakes; its model card says so.
 """
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 RATE = 16000
-GENERATOR = "toy-vocoder"
+GENERATORS = ("toy-vocoder", "toy-whisper", "toy-robot")
 
 
 def _syllable_envelope(rng, n: int) -> np.ndarray:
@@ -41,8 +44,8 @@ def _harmonics(phase: np.ndarray, f0: np.ndarray, amplitude_of) -> np.ndarray:
     return out
 
 
-def _signal(rng, n: int):
-    """(genuine, forged) versions of one utterance sharing pitch and loudness."""
+def _signal(rng, n: int, generator: str):
+    """(genuine, forged) versions of one utterance sharing loudness and syllables."""
     t = np.arange(n) / RATE
     base = rng.uniform(95, 230)
     f0 = base * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6)))
@@ -52,12 +55,21 @@ def _signal(rng, n: int):
         return sum(np.exp(-0.5 * ((freq - f) / 120.0) ** 2) for f in formants) + 0.05 / h
     genuine = _harmonics(2 * np.pi * np.cumsum(f0 * (1 + 0.01 * jitter)) / RATE, f0, formant_gain)
     genuine += 0.05 * rng.normal(0, 1, n) * genuine.std()
-    forged = _harmonics(2 * np.pi * np.cumsum(f0) / RATE, f0, lambda freq, h: 1.0 / h)
     spectrum = np.fft.rfft(rng.normal(0, 1, n))
     freqs = np.fft.rfftfreq(n, 1 / RATE)
-    spectrum[(freqs < 4500) | (freqs > 7000)] = 0
-    hiss = np.fft.irfft(spectrum, n)
-    forged += 0.15 * forged.std() * hiss / (hiss.std() + 1e-9)
+    if generator == "toy-vocoder":
+        forged = _harmonics(2 * np.pi * np.cumsum(f0) / RATE, f0, lambda freq, h: 1.0 / h)
+        spectrum[(freqs < 4500) | (freqs > 7000)] = 0
+        hiss = np.fft.irfft(spectrum, n)
+        forged += 0.15 * forged.std() * hiss / (hiss.std() + 1e-9)
+    elif generator == "toy-whisper":
+        forged = np.fft.irfft(spectrum * (formant_gain(freqs, 1) + 0.5 * (freqs > 3000)), n)
+    elif generator == "toy-robot":
+        flat = np.full(n, base)
+        forged = _harmonics(2 * np.pi * np.cumsum(flat) / RATE, flat, lambda freq, h: (h % 2) / h)
+        forged = np.round(forged / np.abs(forged).max() * 15) / 15  # through a 5-bit quantizer
+    else:
+        raise ValueError(f"unknown toy generator {generator!r}; valid: {', '.join(GENERATORS)}")
     env = _syllable_envelope(rng, n)
     genuine, forged = genuine * env, forged * env
     return genuine / (genuine.std() + 1e-9), forged / (forged.std() + 1e-9)
@@ -82,11 +94,12 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(pcm.tobytes())
 
 
-def make_toyset(out: str | Path, files: int = 48, seed: int = 0,
-                min_seconds: float = 4.0, max_seconds: float = 8.0) -> Path:
+def make_toyset(out: str | Path, files: int = 96, seed: int = 0, min_seconds: float = 4.0,
+                max_seconds: float = 8.0, generators: tuple[str, ...] = GENERATORS) -> Path:
     """Write ``files`` WAV files and ``metadata.json`` under ``out``; return the metadata path.
 
-    About a third of the files are genuine; the rest hold 1-2 forged spans.
+    About a third of the files are genuine; the rest hold 1-2 forged spans of one
+    generator each, taking ``generators`` in turn.
     Splits: 70% train, 15% val, 15% test (at least one file each when ``files`` >= 3).
     """
     out = Path(out)
@@ -97,7 +110,8 @@ def make_toyset(out: str | Path, files: int = 48, seed: int = 0,
         split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
         duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
         n = int(duration * RATE)
-        genuine, forged = _signal(rng, n)
+        generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
+        genuine, forged = _signal(rng, n, generator)
         segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
         mix = np.zeros(n)
         for s, e in segments:
@@ -113,13 +127,14 @@ def make_toyset(out: str | Path, files: int = 48, seed: int = 0,
         entries.append({
             "file": name, "original": None, "split": split,
             "modify_type": "audio_modified" if segments else "real",
-            "audio_model": GENERATOR if segments else None,
+            "audio_model": generator if segments else None,
             "fake_segments": segments, "audio_fake_segments": segments, "visual_fake_segments": [],
             "video_frames": 0, "audio_frames": n})
     path = out / "metadata.json"
     path.write_text(json.dumps(entries, indent=1) + "\n")
     (out / "README.md").write_text(
         "# dfstream toy set (SYNTHETIC)\n\nGenerated by `dfstream toyset` (engine/toyset.py): "
-        "formant-shaped harmonic signals, not speech; forged spans are a vocoder-like buzz. "
+        "formant-shaped harmonic signals, not speech; forged spans come from three toy generators "
+        f"({', '.join(generators)}; the `audio_model` field). "
         "For smoke tests and the demo only. No third-party material; no licence concerns.\n")
     return path

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from engine.artifacts import sha256_file
 from engine.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from engine.detector import Detector
 from engine.errors import CheckpointError, ConfigError
@@ -70,8 +71,7 @@ def test_unreadable_weights(saved):
     _, path = saved
     (path / "model.safetensors").write_bytes(b"not safetensors")
     meta = json.loads((path / "dfstream.json").read_text())
-    import hashlib
-    meta["weights_sha256"] = hashlib.sha256(b"not safetensors").hexdigest()
+    meta["weights_sha256"] = sha256_file(path / "model.safetensors")
     (path / "dfstream.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
         load_checkpoint(path)
