@@ -45,7 +45,9 @@ def summary(results: dict, model_line: str) -> str:
         score = "n/a" if r.score is None else f"{r.score:.3f}"
         lines.append(f"{key}: {r.seconds:.2f} s, score {score}, {len(r.detections)} forged span(s)")
         for d in sorted(r.detections, key=lambda d: d.span.start):
-            lines.append(f"    {d.span.start:8.2f} - {d.span.end:8.2f} s  score {d.score:.3f}  {d.modality}")
+            match = d.attribution[0] if d.attribution else None
+            like = f"  ~ {match['generator']} ({match['similarity']:.2f})" if match else ""
+            lines.append(f"    {d.span.start:8.2f} - {d.span.end:8.2f} s  score {d.score:.3f}  {d.modality}{like}")
     failed = sum(1 for r in results.values() if r.error)
     lines += ["", f"{len(results)} file(s), {failed} failed"]
     return "\n".join(lines)

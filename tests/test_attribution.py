@@ -161,6 +161,7 @@ def test_index_build_add_info_replay_and_eval(tmp_path, capsys):
     dets = [d for line in (out_dir / "verdicts.jsonl").read_text().splitlines()
             for d in json.loads(line)["detections"]]
     assert dets and all(d["attribution"] and "similarity" in d["attribution"][0] for d in dets)
+    assert " ~ " in capsys.readouterr().out  # the summary names each span's best match
     assert main(["eval", "--pred", str(out_dir / "predictions.json"), "--meta", str(data / "metadata.json"),
                  "--verdicts", str(out_dir / "verdicts.jsonl"), "--index", str(index), "--split", "test",
                  "--out", str(tmp_path / "m.json")]) == 0
