@@ -15,10 +15,18 @@ from engine.errors import ConfigError, DfstreamError
 EPILOG = "Configuration keys and defaults: configs/default.yaml. Output schema: README.md."
 
 
-def _detector(model: str | None, config_path: str | None, chunk_seconds: float | None = None):
-    """The detector for replay: a checkpoint, or (loudly) random weights; and the replay config."""
+def _detector(model: str | None, config_path: str | None, chunk_seconds: float | None = None,
+              call: bool = False):
+    """The detector: a checkpoint, or (loudly) random weights; and its config.
+
+    ``call`` gives it the call hook's geometry (``call_hook.hop_seconds`` and
+    ``context_seconds`` as the inference hop and context)."""
     from engine.config import config_from_dict, read_yaml, replace
     raw = read_yaml(config_path) if config_path else {}
+    if call:
+        geometry = config_from_dict(raw).call_hook
+        raw = {**raw, "inference": {**raw.get("inference", {}), "hop_seconds": geometry.hop_seconds,
+                                    "context_seconds": geometry.context_seconds}}
     config = config_from_dict(raw)
     if model:
         from engine.checkpoint import RUNTIME_SECTIONS, load_checkpoint
@@ -118,6 +126,44 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _read_token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read --token-file {path}: {e.strerror}") from None
+    if len(token) < 16:
+        raise ConfigError(f"the token in {path} is empty or shorter than 16 characters")
+    return token
+
+
+def cmd_call_hook(args) -> int:
+    import asyncio
+    import logging
+    import signal
+    from engine.callscreen import CallScreener, call_processor
+    from streams.call_hook import CallHook, check_exposure
+    token = _read_token(args.token_file)
+    check_exposure(args.host, token)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    detector, config = _detector(args.model, args.config, call=True)
+    detector.warn_if_untrained()
+    processor = call_processor(config, detector, _attributor(detector, args.index))
+    hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token)
+    print(f"{detector.describe()}\nverdict every {config.call_hook.hop_seconds} s of call audio; "
+          f"VAD {'on' if config.call_hook.vad else 'off'}; token {'required' if token else 'off (loopback only)'}")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await hook.serve(args.host, args.port, stop=stop)
+    asyncio.run(run())
+    return 0
+
+
 def cmd_toyset(args) -> int:
     from engine.toyset import make_toyset
     path = make_toyset(args.out, args.files, args.seed)
@@ -204,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--false-reject", type=float, default=0.05, help="build: share of held-out known spans the "
                                                                     "threshold may call unknown (default: %(default)s)")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("call-hook", epilog=EPILOG, help="WebSocket server for live call screening",
+                       description="Serve a WebSocket that telephony platforms stream calls into: the JSON "
+                                   "media-stream protocol (base64 8 kHz mu-law; events connected, start, media, mark, "
+                                   "stop) or, with ?mode=raw&rate=8000|16000, binary 16-bit PCM. Answers a 'verdict' "
+                                   "event (score, label likely-synthetic / likely-genuine / no-speech, detections, "
+                                   "attribution) for every call_hook.hop_seconds of audio and a 'summary' on stop.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s); any "
+                                                       "non-loopback address requires --token-file")
+    p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    p.add_argument("--config", metavar="YAML", help="config overrides (call_hook section: hop, VAD, limits)")
+    p.add_argument("--token-file", metavar="F", help="file holding the token clients must present "
+                                                     "(Authorization: Bearer, X-Dfstream-Token or ?token=)")
+    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
+    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.set_defaults(func=cmd_call_hook)
 
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "

@@ -100,6 +100,28 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class CallHookConfig:
+    """``dfstream call-hook`` and ``CallScreener``: live call audio, one verdict per hop.
+
+    ``hop_seconds`` and ``context_seconds`` replace the inference ones for calls
+    (a verdict every hop; each window sees hop + context). Hops the VAD finds
+    no speech in are labelled ``no-speech`` and cost no model time. A hop whose
+    score reaches ``synthetic_threshold`` is ``likely-synthetic``.
+    """
+
+    hop_seconds: float = 0.5
+    context_seconds: float = 1.5
+    vad: bool = True
+    vad_threshold: float = 0.5
+    synthetic_threshold: float = 0.5
+    max_connections: int = 64
+    max_connections_per_client: int = 16
+    max_message_bytes: int = 65536
+    idle_timeout_seconds: float = 30.0
+    max_summary_detections: int = 1000
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """``dfstream train``. ``val_fraction`` is used when metadata has no val split."""
 
@@ -122,6 +144,7 @@ class Config:
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    call_hook: CallHookConfig = field(default_factory=CallHookConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -145,6 +168,11 @@ def _check(cfg: Config) -> Config:
         (cfg.attribution.threshold is None or -1 <= cfg.attribution.threshold <= 1,
          "attribution.threshold must be a cosine similarity in [-1, 1] or null"),
         (len(cfg.branches) > 0, "branches must name at least one branch"),
+        (cfg.call_hook.hop_seconds > 0 and cfg.call_hook.context_seconds >= 0,
+         "call_hook.hop_seconds must be > 0 and context_seconds >= 0"),
+        (cfg.call_hook.max_connections >= 1 and cfg.call_hook.max_connections_per_client >= 1,
+         "call_hook.max_connections and max_connections_per_client must be >= 1"),
+        (cfg.call_hook.idle_timeout_seconds > 0, "call_hook.idle_timeout_seconds must be > 0"),
     ]
     for ok, message in rules:
         if not ok:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.decode import SAMPLE_RATE, AudioBlock, decode_chunk, place
-from engine.detector import Detector
+from engine.detector import Detector, FrameScores
 from engine.types import Chunk, Span, Verdict
 from fusion.localizer import Localizer
 
@@ -45,10 +45,14 @@ class StreamProcessor:
     attributor : callable, optional
         Adds attribution to closed detections (:class:`fusion.attribution.Attributor`);
         without it detections carry ``attribution: []``.
+    gate : callable, optional
+        Speech gate: given the new audio of each window, ``(B, hop)`` float32,
+        returns a boolean ``(B,)``; rejected windows are not scored (their frames
+        get probability 0) and verdicts say whether any window held speech.
     """
 
-    def __init__(self, detector: Detector, attributor=None):
-        self.detector, self.attributor = detector, attributor
+    def __init__(self, detector: Detector, attributor=None, gate=None):
+        self.detector, self.attributor, self.gate = detector, attributor, gate
         self.states: dict[str, StreamState] = {}
 
     def process(self, chunk: Chunk) -> Verdict:
@@ -67,7 +71,7 @@ class StreamProcessor:
         samples = place(block.samples, start, state.received, SAMPLE_RATE)
         state.audio = np.concatenate([state.audio, samples])
         state.received += len(samples)
-        frames, probs, emb = self._score_ready(state, final)
+        frames, probs, emb, speech = self._score_ready(state, final)
         closed = state.localizer.push(probs, emb)
         if final:
             closed += state.localizer.finish(state.end_time)
@@ -76,12 +80,14 @@ class StreamProcessor:
             closed = self.attributor(closed)
         score, scored = None, None
         if len(probs):
-            score = float(probs.max())
             step = self.detector.spec.frame_step
             scored = Span(state.origin + frames.start * step,
                           min(state.origin + frames.stop * step, state.end_time))
+            if speech is not False:
+                score = float(probs.max())
         return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
-                       tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final)
+                       tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
+                       speech)
 
     def close(self, stream_id: str) -> None:
         """Forget a stream's state (a stream abandoned before its final chunk)."""
@@ -90,15 +96,18 @@ class StreamProcessor:
     def _localizer(self, origin: float) -> Localizer:
         return Localizer(self.detector.config.localizer, self.detector.spec.frame_step, origin, "audio")
 
-    def _score_ready(self, state: StreamState, final: bool) -> tuple[range, np.ndarray, np.ndarray]:
-        """Run every window the received audio completes; drop audio no window needs."""
+    def _score_ready(self, state: StreamState, final: bool):
+        """Run every window the received audio completes; drop audio no window needs.
+
+        Returns the frame range, probabilities ``(F,)``, embeddings ``(F, D)`` and
+        whether any window passed the gate (``None`` without a gate)."""
         plan = self.detector.plan
         first, last = state.next_window, plan.complete(state.received, final)
         total = state.received if final else None
         if last <= first:
-            return range(0), np.zeros(0, np.float32), None
+            return range(0), np.zeros(0, np.float32), None, None
         windows = np.stack([plan.cut(state.audio, state.audio_start, k, total) for k in range(first, last)])
-        scores = self.detector.score(windows)
+        scores, speech = self._gated_score(windows)
         keep = [plan.kept_frames(k, total) for k in range(first, last)]
         probs = np.concatenate([p[:n] for p, n in zip(scores.probs, keep)])
         emb = np.concatenate([e[:n] for e, n in zip(scores.embeddings, keep)])
@@ -106,4 +115,17 @@ class StreamProcessor:
         drop = plan.keep_from(last) - state.audio_start
         if drop > 0:
             state.audio, state.audio_start = state.audio[drop:], state.audio_start + drop
-        return range(first * plan.hop_frames, first * plan.hop_frames + len(probs)), probs, emb
+        return range(first * plan.hop_frames, first * plan.hop_frames + len(probs)), probs, emb, speech
+
+    def _gated_score(self, windows: np.ndarray):
+        """Score the windows the gate passes; the others get zero probabilities and embeddings."""
+        if self.gate is None:
+            return self.detector.score(windows), None
+        plan = self.detector.plan
+        passed = np.asarray(self.gate(windows[:, plan.context:plan.context + plan.hop]), bool)
+        probs = np.zeros((len(windows), plan.hop_frames), np.float32)
+        emb = np.zeros((len(windows), plan.hop_frames, self.detector.spec.embedding_dim), np.float32)
+        if passed.any():
+            scored = self.detector.score(windows[passed])
+            probs[passed], emb[passed] = scored.probs, scored.embeddings
+        return FrameScores(probs, emb), bool(passed.any())

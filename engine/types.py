@@ -95,8 +95,10 @@ class Verdict:
 
     ``score`` is the highest per-frame forgery probability among the frames this
     chunk completed (``scored`` is their span), or ``None`` when the chunk
-    completed no analysis window. ``detections`` are the spans that closed
-    while processing this chunk; they may start in earlier chunks.
+    completed no analysis window (or a speech gate rejected all of them).
+    ``detections`` are the spans that closed while processing this chunk; they
+    may start in earlier chunks. ``speech`` is ``None`` without a speech gate,
+    else whether any window this chunk completed held speech.
     """
 
     stream_id: str
@@ -108,6 +110,7 @@ class Verdict:
     model: str
     latency_ms: float
     final: bool = False
+    speech: bool | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -121,6 +124,7 @@ class Verdict:
             "model": self.model,
             "latency_ms": round(self.latency_ms, 3),
             "final": self.final,
+            "speech": self.speech,
         }
 
     def to_json(self) -> str:
@@ -134,7 +138,7 @@ class Verdict:
             stream_id=d["stream_id"], seq=d["seq"], span=Span(*d["span"]),
             score=d["score"], scored=None if d["scored"] is None else Span(*d["scored"]),
             detections=tuple(Detection.from_dict(x) for x in d["detections"]),
-            model=d["model"], latency_ms=d["latency_ms"], final=d.get("final", False))
+            model=d["model"], latency_ms=d["latency_ms"], final=d.get("final", False), speech=d.get("speech"))
 
 
 def error_record(stream_id: str, message: str, seq: int | None = None) -> dict:

@@ -1,0 +1,113 @@
+"""``CallScreener``: screen one live call, a verdict per hop of new audio.
+
+Call audio (16-bit PCM at 8 or 16 kHz, or decoded mu-law) is resampled to
+16 kHz with a streaming resampler kept per call, cut into hops of
+``call_hook.hop_seconds`` and fed to the shared streaming path
+(:class:`engine.stream.StreamProcessor`) as the stream ``stream_id``; memory
+per call is bounded by the context the windows need, however long the call.
+"""
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from engine.config import Config, load_config, replace
+from engine.decode import SAMPLE_RATE, AudioBlock
+from engine.errors import MediaError
+from engine.stream import StreamProcessor
+from engine.types import Verdict
+
+RATES = (8000, 16000)
+
+
+def call_config(config: Config) -> Config:
+    """``config`` with the call hook's hop and context as the inference geometry."""
+    config = replace(config, "inference.hop_seconds", config.call_hook.hop_seconds)
+    return replace(config, "inference.context_seconds", config.call_hook.context_seconds)
+
+
+def call_processor(config: Config, detector=None, attributor=None) -> StreamProcessor:
+    """A processor for calls: the detector (random and loudly so if none), the VAD gate if enabled."""
+    if detector is None:
+        from engine.detector import Detector
+        detector = Detector.from_config(call_config(config))
+        detector.warn_if_untrained()
+    gate = None
+    if config.call_hook.vad:
+        from engine.vad import SileroGate
+        gate = SileroGate(config.call_hook.vad_threshold)
+    return StreamProcessor(detector, attributor, gate)
+
+
+class CallScreener:
+    """Feed a call's audio as it arrives; get a :class:`Verdict` for every completed hop.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Defaults to the base configuration.
+    processor : StreamProcessor, optional
+        Shared by the calls of a server; built from ``config`` when omitted.
+    stream_id : str
+        The call's id in verdicts.
+    """
+
+    def __init__(self, config: Config | None = None, processor: StreamProcessor | None = None,
+                 stream_id: str = "call"):
+        self.config = config or load_config()
+        self.processor = processor or call_processor(self.config)
+        self.stream_id = stream_id
+        self.hop = self.processor.detector.plan.hop
+        self.rate: int | None = None
+        self.resampler = None
+        self.pending = np.zeros(0, np.float32)
+        self.t0, self.seq, self.closed = 0.0, 0, False
+
+    def feed(self, pcm: bytes, sample_rate: int) -> list[Verdict]:
+        """16-bit little-endian mono PCM at ``sample_rate`` (8000 or 16000 Hz)."""
+        if len(pcm) % 2:
+            raise MediaError(f"odd-length PCM: {len(pcm)} bytes is not a whole number of 16-bit samples")
+        return self.feed_samples(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0, sample_rate)
+
+    def feed_samples(self, samples: np.ndarray, sample_rate: int) -> list[Verdict]:
+        """Float32 mono samples in [-1, 1] at ``sample_rate``."""
+        if self.closed:
+            raise MediaError("this call is closed")
+        if sample_rate not in RATES:
+            raise MediaError(f"sample rate {sample_rate} Hz is not supported; use 8000 or 16000")
+        if self.rate is None:
+            self.rate = sample_rate
+            if sample_rate != SAMPLE_RATE:
+                self.resampler = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        elif sample_rate != self.rate:
+            raise MediaError(f"sample rate changed mid-call ({self.rate} -> {sample_rate} Hz)")
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(np.asarray(samples, np.float32))
+        self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
+        verdicts = []
+        while len(self.pending) >= self.hop:
+            verdicts.append(self._send(self.pending[:self.hop], final=False))
+            self.pending = self.pending[self.hop:]
+        return verdicts
+
+    def close(self) -> list[Verdict]:
+        """End the call: score what is left and return the final verdict."""
+        if self.closed:
+            return []
+        if self.resampler is not None:
+            self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(
+                np.zeros(0, np.float32), last=True)])
+        verdict = self._send(self.pending, final=True)
+        self.closed, self.pending = True, np.zeros(0, np.float32)
+        return [verdict]
+
+    def abandon(self) -> None:
+        """Drop the call's state without a final verdict (the client vanished)."""
+        self.closed = True
+        self.processor.close(self.stream_id)
+
+    def _send(self, samples: np.ndarray, final: bool) -> Verdict:
+        verdict = self.processor.feed(self.stream_id, self.seq, AudioBlock(samples, self.t0), final)
+        self.seq += 1
+        self.t0 += len(samples) / SAMPLE_RATE
+        return verdict

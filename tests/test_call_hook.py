@@ -1,0 +1,348 @@
+"""Call hook: the protocol over real WebSockets on loopback, the Python API, bad input."""
+import asyncio
+import base64
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soxr
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from engine.callscreen import CallScreener, call_config
+from engine.checkpoint import load_checkpoint
+from engine.config import replace
+from engine.decode import decode_audio
+from engine.detector import Detector
+from engine.errors import ConfigError, MediaError
+from engine.stream import StreamProcessor
+from engine.toyset import _write_wav, make_toyset
+from engine.training import train
+from streams.call_hook import CallHook, check_exposure
+from streams.telephony import MULAW_TABLE, mulaw_decode, mulaw_encode
+from helpers import burst, tiny_config
+
+GEOMETRY = {"hop_seconds": 0.5, "context_seconds": 1.5}
+
+
+def phone(x16: np.ndarray) -> np.ndarray:
+    """16 kHz audio through an 8 kHz mu-law line and back."""
+    return soxr.resample(mulaw_decode(mulaw_encode(soxr.resample(x16, 16000, 8000))), 8000, 16000).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained in ~10 s on telephone-band SYNTHETIC toy calls, and a held-out call."""
+    root = tmp_path_factory.mktemp("tel")
+    meta = make_toyset(root, files=30, seed=11, generators=("toy-whisper", "toy-robot"))
+    entries = json.loads(meta.read_text())
+    test = next(e for e in entries if e["split"] == "test" and e["audio_model"] == "toy-robot")
+    call = decode_audio(root / test["file"]).samples  # held out; it crosses the line once, when sent
+    for e in entries:
+        _write_wav(root / e["file"], phone(decode_audio(root / e["file"]).samples))
+    config = replace(tiny_config(inference=GEOMETRY), "train.epochs", 40)
+    train(meta, root, root / "ck", config, "SYNTHETIC telephone-band toy calls")
+    return load_checkpoint(root / "ck"), call, test["fake_segments"]
+
+
+def random_processor(vad=False):
+    config = tiny_config(inference=GEOMETRY, call_hook={"vad": vad})
+    gate = None
+    if vad:
+        from engine.vad import SileroGate
+        gate = SileroGate()
+    return config, StreamProcessor(Detector.from_config(call_config(config)), None, gate)
+
+
+class Server:
+    """The call hook on an ephemeral loopback port, in a thread with its own event loop."""
+
+    def __init__(self, config, processor, token=None):
+        self.processor = processor
+        self.hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token)
+        self.ready, self.loop = threading.Event(), None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30)
+        self.url = f"ws://127.0.0.1:{self.hook.port}"
+
+    async def _main(self):
+        self.loop, self.stop, ready = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(self.hook.serve("127.0.0.1", 0, ready, self.stop))
+        await ready.wait()
+        self.ready.set()
+        await task
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def start(config=None, processor=None, token=None, vad=False):
+        if processor is None:
+            config, processor = random_processor(vad)
+        servers.append(Server(config, processor, token))
+        return servers[-1]
+    yield start
+    for s in servers:
+        s.close()
+
+
+def start_event(sid="MZ1", **fmt):
+    return json.dumps({"event": "start", "sequenceNumber": "1", "start": {
+        "streamSid": sid, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1, **fmt}}})
+
+
+def media_events(x8: np.ndarray):
+    for i, start in enumerate(range(0, len(x8), 160)):  # 20 ms frames
+        yield json.dumps({"event": "media", "sequenceNumber": str(i + 2), "media": {
+            "timestamp": str(start // 8), "payload": base64.b64encode(mulaw_encode(x8[start:start + 160])).decode()}})
+
+
+def events_until_close(ws, timeout=30):
+    out = []
+    try:
+        while True:
+            out.append(json.loads(ws.recv(timeout=timeout)))
+    except ConnectionClosed:
+        pass
+    return out
+
+
+def test_mulaw_matches_g711():
+    assert MULAW_TABLE[0xFF] == 0 and MULAW_TABLE[0x7F] == 0
+    assert MULAW_TABLE[0x00] == pytest.approx(-32124 / 32768) and MULAW_TABLE[0x80] == pytest.approx(32124 / 32768)
+    x = np.linspace(-0.9, 0.9, 4001, dtype=np.float32)
+    err = np.abs(mulaw_decode(mulaw_encode(x)) - x)
+    assert err.max() < 0.016 and err[np.abs(x) < 0.01].max() < 0.0005  # log companding: finer near zero
+
+
+def test_protocol_end_to_end_localizes_a_spliced_span(trained, server):
+    detector, call16, segments = trained
+    # VAD off: Silero rightly hears the toy forgeries (filtered noise, a quantized buzz) as
+    # non-speech and would gate exactly the forged hops; the gate has its own test below.
+    config = tiny_config(inference=GEOMETRY, call_hook={"vad": False})
+    from engine.callscreen import call_processor
+    srv = server(config, call_processor(config, detector))
+    x8 = soxr.resample(call16, 16000, 8000).astype(np.float32)
+    with connect(srv.url) as ws:
+        ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        ws.send(start_event("MZcall"))
+        for message in media_events(x8):
+            ws.send(message)
+        ws.send(json.dumps({"event": "mark", "mark": {"name": "m1"}}))
+        ws.send(json.dumps({"event": "stop", "streamSid": "MZcall"}))
+        events = events_until_close(ws)
+    verdicts = [e for e in events if e["event"] == "verdict"]
+    assert [v["seq"] for v in verdicts] == list(range(len(verdicts)))  # in order
+    assert len(verdicts) == int(np.ceil(len(x8) / 4000))  # one per 0.5 s hop (+ the final partial)
+    assert all(v["streamSid"] == "MZcall" and v["label"] in ("likely-synthetic", "likely-genuine", "no-speech")
+               for v in verdicts)
+    assert {"event": "mark", "streamSid": "MZcall", "mark": {"name": "m1"}} in events
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["hops"] == len(verdicts)
+    (s, e), = segments
+    best = max(summary["detections"], key=lambda d: min(d["end"], e) - max(d["start"], s))
+    iou = (min(best["end"], e) - max(best["start"], s)) / (max(best["end"], e) - min(best["start"], s))
+    assert iou > 0.3, (summary["detections"], segments)
+    forged_hops = [v for v in verdicts if v["span"][0] >= s and v["span"][1] <= e]
+    assert any(v["label"] == "likely-synthetic" for v in forged_hops)
+    assert summary["label"] == "likely-synthetic"
+
+
+def test_python_api(trained):
+    detector, call16, segments = trained
+    config = tiny_config(inference=GEOMETRY, call_hook={"vad": False})
+    screener = CallScreener(config, StreamProcessor(detector), "api-call")
+    pcm = (np.clip(soxr.resample(call16, 16000, 8000), -1, 1) * 32767).astype("<i2").tobytes()
+    verdicts = []
+    for i in range(0, len(pcm), 320):  # 20 ms of 8 kHz PCM16
+        verdicts += screener.feed(pcm[i:i + 320], 8000)
+    verdicts += screener.close()
+    assert verdicts[-1].final and [v.seq for v in verdicts] == list(range(len(verdicts)))
+    assert all(b.span.start == pytest.approx(a.span.end) for a, b in zip(verdicts, verdicts[1:]))
+    spans = [d.span for v in verdicts for d in v.detections]
+    (s, e), = segments
+    assert any(sp.intersection(type(sp)(s, e)) > 0.5 * (e - s) for sp in spans)
+    assert screener.close() == [] and screener.processor.states == {}
+    with pytest.raises(MediaError, match="closed"):
+        screener.feed(b"\0\0", 8000)
+
+
+def test_api_input_errors():
+    config, processor = random_processor()
+    screener = CallScreener(config, processor, "x")
+    with pytest.raises(MediaError, match="odd-length"):
+        screener.feed(b"\0\0\0", 16000)
+    with pytest.raises(MediaError, match="8000 or 16000"):
+        screener.feed(b"\0\0", 44100)
+    screener.feed(b"\0\0" * 100, 16000)
+    with pytest.raises(MediaError, match="changed mid-call"):
+        screener.feed(b"\0\0", 8000)
+
+
+def test_long_call_memory_is_bounded():
+    config, processor = random_processor()
+    screener = CallScreener(config, processor, "long")
+    hop = np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)
+    for _ in range(240):  # two minutes of 16 kHz audio
+        screener.feed_samples(hop, 16000)
+    state = processor.states["long"]
+    assert len(state.audio) <= processor.detector.plan.context + processor.detector.plan.hop
+    assert state.received == 240 * 8000 and len(screener.pending) < screener.hop
+
+
+def test_vad_gate_costs_no_model_time(monkeypatch):
+    config, processor = random_processor(vad=True)
+    calls = []
+    real = processor.detector.score
+    monkeypatch.setattr(processor.detector, "score", lambda w: calls.append(len(w)) or real(w))
+    screener = CallScreener(config, processor, "quiet")
+    silent = screener.feed_samples(np.zeros(16000, np.float32), 16000)
+    assert [v.speech for v in silent] == [False, False] and calls == []
+    assert all(v.score is None for v in silent)
+    voiced = decode_audio(make_toyset_file()).samples[:16000]
+    spoken = screener.feed_samples(voiced, 16000)
+    assert any(v.speech for v in spoken) and sum(calls) >= 1
+
+
+def make_toyset_file(cache={}):
+    if "path" not in cache:
+        import tempfile
+        from pathlib import Path
+        root = Path(tempfile.mkdtemp())
+        make_toyset(root, files=1, seed=2)
+        cache["path"] = next(root.rglob("*.wav"))
+    return cache["path"]
+
+
+def test_raw_mode_at_both_rates(server):
+    srv = server()
+    for rate in (16000, 8000):
+        x = burst(rate, 1.2, 0.2, 1.0, 300)
+        pcm = (x * 32767).astype("<i2").tobytes()
+        with connect(f"{srv.url}/?mode=raw&rate={rate}&streamSid=raw{rate}") as ws:
+            for i in range(0, len(pcm), rate // 25):
+                ws.send(pcm[i:i + rate // 25])
+            ws.send(json.dumps({"event": "stop"}))
+            events = events_until_close(ws)
+        assert [e["event"] for e in events] == ["verdict", "verdict", "verdict", "summary"]
+        assert events[0]["streamSid"] == f"raw{rate}" and events[-1]["hops"] == 3
+    with connect(f"{srv.url}/?mode=raw&rate=44100") as ws:
+        events = events_until_close(ws)
+    assert events[0]["code"] == "bad-rate"
+
+
+def test_token_auth(server):
+    token = "s3cret-token-0123456789"
+    srv = server(token=token)
+    for attempt in ({}, {"additional_headers": {"Authorization": "Bearer wrong"}}):
+        with pytest.raises(InvalidStatus) as info:
+            connect(srv.url, **attempt)
+        assert info.value.response.status_code == 401
+    for ok in ({"additional_headers": {"Authorization": f"Bearer {token}"}},
+               {"additional_headers": {"X-Dfstream-Token": token}}):
+        with connect(srv.url, **ok) as ws:
+            ws.send(start_event())
+    with connect(f"{srv.url}/?token={token}") as ws:
+        ws.send(start_event())
+
+
+def test_exposure_needs_a_token():
+    with pytest.raises(ConfigError, match="without a token"):
+        check_exposure("0.0.0.0", None)
+    check_exposure("0.0.0.0", "a-token-of-sixteen")
+    check_exposure("127.0.0.1", None)
+    check_exposure("localhost", None)
+
+
+def test_bad_input_gets_error_events_and_the_call_goes_on(server):
+    srv = server()
+    x8 = burst(8000, 0.6, 0.0, 0.6, 300)
+    with connect(srv.url) as ws:
+        for bad in ("{not json", json.dumps([1, 2]), json.dumps({"event": "dance"}),
+                    next(media_events(x8))):  # media before start
+            ws.send(bad)
+        ws.send(start_event())
+        ws.send(json.dumps({"event": "media", "media": {"payload": "***not base64***"}}))
+        ws.send(b"\x00\x01")  # binary in JSON mode
+        for message in media_events(x8):
+            ws.send(message)
+        ws.send(json.dumps({"event": "stop"}))
+        events = events_until_close(ws)
+    codes = [e["code"] for e in events if e["event"] == "error"]
+    assert codes == ["malformed-json", "malformed-event", "unknown-event", "media-before-start",
+                     "bad-base64", "unexpected-binary"]
+    assert [e["event"] for e in events if e["event"] != "error"] == ["verdict", "verdict", "summary"]
+    with connect(srv.url) as ws:
+        ws.send(start_event(encoding="audio/x-alaw"))
+        ws.send(start_event(sid=""))
+        assert json.loads(ws.recv(timeout=10))["code"] == "unsupported-format"
+        assert json.loads(ws.recv(timeout=10))["code"] == "missing-stream-sid"
+    with connect(f"{srv.url}/?mode=raw&rate=16000") as ws:
+        ws.send(b"\x00\x01\x02")
+        assert json.loads(ws.recv(timeout=10))["code"] == "bad-media"
+
+
+def test_vanishing_clients_idle_calls_floods_and_limits(server):
+    config, processor = random_processor()
+    config = replace(replace(config, "call_hook.idle_timeout_seconds", 1.0), "call_hook.max_connections_per_client", 3)
+    srv = server(config, processor)
+    x8 = burst(8000, 1.0, 0.0, 1.0, 300)
+    ws = connect(srv.url)  # vanishes mid-call without 'stop'
+    ws.send(start_event("gone"))
+    for message in media_events(x8):
+        ws.send(message)
+    ws.close()
+    with connect(srv.url) as idle:  # sends nothing: closed with 4408
+        events = events_until_close(idle, timeout=10)
+        assert events[-1]["code"] == "idle" and idle.close_code == 4408
+    flood = np.tile(x8, 8)  # 8 s of audio, sent as fast as the socket takes it
+    with connect(srv.url) as ws:
+        ws.send(start_event("flood"))
+        for message in media_events(flood):
+            ws.send(message)
+        ws.send(json.dumps({"event": "stop"}))
+        verdicts = [e for e in events_until_close(ws) if e["event"] == "verdict"]
+    assert [v["seq"] for v in verdicts] == list(range(16))
+    drained(srv)
+    held = [connect(srv.url) for _ in range(3)]
+    with pytest.raises(InvalidStatus) as info:
+        connect(srv.url)
+    assert info.value.response.status_code == 503
+    for ws in held:
+        ws.close()
+    with connect(srv.url, max_size=None) as ws:
+        ws.send(b"\0" * (config.call_hook.max_message_bytes + 2))
+        events_until_close(ws)
+        assert ws.close_code == 1009
+    drained(srv)
+    assert processor.states == {} and srv.hook.open_total == 0 and srv.hook.open_by_client == {}
+
+
+def drained(srv, seconds=20):
+    """Wait until the server has torn down every call (teardown is asynchronous)."""
+    deadline = time.time() + seconds
+    while (srv.processor.states or srv.hook.open_total) and time.time() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_thousand_connections_opened_and_dropped(server):
+    srv = server()
+    for i in range(1000):
+        ws = connect(srv.url)
+        if i % 2:
+            ws.send(start_event(f"c{i}"))
+        ws.close()
+    drained(srv)
+    assert srv.processor.states == {} and srv.hook.open_total == 0
+    with connect(f"{srv.url}/?mode=raw&rate=16000") as ws:  # still serving
+        ws.send(b"\0\0" * 8000)
+        assert json.loads(ws.recv(timeout=10))["event"] == "verdict"
