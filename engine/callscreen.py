@@ -12,7 +12,7 @@ import numpy as np
 import soxr
 
 from engine.config import Config, load_config, replace
-from engine.decode import SAMPLE_RATE, AudioBlock
+from engine.decode import SAMPLE_RATE, AudioBlock, pcm16_samples
 from engine.errors import MediaError
 from engine.stream import StreamProcessor
 from engine.types import Verdict
@@ -65,12 +65,17 @@ class CallScreener:
 
     def feed(self, pcm: bytes, sample_rate: int) -> list[Verdict]:
         """16-bit little-endian mono PCM at ``sample_rate`` (8000 or 16000 Hz)."""
-        if len(pcm) % 2:
-            raise MediaError(f"odd-length PCM: {len(pcm)} bytes is not a whole number of 16-bit samples")
-        return self.feed_samples(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0, sample_rate)
+        return self.score(self.cut(pcm16_samples(pcm), sample_rate))
 
     def feed_samples(self, samples: np.ndarray, sample_rate: int) -> list[Verdict]:
         """Float32 mono samples in [-1, 1] at ``sample_rate``."""
+        return self.score(self.cut(samples, sample_rate))
+
+    def cut(self, samples: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+        """Cheap half of :meth:`feed_samples`: resample and return the hops completed (16 kHz).
+
+        A server calls this on its event loop and sends only completed hops to
+        the model thread (:meth:`score`)."""
         if self.closed:
             raise MediaError("this call is closed")
         if sample_rate not in RATES:
@@ -84,11 +89,15 @@ class CallScreener:
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(np.asarray(samples, np.float32))
         self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
-        verdicts = []
+        hops = []
         while len(self.pending) >= self.hop:
-            verdicts.append(self._send(self.pending[:self.hop], final=False))
+            hops.append(self.pending[:self.hop])
             self.pending = self.pending[self.hop:]
-        return verdicts
+        return hops
+
+    def score(self, hops: list[np.ndarray]) -> list[Verdict]:
+        """Model half: a verdict for each hop from :meth:`cut`, in order."""
+        return [self._send(hop, final=False) for hop in hops]
 
     def close(self) -> list[Verdict]:
         """End the call: score what is left and return the final verdict."""

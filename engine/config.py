@@ -52,6 +52,8 @@ class InferenceConfig:
 
     Each window scores ``hop_seconds`` of new audio and sees ``context_seconds``
     of earlier audio; both must be multiples of the branch's frame step (20 ms).
+    ``dtype`` ``bfloat16`` converts the weights for inference (about twice as
+    fast on CPUs with native bf16; training always runs in float32).
     """
 
     hop_seconds: float = 2.0
@@ -59,6 +61,7 @@ class InferenceConfig:
     batch_size: int = 8
     device: str = "auto"
     threads: int = 0
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def _check(cfg: Config) -> Config:
         (inf.hop_seconds > 0, "inference.hop_seconds must be > 0"),
         (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
         (inf.batch_size >= 1, "inference.batch_size must be >= 1"),
+        (inf.dtype in ("float32", "bfloat16"), "inference.dtype must be 'float32' or 'bfloat16'"),
         (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
          "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),

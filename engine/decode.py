@@ -238,6 +238,13 @@ def _content_params(content_type: str) -> tuple[str, dict]:
 _RAW_FORMATS = {("audio/l16", None): ">i2", ("audio/pcm", "s16le"): "<i2", ("audio/pcm", "f32le"): "<f4"}
 
 
+def pcm16_samples(pcm: bytes) -> np.ndarray:
+    """16-bit little-endian mono PCM -> float32 samples in [-1, 1] (MediaError on odd length)."""
+    if len(pcm) % 2:
+        raise MediaError(f"odd-length PCM: {len(pcm)} bytes is not a whole number of 16-bit samples")
+    return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+
+
 def raw_pcm_content_type(sample_rate: int = SAMPLE_RATE) -> str:
     """Content type of the float32 little-endian mono chunks replay produces."""
     return f"audio/pcm;format=f32le;rate={sample_rate}"

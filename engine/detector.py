@@ -52,7 +52,8 @@ class Detector:
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
         set_threads(config.inference.threads)
         self.device = resolve_device(config.inference.device)
-        self.model.to(self.device).eval()
+        self.dtype = getattr(torch, config.inference.dtype)
+        self.model.to(self.device, self.dtype).eval()
         self.branch = self.model["audio"]
         spec = self.branch.specifications
         self.spec = spec
@@ -112,7 +113,7 @@ class Detector:
     def _forward(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         wav = self.branch.preprocess(windows)
         with torch.inference_mode():
-            logits, emb = self.branch(wav.to(self.device, non_blocking=True))
+            logits, emb = self.branch(wav.to(self.device, self.dtype, non_blocking=True))
         return self.branch.postprocess(logits, emb)
 
 

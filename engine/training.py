@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from engine import metrics
 from engine.checkpoint import save_checkpoint
-from engine.config import Config, config_to_dict
+from engine.config import Config, config_to_dict, replace
 from engine.dataset import Item, load_metadata
 from engine.decode import SAMPLE_RATE, decode_audio
 from engine.detector import Detector
@@ -152,6 +152,7 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     items = load_metadata(meta)
     train_items, val_items = _split(items, config)
     torch.manual_seed(config.train.seed)
+    config = replace(config, "inference.dtype", "float32")  # gradients in float32, whatever inference uses
     detector = Detector.from_config(config)
     train_data = _windows(train_items, root, detector, label_key, "train")
     val_data = _windows(val_items, root, detector, label_key, "val") if val_items else None

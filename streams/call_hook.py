@@ -35,6 +35,7 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from engine.config import CallHookConfig
+from engine.decode import pcm16_samples
 from engine.errors import ConfigError, DfstreamError
 from streams import telephony
 
@@ -64,8 +65,9 @@ class CallHook:
     Parameters
     ----------
     make_screener : callable
-        ``stream_id -> screener`` with ``feed(pcm, rate)``, ``feed_samples(x, rate)``,
-        ``close()`` and ``abandon()``, all called on the model thread.
+        ``stream_id -> screener`` with ``cut(samples, rate) -> hops`` (called on
+        the event loop: cheap), and ``score(hops)``, ``close()`` and ``abandon()``
+        (called on the model thread).
     cfg : CallHookConfig
     token : str, optional
         Required from clients when set.
@@ -181,7 +183,7 @@ class _Call:
         if isinstance(message, bytes):
             if not self.raw:
                 raise telephony.ProtocolError("unexpected-binary", "binary frames are for ?mode=raw")
-            return await self._audio(self.screener.feed, message, self.rate)
+            return await self._audio(pcm16_samples(message), self.rate)
         event = telephony.parse_event(message)
         kind = event["event"]
         if kind == "start":
@@ -193,7 +195,7 @@ class _Call:
         elif kind == "media":
             if self.screener is None:
                 raise telephony.ProtocolError("media-before-start", "send 'start' before 'media'")
-            return await self._audio(self.screener.feed_samples, telephony.media_audio(event), 8000)
+            return await self._audio(telephony.media_audio(event), 8000)
         elif kind == "mark":
             await self.send({"event": "mark", "streamSid": self.sid, "mark": event.get("mark")})
         elif kind == "stop":
@@ -201,9 +203,11 @@ class _Call:
             return True
         return False
 
-    async def _audio(self, feed, data, rate) -> bool:
-        for verdict in await self.hook.run_model(feed, data, rate):
-            await self._verdict(verdict)
+    async def _audio(self, samples, rate) -> bool:
+        hops = self.screener.cut(samples, rate)  # cheap: on the event loop
+        if hops:
+            for verdict in await self.hook.run_model(self.screener.score, hops):
+                await self._verdict(verdict)
         return False
 
     async def _verdict(self, verdict) -> None:

@@ -1,4 +1,6 @@
 """The streaming path: windows on a stream-time grid, chunked == whole-file."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,13 @@ def test_silence_and_very_short_audio_give_a_verdict_without_detections(n):
     v = StreamProcessor(det).feed("s", 0, AudioBlock(np.zeros(n, np.float32), 0.0), final=True)
     assert v.detections == () and v.final
     assert (v.score is None) == (n == 0)
+
+
+def test_bfloat16_inference_stays_close_to_float32(clip):
+    fp32 = busy_detector(clip)
+    bf16 = Detector(replace(fp32.config, "inference.dtype", "bfloat16"),
+                    copy.deepcopy(fp32.model), fp32.model_id, None)  # converted in place: a copy
+    audio = decode_audio(clip).samples
+    a, b = fp32.score_stream(audio), bf16.score_stream(audio)
+    assert b.probs.dtype == np.float32 and a.probs.shape == b.probs.shape
+    assert np.abs(a.probs - b.probs).max() < 0.02  # documented tolerance for bf16 weights
