@@ -8,7 +8,8 @@ and whether every verdict arrived in order; capacity = the most concurrent
 calls with p95 < 300 ms.
 
 * engine: the shipped path (default architecture, random weights - speed does
-  not depend on them; 0.5 s hop, 1.5 s context, Silero VAD gate).
+  not depend on them; 0.5 s hop, 1.5 s context, Silero VAD gate, hops of all
+  calls batched when the model thread frees up).
 * baseline (how peers run): every hop re-scores the whole rolling 4 s window
   from scratch, batch 1, float32, no VAD, no state.
 
@@ -37,7 +38,7 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_speed import machine  # noqa: E402
 
-from engine.callscreen import CallScreener, call_config, call_processor  # noqa: E402
+from engine.callscreen import CallScreener, batch_scorer, call_config, call_processor  # noqa: E402
 from engine.config import load_config, replace  # noqa: E402
 from engine.decode import SAMPLE_RATE, decode_audio  # noqa: E402
 from engine.detector import Detector  # noqa: E402
@@ -90,8 +91,8 @@ class NaiveScreener:
 
 
 class Server:
-    def __init__(self, make_screener, cfg):
-        self.hook = CallHook(make_screener, cfg)
+    def __init__(self, make_screener, cfg, score_batch=None):
+        self.hook = CallHook(make_screener, cfg, score_batch=score_batch)
         self.ready = threading.Event()
         threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True).start()
         self.ready.wait(60)
@@ -146,8 +147,8 @@ async def level(url: str, calls: list[np.ndarray], n: int) -> dict:
             "p95_ms": round(float(np.percentile(lat, 95)), 1), "in_order": all(r[1] for r in results)}
 
 
-def sweep(make_screener, cfg, calls, levels) -> list[dict]:
-    server = Server(make_screener, cfg)
+def sweep(make_screener, cfg, calls, levels, score_batch=None) -> list[dict]:
+    server = Server(make_screener, cfg, score_batch)
     url = f"ws://127.0.0.1:{server.hook.port}"
     out = []
     for n in levels:
@@ -180,7 +181,8 @@ def main() -> None:
                  for p in sorted(Path(tmp).rglob("*.wav"))]
     detector = Detector.from_config(call_config(config))
     processor = call_processor(config, detector)
-    engine_rows = sweep(lambda sid: CallScreener(config, processor, sid), config.call_hook, calls, levels)
+    engine_rows = sweep(lambda sid: CallScreener(config, processor, sid), config.call_hook, calls, levels,
+                        batch_scorer(processor))
     peer = Detector.from_config(call_config(replace(config, "inference.dtype", "float32")))  # peers run fp32
     baseline_rows = sweep(lambda sid: NaiveScreener(peer, sid, peer.plan.hop), config.call_hook, calls, levels)
     result = {

@@ -97,7 +97,16 @@ class CallScreener:
 
     def score(self, hops: list[np.ndarray]) -> list[Verdict]:
         """Model half: a verdict for each hop from :meth:`cut`, in order."""
-        return [self._send(hop, final=False) for hop in hops]
+        return self.processor.feed_many(self.items(hops))
+
+    def items(self, hops: list[np.ndarray], final: bool = False) -> list[tuple]:
+        """``StreamProcessor.feed_many`` items for ``hops`` (advances the call's clock)."""
+        out = []
+        for i, hop in enumerate(hops):
+            out.append((self.stream_id, self.seq, AudioBlock(hop, self.t0), final and i == len(hops) - 1))
+            self.seq += 1
+            self.t0 += len(hop) / SAMPLE_RATE
+        return out
 
     def close(self) -> list[Verdict]:
         """End the call: score what is left and return the final verdict."""
@@ -106,17 +115,29 @@ class CallScreener:
         if self.resampler is not None:
             self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(
                 np.zeros(0, np.float32), last=True)])
-        verdict = self._send(self.pending, final=True)
+        verdicts = self.processor.feed_many(self.items([self.pending], final=True))
         self.closed, self.pending = True, np.zeros(0, np.float32)
-        return [verdict]
+        return verdicts
 
     def abandon(self) -> None:
         """Drop the call's state without a final verdict (the client vanished)."""
         self.closed = True
         self.processor.close(self.stream_id)
 
-    def _send(self, samples: np.ndarray, final: bool) -> Verdict:
-        verdict = self.processor.feed(self.stream_id, self.seq, AudioBlock(samples, self.t0), final)
-        self.seq += 1
-        self.t0 += len(samples) / SAMPLE_RATE
-        return verdict
+
+
+def batch_scorer(processor: StreamProcessor):
+    """Score many calls' hops in one batch: ``[(screener, hops), ...] -> [verdicts, ...]``.
+
+    For screeners that share ``processor`` (a server's calls); the windows of
+    every call go through the model together.
+    """
+    def score(requests: list[tuple]) -> list[list[Verdict]]:
+        items = [screener.items(hops) for screener, hops in requests]
+        verdicts = processor.feed_many([item for group in items for item in group])
+        out, start = [], 0
+        for group in items:
+            out.append(verdicts[start:start + len(group)])
+            start += len(group)
+        return out
+    return score

@@ -142,7 +142,7 @@ def cmd_call_hook(args) -> int:
     import asyncio
     import logging
     import signal
-    from engine.callscreen import CallScreener, call_processor
+    from engine.callscreen import CallScreener, batch_scorer, call_processor
     from streams.call_hook import CallHook, check_exposure
     token = _read_token(args.token_file)
     check_exposure(args.host, token)
@@ -150,7 +150,8 @@ def cmd_call_hook(args) -> int:
     detector, config = _detector(args.model, args.config, call=True)
     detector.warn_if_untrained()
     processor = call_processor(config, detector, _attributor(detector, args.index))
-    hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token)
+    hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
+                    batch_scorer(processor))
     print(f"{detector.describe()}\nverdict every {config.call_hook.hop_seconds} s of call audio; "
           f"VAD {'on' if config.call_hook.vad else 'off'}; token {'required' if token else 'off (loopback only)'}")
 

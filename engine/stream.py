@@ -63,7 +63,31 @@ class StreamProcessor:
     def feed(self, stream_id: str, seq: int, block: AudioBlock, final: bool = False,
              started: float | None = None) -> Verdict:
         """Score decoded audio ``block`` of ``stream_id``; ``final`` ends the stream."""
+        return self.feed_many([(stream_id, seq, block, final)], started)[0]
+
+    def feed_many(self, items: list[tuple], started: float | None = None) -> list[Verdict]:
+        """Score ``(stream_id, seq, block, final)`` items of any streams in one batch.
+
+        The windows all items complete go through the model together; each
+        stream's frames then reach its localizer in item order, so the verdicts
+        equal those of feeding the items one by one.
+        """
         started = time.perf_counter() if started is None else started
+        cuts = [self._cut(stream_id, block, final) for stream_id, _, block, final in items]
+        windows = [w for cut in cuts for w in cut[3]]
+        scores, passed = self._gated_score(np.stack(windows)) if windows else (None, None)
+        verdicts, offset = [], 0
+        for (stream_id, seq, block, final), (state, first, keep, cut_windows) in zip(items, cuts):
+            n = len(cut_windows)
+            probs = np.concatenate([scores.probs[offset + i][:k] for i, k in enumerate(keep)]) if n else np.zeros(0)
+            emb = np.concatenate([scores.embeddings[offset + i][:k] for i, k in enumerate(keep)]) if n else None
+            speech = None if passed is None or not n else bool(passed[offset:offset + n].any())
+            offset += n
+            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, speech, started))
+        return verdicts
+
+    def _cut(self, stream_id: str, block: AudioBlock, final: bool):
+        """Place ``block`` on its stream's timeline and cut the windows it completes."""
         state = self.states.get(stream_id)
         if state is None:
             state = self.states[stream_id] = StreamState(block.t0, self._localizer(block.t0))
@@ -71,18 +95,30 @@ class StreamProcessor:
         samples = place(block.samples, start, state.received, SAMPLE_RATE)
         state.audio = np.concatenate([state.audio, samples])
         state.received += len(samples)
-        frames, probs, emb, speech = self._score_ready(state, final)
+        plan = self.detector.plan
+        first, last = state.next_window, plan.complete(state.received, final)
+        total = state.received if final else None
+        windows = [plan.cut(state.audio, state.audio_start, k, total) for k in range(first, last)]
+        keep = [plan.kept_frames(k, total) for k in range(first, last)]
+        state.next_window = max(first, last)
+        drop = plan.keep_from(state.next_window) - state.audio_start
+        if drop > 0:
+            state.audio, state.audio_start = state.audio[drop:], state.audio_start + drop
+        return state, first * plan.hop_frames, keep, windows
+
+    def _conclude(self, stream_id, seq, block, final, state, first_frame, probs, emb, speech, started) -> Verdict:
+        """Localize the new frames and build the chunk's verdict."""
         closed = state.localizer.push(probs, emb)
         if final:
             closed += state.localizer.finish(state.end_time)
-            del self.states[stream_id]
+            self.states.pop(stream_id, None)
         if closed and self.attributor is not None:
             closed = self.attributor(closed)
         score, scored = None, None
         if len(probs):
             step = self.detector.spec.frame_step
-            scored = Span(state.origin + frames.start * step,
-                          min(state.origin + frames.stop * step, state.end_time))
+            scored = Span(state.origin + first_frame * step,
+                          min(state.origin + (first_frame + len(probs)) * step, state.end_time))
             if speech is not False:
                 score = float(probs.max())
         return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
@@ -96,29 +132,10 @@ class StreamProcessor:
     def _localizer(self, origin: float) -> Localizer:
         return Localizer(self.detector.config.localizer, self.detector.spec.frame_step, origin, "audio")
 
-    def _score_ready(self, state: StreamState, final: bool):
-        """Run every window the received audio completes; drop audio no window needs.
-
-        Returns the frame range, probabilities ``(F,)``, embeddings ``(F, D)`` and
-        whether any window passed the gate (``None`` without a gate)."""
-        plan = self.detector.plan
-        first, last = state.next_window, plan.complete(state.received, final)
-        total = state.received if final else None
-        if last <= first:
-            return range(0), np.zeros(0, np.float32), None, None
-        windows = np.stack([plan.cut(state.audio, state.audio_start, k, total) for k in range(first, last)])
-        scores, speech = self._gated_score(windows)
-        keep = [plan.kept_frames(k, total) for k in range(first, last)]
-        probs = np.concatenate([p[:n] for p, n in zip(scores.probs, keep)])
-        emb = np.concatenate([e[:n] for e, n in zip(scores.embeddings, keep)])
-        state.next_window = last
-        drop = plan.keep_from(last) - state.audio_start
-        if drop > 0:
-            state.audio, state.audio_start = state.audio[drop:], state.audio_start + drop
-        return range(first * plan.hop_frames, first * plan.hop_frames + len(probs)), probs, emb, speech
-
     def _gated_score(self, windows: np.ndarray):
-        """Score the windows the gate passes; the others get zero probabilities and embeddings."""
+        """Score the windows the gate passes; the others get zero probabilities and embeddings.
+
+        Returns the scores and the gate's verdict per window (``None`` without a gate)."""
         if self.gate is None:
             return self.detector.score(windows), None
         plan = self.detector.plan
@@ -128,4 +145,4 @@ class StreamProcessor:
         if passed.any():
             scored = self.detector.score(windows[passed])
             probs[passed], emb[passed] = scored.probs, scored.embeddings
-        return FrameScores(probs, emb), bool(passed.any())
+        return FrameScores(probs, emb), passed

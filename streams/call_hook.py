@@ -13,10 +13,13 @@ Protocol errors are answered with an ``error`` event and the call goes on;
 an idle call is closed with code 4408. When a token is configured, the
 handshake needs it (``Authorization: Bearer T``, ``X-Dfstream-Token: T`` or
 ``?token=T``) or is refused with HTTP 401; connection limits refuse with 503.
-All model work runs on one worker thread, so calls share the model fairly and
-each call's verdicts arrive in order; a client sending faster than real time
-is slowed by the socket (we read its next message only after its hop is
-scored). This module imports no torch: it is handed a factory of screeners.
+Decoding, resampling and cutting hops run on the event loop; model work runs
+on one worker thread, which takes every hop queued by any call when it frees
+up and scores them as one batch (``score_batch``), so calls share the model
+fairly, a busy server runs larger, cheaper batches, and each call's verdicts
+arrive in order. A client sending faster than real time is slowed by its own
+socket (its next message is read only after its hop is scored). This module
+imports no torch: it is handed a factory of screeners and a batch scorer.
 """
 from __future__ import annotations
 
@@ -71,10 +74,17 @@ class CallHook:
     cfg : CallHookConfig
     token : str, optional
         Required from clients when set.
+    score_batch : callable, optional
+        ``[(screener, hops), ...] -> [verdicts, ...]`` on the model thread, e.g.
+        :func:`engine.callscreen.batch_scorer`; default: each screener's ``score``
+        in turn.
     """
 
-    def __init__(self, make_screener: Callable, cfg: CallHookConfig, token: str | None = None):
+    def __init__(self, make_screener: Callable, cfg: CallHookConfig, token: str | None = None,
+                 score_batch: Callable | None = None):
         self.make_screener, self.cfg, self.token = make_screener, cfg, token
+        self.score_batch = score_batch or (lambda requests: [s.score(h) for s, h in requests])
+        self.queue: asyncio.Queue | None = None
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="dfstream-model")
         self.open_total = 0
         self.open_by_client: dict[str, int] = {}
@@ -118,10 +128,32 @@ class CallHook:
     async def run_model(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, fn, *args)
 
+    async def score(self, screener, hops) -> list:
+        """Verdicts for a call's completed hops, scored in the next batch."""
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((screener, hops, future))
+        return await future
+
+    async def _batcher(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                results = await self.run_model(self.score_batch, [(s, h) for s, h, _ in batch])
+            except Exception as e:  # noqa: BLE001 - handed to every waiting call, which reports it
+                for *_, future in batch:
+                    future.set_exception(e)
+            else:
+                for (*_, future), verdicts in zip(batch, results):
+                    future.set_result(verdicts)
+
     async def serve(self, host: str, port: int, ready: asyncio.Event | None = None,
                     stop: asyncio.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""
         check_exposure(host, self.token)
+        self.queue = asyncio.Queue()
+        batcher = asyncio.create_task(self._batcher())
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=self.cfg.max_message_bytes, max_queue=16) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else port
@@ -129,6 +161,7 @@ class CallHook:
             if ready is not None:
                 ready.set()
             await (stop.wait() if stop is not None else asyncio.Future())
+        batcher.cancel()
         self.model_thread.shutdown(wait=True)
 
 
@@ -206,7 +239,7 @@ class _Call:
     async def _audio(self, samples, rate) -> bool:
         hops = self.screener.cut(samples, rate)  # cheap: on the event loop
         if hops:
-            for verdict in await self.hook.run_model(self.screener.score, hops):
+            for verdict in await self.hook.score(self.screener, hops):
                 await self._verdict(verdict)
         return False
 

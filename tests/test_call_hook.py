@@ -11,7 +11,7 @@ import soxr
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from engine.callscreen import CallScreener, call_config
+from engine.callscreen import CallScreener, batch_scorer, call_config
 from engine.checkpoint import load_checkpoint
 from engine.config import replace
 from engine.decode import decode_audio
@@ -61,7 +61,8 @@ class Server:
 
     def __init__(self, config, processor, token=None):
         self.processor = processor
-        self.hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token)
+        self.hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
+                             batch_scorer(processor))
         self.ready, self.loop = threading.Event(), None
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self.thread.start()

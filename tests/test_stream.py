@@ -128,4 +128,20 @@ def test_bfloat16_inference_stays_close_to_float32(clip):
     audio = decode_audio(clip).samples
     a, b = fp32.score_stream(audio), bf16.score_stream(audio)
     assert b.probs.dtype == np.float32 and a.probs.shape == b.probs.shape
-    assert np.abs(a.probs - b.probs).max() < 0.02  # documented tolerance for bf16 weights
+    assert np.abs(a.probs - b.probs).max() < 0.05  # documented tolerance for bf16 weights (configs/default.yaml)
+
+
+def test_feed_many_equals_feeding_one_by_one(clip):
+    det = busy_detector(clip)
+    audio = decode_audio(clip).samples
+    a, b = audio[:40000], audio[40000:90000]
+    items = [("a", 0, AudioBlock(a[:16000], 0.0), False), ("b", 0, AudioBlock(b[:8000], 1.0), False),
+             ("a", 1, AudioBlock(a[16000:], 1.0), True), ("b", 1, AudioBlock(b[8000:], 1.5), True)]
+    batched = StreamProcessor(det).feed_many(items)
+    single = StreamProcessor(det)
+    one_by_one = [single.feed(*item) for item in items]
+    for x, y in zip(batched, one_by_one):
+        assert (x.stream_id, x.seq, x.span, x.scored, x.final) == (y.stream_id, y.seq, y.span, y.scored, y.final)
+        assert x.score == pytest.approx(y.score, abs=1e-5)
+        assert [(d.span, round(d.score, 4)) for d in x.detections] == [(d.span, round(d.score, 4)) for d in y.detections]
+    assert sum(len(v.detections) for v in batched) > 0
