@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -163,6 +164,31 @@ class CallHook:
             await (stop.wait() if stop is not None else asyncio.Future())
         batcher.cancel()
         self.model_thread.shutdown(wait=True)
+
+
+class BackgroundServer:
+    """A :class:`CallHook` on ``host`` (an ephemeral port by default) in a thread with its own
+    event loop, for embedding, tests and benchmarks; ``url`` once started, ``close()`` to stop."""
+
+    def __init__(self, hook: CallHook, host: str = "127.0.0.1", port: int = 0, timeout: float = 60):
+        self.hook, self.host, self.port = hook, host, port
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise DfstreamError(f"the call hook did not start within {timeout} s")
+        self.url = f"ws://{host}:{hook.port}"
+
+    async def _main(self) -> None:
+        self.loop, self.stop, ready = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(self.hook.serve(self.host, self.port, ready, self.stop))
+        await ready.wait()
+        self._ready.set()
+        await task
+
+    def close(self, timeout: float = 30) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(timeout)
 
 
 class _Call:

@@ -1,8 +1,6 @@
 """Call hook: the protocol over real WebSockets on loopback, the Python API, bad input."""
-import asyncio
 import base64
 import json
-import threading
 import time
 
 import numpy as np
@@ -20,7 +18,7 @@ from engine.errors import ConfigError, MediaError
 from engine.stream import StreamProcessor
 from engine.toyset import _write_wav, make_toyset
 from engine.training import train
-from streams.call_hook import CallHook, check_exposure
+from streams.call_hook import BackgroundServer, CallHook, check_exposure
 from streams.telephony import MULAW_TABLE, mulaw_decode, mulaw_encode
 from helpers import burst, tiny_config
 
@@ -56,29 +54,13 @@ def random_processor(vad=False):
     return config, StreamProcessor(Detector.from_config(call_config(config)), None, gate)
 
 
-class Server:
-    """The call hook on an ephemeral loopback port, in a thread with its own event loop."""
+class Server(BackgroundServer):
+    """The call hook as the CLI builds it, on an ephemeral loopback port."""
 
     def __init__(self, config, processor, token=None):
         self.processor = processor
-        self.hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
-                             batch_scorer(processor))
-        self.ready, self.loop = threading.Event(), None
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(30)
-        self.url = f"ws://127.0.0.1:{self.hook.port}"
-
-    async def _main(self):
-        self.loop, self.stop, ready = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(self.hook.serve("127.0.0.1", 0, ready, self.stop))
-        await ready.wait()
-        self.ready.set()
-        await task
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
+        super().__init__(CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
+                                  batch_scorer(processor)))
 
 
 @pytest.fixture
