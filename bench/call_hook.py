@@ -166,7 +166,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
-        meta = make_toyset(tmp, files=4, seed=21, min_seconds=args.seconds, max_seconds=args.seconds)
+        make_toyset(tmp, files=4, seed=21, min_seconds=args.seconds, max_seconds=args.seconds)
         calls = [soxr.resample(decode_audio(p).samples, SAMPLE_RATE, 8000).astype(np.float32)
                  for p in sorted(Path(tmp).rglob("*.wav"))]
     detector = Detector.from_config(call_config(config))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -23,7 +22,7 @@ from typing import Iterator, Protocol
 import av
 from tqdm import tqdm
 
-from engine.decode import SAMPLE_RATE, iter_audio, raw_pcm_content_type
+from engine.decode import iter_audio, raw_pcm_content_type
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
 from streams.results import ResultWriter
