@@ -43,6 +43,7 @@ from engine.callscreen import CallScreener, batch_scorer, call_config, call_proc
 from engine.config import load_config, replace  # noqa: E402
 from engine.decode import SAMPLE_RATE, decode_audio  # noqa: E402
 from engine.detector import Detector  # noqa: E402
+from engine.stream import StreamProcessor  # noqa: E402
 from engine.toyset import make_toyset  # noqa: E402
 from engine.types import Span, Verdict  # noqa: E402
 from streams.call_hook import BackgroundServer, CallHook  # noqa: E402
@@ -52,43 +53,31 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 300.0
 
 
-class NaiveScreener:
-    """Baseline: every hop, the last ``window`` seconds are scored from scratch in one pass."""
+class NaiveScreener(CallScreener):
+    """Baseline: every hop, the last ``window`` seconds are scored from scratch in one pass.
 
-    def __init__(self, detector: Detector, stream_id: str, hop: int, window: float = 4.0):
-        self.detector, self.stream_id, self.hop = detector, stream_id, hop
-        self.window = int(window * SAMPLE_RATE)
+    Audio arrives and is cut into hops exactly as for the engine (``CallScreener.cut``)."""
+
+    def __init__(self, config, detector: Detector, stream_id: str, window: float = 4.0):
+        super().__init__(config, StreamProcessor(detector), stream_id)
+        self.detector, self.window = detector, int(window * SAMPLE_RATE)
         self.buffer = np.zeros(0, np.float32)
-        self.pending = np.zeros(0, np.float32)
-        self.seq, self.t0 = 0, 0.0
-        self.resampler = soxr.ResampleStream(8000, SAMPLE_RATE, 1, dtype="float32")
-
-    def cut(self, samples, rate):
-        self.pending = np.concatenate([self.pending, self.resampler.resample_chunk(samples)])
-        hops = []
-        while len(self.pending) >= self.hop:
-            hops.append(self.pending[:self.hop])
-            self.pending = self.pending[self.hop:]
-        return hops
 
     def score(self, hops):
         out = []
-        for hop in hops:
-            self.buffer = np.concatenate([self.buffer, hop])[-self.window:]
+        for stream_id, seq, block, _ in self.items(hops):
+            self.buffer = np.concatenate([self.buffer, block.samples])[-self.window:]
             started = time.perf_counter()
             with torch.inference_mode():
                 logits, _ = self.detector.branch(torch.from_numpy(self.buffer[None]))
             score = float(torch.sigmoid(logits[0, -self.hop // 320:]).max())
-            out.append(Verdict(self.stream_id, self.seq, Span(self.t0, self.t0 + 0.5), score, Span(self.t0, self.t0 + 0.5),
-                               (), self.detector.model_id, (time.perf_counter() - started) * 1000))
-            self.seq, self.t0 = self.seq + 1, self.t0 + 0.5
+            span = Span(block.t0, block.t0 + block.duration)
+            out.append(Verdict(stream_id, seq, span, score, span, (), self.detector.model_id,
+                               (time.perf_counter() - started) * 1000))
         return out
 
     def close(self):
         return []
-
-    def abandon(self):
-        pass
 
 
 async def one_call(url: str, audio8: np.ndarray, sid: str, offset: float) -> tuple[list[float], bool]:
@@ -174,7 +163,7 @@ def main() -> None:
     engine_rows = sweep(lambda sid: CallScreener(config, processor, sid), config.call_hook, calls, levels,
                         batch_scorer(processor))
     peer = Detector.from_config(call_config(replace(config, "inference.dtype", "float32")))  # peers run fp32
-    baseline_rows = sweep(lambda sid: NaiveScreener(peer, sid, peer.plan.hop), config.call_hook, calls, levels)
+    baseline_rows = sweep(lambda sid: NaiveScreener(config, peer, sid), config.call_hook, calls, levels)
     result = {
         "benchmark": "call_hook", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "target_p95_ms": TARGET_MS,

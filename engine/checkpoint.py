@@ -70,8 +70,9 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         Holds ``model.safetensors`` and ``dfstream.json``.
     overrides : dict, optional
         Config sections that may differ from training (``inference``,
-        ``localizer``, ``attribution``, ``replay``); architecture sections always
-        come from the checkpoint.
+        ``localizer``, ``attribution``, ``replay``, ``call_hook``), merged key by
+        key into the checkpoint's; architecture sections always come from the
+        checkpoint.
     """
     directory = Path(directory)
     meta = read_metadata(directory)
@@ -85,7 +86,7 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         if section not in RUNTIME_SECTIONS:
             raise ConfigError(f"config section {section!r} cannot override a checkpoint "
                               f"(only {', '.join(RUNTIME_SECTIONS)})")
-        data = {**data, section: values}
+        data = {**data, section: {**data.get(section, {}), **values}}  # keys not given keep the checkpoint's
     config = config_from_dict(data)
     saved = {name: arch["encoder"] for name, arch in meta["architecture"].items()}
     try:

@@ -21,13 +21,13 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
 
     ``call`` gives it the call hook's geometry (``call_hook.hop_seconds`` and
     ``context_seconds`` as the inference hop and context)."""
-    from engine.config import config_from_dict, read_yaml, replace
+    from engine.config import config_from_dict, config_to_dict, read_yaml, replace
     raw = read_yaml(config_path) if config_path else {}
-    if call:
-        geometry = config_from_dict(raw).call_hook
-        raw = {**raw, "inference": {**raw.get("inference", {}), "hop_seconds": geometry.hop_seconds,
-                                    "context_seconds": geometry.context_seconds}}
     config = config_from_dict(raw)
+    if call:
+        from engine.callscreen import call_config
+        config = call_config(config)
+        raw = {**raw, "inference": config_to_dict(config)["inference"]}
     if model:
         from engine.checkpoint import RUNTIME_SECTIONS, load_checkpoint
         overrides = {k: v for k, v in raw.items() if k in RUNTIME_SECTIONS}

@@ -27,6 +27,13 @@ class FrameScores:
     probs: np.ndarray
     embeddings: np.ndarray
 
+    def flatten(self, keep: list[int], first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Frames of consecutive windows ``first, first+1, ...``, the first ``keep[i]`` of each:
+        probabilities ``(F,)`` and embeddings ``(F, D)``."""
+        rows = range(first, first + len(keep))
+        return (np.concatenate([self.probs[r][:n] for r, n in zip(rows, keep)]),
+                np.concatenate([self.embeddings[r][:n] for r, n in zip(rows, keep)]))
+
 
 class Detector:
     """Runs the configured branches over batches of equal-length windows.
@@ -106,9 +113,7 @@ class Detector:
         if not ks:
             return FrameScores(np.zeros(0, np.float32), np.zeros((0, self.spec.embedding_dim), np.float32))
         scores = self.score(np.stack([plan.cut(samples, 0, k, total) for k in ks]))
-        keep = [plan.kept_frames(k, total) for k in ks]
-        return FrameScores(np.concatenate([p[:n] for p, n in zip(scores.probs, keep)]),
-                           np.concatenate([e[:n] for e, n in zip(scores.embeddings, keep)]))
+        return FrameScores(*scores.flatten([plan.kept_frames(k, total) for k in ks]))
 
     def _forward(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         wav = self.branch.preprocess(windows)

@@ -79,8 +79,7 @@ class StreamProcessor:
         verdicts, offset = [], 0
         for (stream_id, seq, block, final), (state, first, keep, cut_windows) in zip(items, cuts):
             n = len(cut_windows)
-            probs = np.concatenate([scores.probs[offset + i][:k] for i, k in enumerate(keep)]) if n else np.zeros(0)
-            emb = np.concatenate([scores.embeddings[offset + i][:k] for i, k in enumerate(keep)]) if n else None
+            probs, emb = scores.flatten(keep, offset) if n else (np.zeros(0), None)
             speech = None if passed is None or not n else bool(passed[offset:offset + n].any())
             offset += n
             verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, speech, started))

@@ -42,6 +42,10 @@ def test_inference_overrides_apply_but_not_architecture(saved):
     _, path = saved
     loaded = load_checkpoint(path, {"localizer": {"onset": 0.8, "offset": 0.7}})
     assert loaded.config.localizer.onset == 0.8
+    meta = json.loads((path / "dfstream.json").read_text())
+    meta["config"]["localizer"]["merge_gap"] = 0.3  # as trained; an override of other keys keeps it
+    (path / "dfstream.json").write_text(json.dumps(meta))
+    assert load_checkpoint(path, {"localizer": {"onset": 0.6}}).config.localizer.merge_gap == 0.3
     with pytest.raises(ConfigError, match="cannot override"):
         load_checkpoint(path, {"audio": {"backend_dim": 8}})
 
