@@ -26,6 +26,8 @@ from engine.errors import CheckpointError, ConfigError, DfstreamError
 FORMAT = "dfstream.checkpoint/1"
 RUNTIME_SECTIONS = ("inference", "localizer", "attribution", "replay", "call_hook")
 """Config sections that may differ from training when a checkpoint is loaded."""
+DEPLOYMENT_SECTIONS = ("kafka", "serve")
+"""Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
 
 
@@ -42,7 +44,7 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"dfstream": engine.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__},
-        "config": config_to_dict(detector.config),
+        "config": {k: v for k, v in config_to_dict(detector.config).items() if k not in DEPLOYMENT_SECTIONS},
         "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
                          for name, branch in detector.model.items()},
         "specifications": {name: branch.specifications.to_dict() for name, branch in detector.model.items()},

@@ -6,6 +6,7 @@ traceback (exit 2); ``replay`` exits 1 when any file failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,9 +30,9 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
         config = call_config(config)
         raw = {**raw, "inference": config_to_dict(config)["inference"]}
     if model:
-        from engine.checkpoint import RUNTIME_SECTIONS, load_checkpoint
+        from engine.checkpoint import DEPLOYMENT_SECTIONS, RUNTIME_SECTIONS, load_checkpoint
         overrides = {k: v for k, v in raw.items() if k in RUNTIME_SECTIONS}
-        ignored = sorted(set(raw) - set(overrides))
+        ignored = sorted(set(raw) - set(overrides) - set(DEPLOYMENT_SECTIONS))
         if ignored:
             raise ConfigError(f"--config sets {', '.join(ignored)}, which a checkpoint fixes; "
                               f"with --model only {', '.join(RUNTIME_SECTIONS)} may be set")
@@ -39,7 +40,7 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
     else:
         from engine.detector import Detector
         detector = Detector.from_config(config)
-    config = detector.config
+    config = dataclasses.replace(detector.config, kafka=config.kafka, serve=config.serve)
     if chunk_seconds is not None:
         config = replace(config, "replay.chunk_seconds", chunk_seconds)
     return detector, config
@@ -58,17 +59,48 @@ def _attributor(detector, index_dir: str | None):
     return Attributor(index, threshold, cfg.top_k, cfg.neighbours)
 
 
+def _kafka_config(config, bootstrap: str | None):
+    """``config.kafka`` with ``--bootstrap`` applied."""
+    return config.kafka if bootstrap is None else dataclasses.replace(config.kafka, bootstrap_servers=bootstrap)
+
+
+def _time_ms(text: str | None) -> int | None:
+    """ISO 8601 (``2026-11-22T10:00:00+00:00``) or epoch seconds -> epoch milliseconds."""
+    if text is None:
+        return None
+    import datetime as dt
+    try:
+        return round(float(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"time {text!r} is neither ISO 8601 nor epoch seconds") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return round(when.timestamp() * 1000)
+
+
 def cmd_replay(args) -> int:
     from engine.stream import StreamProcessor
     from streams.replay import expand_inputs, replay
     from streams.results import summary
-    inputs = expand_inputs(args.paths, args.root)
-    if not inputs:
+    if bool(args.paths) == bool(args.from_topic):
+        raise ConfigError("give media PATHs or --from-topic TOPIC (with --bootstrap), not both or neither")
+    inputs = expand_inputs(args.paths, args.root) if args.paths else None
+    if inputs == []:
         raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
     detector, config = _detector(args.model, args.config, args.chunk_seconds)
     detector.warn_if_untrained()
     processor = StreamProcessor(detector, _attributor(detector, args.index))
-    results = replay(inputs, processor, args.out, config.replay.chunk_seconds, progress=not args.quiet)
+    if args.from_topic:
+        from streams.topic_replay import replay_topic
+        results = replay_topic(processor, _kafka_config(config, args.bootstrap), args.from_topic, args.out,
+                               config.serve.max_chunk_bytes, args.from_offset, args.to_offset,
+                               _time_ms(args.from_time), _time_ms(args.to_time), progress=not args.quiet)
+    else:
+        results = replay(inputs, processor, args.out, config.replay.chunk_seconds, progress=not args.quiet)
     print(summary(results, detector.describe()))
     print(f"\nwrote {Path(args.out) / 'verdicts.jsonl'}, predictions.json, scores.csv")
     return 1 if any(r.error for r in results.values()) else 0
@@ -165,6 +197,46 @@ def cmd_call_hook(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import signal
+    import threading
+    from engine.stream import StreamProcessor
+    from streams.serve import Worker
+    from streams.serve_metrics import ServeMetrics
+    detector, config = _detector(args.model, args.config)
+    detector.warn_if_untrained()
+    serve = config.serve
+    for name in ("in_topic", "out_topic", "dlq_topic", "group"):
+        if getattr(args, name) is not None:
+            serve = dataclasses.replace(serve, **{name: getattr(args, name)})
+    metrics = ServeMetrics()
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, args.metrics_host)
+    worker = Worker(StreamProcessor(detector, _attributor(detector, args.index)),
+                    _kafka_config(config, args.bootstrap), serve, metrics)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run(stop)
+    return 0
+
+
+def cmd_produce(args) -> int:
+    from engine.config import load_config
+    from streams.produce import produce_files
+    from streams.replay import expand_inputs
+    inputs = expand_inputs(args.paths, args.root)
+    if not inputs:
+        raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
+    config = load_config(args.config)
+    counts = produce_files(inputs, _kafka_config(config, args.bootstrap), args.topic, args.chunk_seconds,
+                           args.realtime, config.serve.max_chunk_bytes, config.serve.partitions,
+                           config.serve.create_topics)
+    print(f"published {counts['chunks']} chunk(s), {counts['seconds']:.1f} media-s of {counts['files']} file(s) "
+          f"to {args.topic}; {counts['failed']} file(s) failed")
+    return 1 if counts["failed"] else 0
+
+
 def cmd_toyset(args) -> int:
     from engine.toyset import make_toyset
     path = make_toyset(args.out, args.files, args.seed)
@@ -184,8 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "chunked streaming path. Writes OUT/verdicts.jsonl (schema dfstream.verdict/1), "
                                    "OUT/predictions.json (AV-Deepfake1M localization format) and OUT/scores.csv "
                                    "(file;score). Exit 1 if any file failed.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="media files, folders or quoted globs")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="media files, folders or quoted globs")
     p.add_argument("--out", default="dfstream-out", metavar="DIR", help="output folder (default: %(default)s)")
+    p.add_argument("--from-topic", metavar="TOPIC", help="instead of files: re-run detection over the chunks "
+                                                         "stored in this Kafka topic (every partition)")
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: "
+                                                            "kafka.bootstrap_servers from the config)")
+    p.add_argument("--from-offset", type=int, metavar="N", help="topic: start at offset N in every partition")
+    p.add_argument("--to-offset", type=int, metavar="N", help="topic: stop before offset N in every partition")
+    p.add_argument("--from-time", metavar="T", help="topic: start at the first record at or after T "
+                                                    "(ISO 8601, UTC if no zone, or epoch seconds)")
+    p.add_argument("--to-time", metavar="T", help="topic: stop at the first record at or after T "
+                                                  "(default: the end of each partition when replay starts)")
     p.add_argument("--model", metavar="DIR", help="checkpoint folder (model.safetensors + dfstream.json); "
                                                   "without it an UNTRAINED random model runs, with a warning")
     p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, localizer, replay)")
@@ -267,6 +349,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
     p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
     p.set_defaults(func=cmd_call_hook)
+
+    p = sub.add_parser("serve", epilog=EPILOG, help="Kafka worker: chunks in, verdicts out",
+                       description="Join a Kafka consumer group on the input topic (key = stream id, value = one "
+                                   "media chunk, headers dfs-seq, dfs-t0, dfs-final, content-type), score each chunk "
+                                   "with per-stream state, and produce one dfstream.verdict/1 JSON per chunk to the "
+                                   "output topic; chunks that break the contract or do not decode go to the "
+                                   "dead-letter topic with a dfs-error header. At-least-once: offsets are committed "
+                                   "after the verdicts are acknowledged. Run more workers with the same --group to "
+                                   "scale out. SIGTERM: finish queued chunks, commit, leave the group.")
+    p.add_argument("--bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers (default: "
+                                                                  "kafka.bootstrap_servers from the config)")
+    p.add_argument("--in-topic", help="input topic (default: serve.in_topic = media.segments)")
+    p.add_argument("--out-topic", help="verdict topic (default: serve.out_topic = media.verdicts)")
+    p.add_argument("--dlq-topic", help="dead-letter topic (default: serve.dlq_topic = media.segments.dlq)")
+    p.add_argument("--group", help="consumer group (default: serve.group = dfstream)")
+    p.add_argument("--config", metavar="YAML", help="config overrides (kafka: SASL/SSL client settings; serve: "
+                                                    "topics, limits, queue; inference, localizer)")
+    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
+    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: %(default)s)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("produce", epilog=EPILOG, help="publish archived media to a Kafka topic as chunks",
+                       description="Cut media files into chunks of stream time, exactly as replay does, and publish "
+                                   "them in the serve contract's format (key = stream id, raw float32 PCM at 16 kHz, "
+                                   "headers dfs-seq, dfs-t0, dfs-final, content-type). Waits for every chunk to be "
+                                   "acknowledged.")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="media files, folders or quoted globs")
+    p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: from the config)")
+    p.add_argument("--topic", default="media.segments", help="topic to publish to (default: %(default)s)")
+    p.add_argument("--chunk-seconds", type=float, default=2.0, metavar="S", help="chunk length (default: %(default)s)")
+    p.add_argument("--realtime", action="store_true", help="send each chunk when its audio would have been heard")
+    p.add_argument("--root", metavar="DIR", help="name streams relative to DIR (as replay --root)")
+    p.add_argument("--config", metavar="YAML", help="config (kafka section; serve.max_chunk_bytes, partitions)")
+    p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "

@@ -125,6 +125,52 @@ class CallHookConfig:
 
 
 @dataclass(frozen=True)
+class KafkaConfig:
+    """Connection to a Kafka cluster (any: Apache Kafka, Redpanda, the dev broker).
+
+    ``client`` passes through, unchanged, to every kafka-python client
+    (consumer, producer, admin): security settings such as
+    ``security_protocol: SASL_SSL``, ``sasl_mechanism``, ``sasl_plain_username``,
+    ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``.
+    """
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client: dict = field(default_factory=dict)
+    request_timeout_ms: int = 30000
+    session_timeout_ms: int = 10000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 300000
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """``dfstream serve``: topics, group, limits and backpressure.
+
+    ``state_topic`` holds each stream's state after its last committed chunk
+    (keyed by stream id, compacted), so that a stream moves with its partition
+    on rebalance; it needs as many partitions as ``in_topic``. ``queue_chunks``
+    bounds the work queue: partitions are paused while it is full and resumed
+    when it has drained to half. A chunk larger than ``max_chunk_bytes`` is a
+    dead letter.
+    """
+
+    in_topic: str = "media.segments"
+    out_topic: str = "media.verdicts"
+    dlq_topic: str = "media.segments.dlq"
+    state_topic: str = "media.segments.state"
+    group: str = "dfstream"
+    max_chunk_bytes: int = 16 * 1024 * 1024
+    queue_chunks: int = 32
+    batch_chunks: int = 8
+    poll_records: int = 64
+    retry_backoff_seconds: float = 0.5
+    retry_backoff_max_seconds: float = 10.0
+    shutdown_timeout_seconds: float = 60.0
+    create_topics: bool = True
+    partitions: int = 4
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """``dfstream train``. ``val_fraction`` is used when metadata has no val split."""
 
@@ -148,6 +194,8 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     call_hook: CallHookConfig = field(default_factory=CallHookConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -177,6 +225,13 @@ def _check(cfg: Config) -> Config:
         (cfg.call_hook.max_connections >= 1 and cfg.call_hook.max_connections_per_client >= 1,
          "call_hook.max_connections and max_connections_per_client must be >= 1"),
         (cfg.call_hook.idle_timeout_seconds > 0, "call_hook.idle_timeout_seconds must be > 0"),
+        (cfg.serve.queue_chunks >= 1 and cfg.serve.batch_chunks >= 1 and cfg.serve.poll_records >= 1,
+         "serve.queue_chunks, batch_chunks and poll_records must be >= 1"),
+        (cfg.serve.max_chunk_bytes >= 1 and cfg.serve.partitions >= 1,
+         "serve.max_chunk_bytes and serve.partitions must be >= 1"),
+        (0 < cfg.serve.retry_backoff_seconds <= cfg.serve.retry_backoff_max_seconds,
+         "serve needs 0 < retry_backoff_seconds <= retry_backoff_max_seconds"),
+        (all(isinstance(k, str) for k in cfg.kafka.client), "kafka.client keys must be strings"),
     ]
     for ok, message in rules:
         if not ok:
@@ -194,6 +249,10 @@ def _convert(tp, value, key: str):
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _convert(args[0], value, key)
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list")

@@ -96,14 +96,15 @@ def _check_riff(head: bytes, size: int) -> None:
     if len(head) >= 8 and head[:4] == b"RIFF":
         declared = int.from_bytes(head[4:8], "little") + 8
         if declared > size and declared != 0xFFFFFFFF + 8:  # 0xFFFFFFFF: size unknown (streamed)
-            raise MediaError(f"truncated: the RIFF header declares {declared} bytes, the file has {size}")
+            raise MediaError(f"truncated: the RIFF header declares {declared} bytes, the file has {size}",
+                             "truncated")
 
 
 def _open(source) -> av.container.InputContainer:
     """Open a path or bytes with PyAV, mapping failures to MediaError."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise MediaError("empty payload")
+            raise MediaError("empty payload", "empty")
         _check_riff(bytes(source[:8]), len(source))
         handle = io.BytesIO(bytes(source))
     else:
@@ -114,19 +115,20 @@ def _open(source) -> av.container.InputContainer:
             raise MediaError(f"is a directory, not a media file: {path}")
         size = path.stat().st_size
         if size == 0:
-            raise MediaError(f"empty file: {path}")
+            raise MediaError(f"empty file: {path}", "empty")
         with open(path, "rb") as f:
             _check_riff(f.read(8), size)
         handle = str(path)
     try:
         return av.open(handle, mode="r")
     except av.error.FFmpegError as e:
-        raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})") from None
+        raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})",
+                         "not-media") from None
 
 
 def _audio_stream(container):
     if not container.streams.audio:
-        raise MediaError("no audio stream")
+        raise MediaError("no audio stream", "no-audio")
     return container.streams.audio[0]
 
 
@@ -193,11 +195,14 @@ def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBloc
                     yield AudioBlock(np.concatenate(pending), t0 + emitted / SAMPLE_RATE)
                     emitted += n_pending
                     pending, n_pending = [], 0
+        except av.error.DecoderNotFoundError:
+            raise MediaError("unsupported codec: FFmpeg has no decoder for this audio stream",
+                             "unsupported-codec") from None
         except av.error.FFmpegError as e:
             at = (emitted + n_pending) / SAMPLE_RATE
-            raise MediaError(f"corrupt or truncated media at {at:.2f} s ({e.__class__.__name__})") from None
+            raise MediaError(f"corrupt or truncated media at {at:.2f} s ({e.__class__.__name__})", "corrupt") from None
         if timeline is None:
-            raise MediaError("audio stream holds no decodable audio")
+            raise MediaError("audio stream holds no decodable audio", "no-audio")
         pending.append(timeline.flush())
         tail = np.concatenate(pending)
         while len(tail):
@@ -210,7 +215,8 @@ def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBloc
         declared = _declared_duration(container, stream)
         decoded = emitted / SAMPLE_RATE
         if declared is not None and max(decoded, t0 + decoded) < declared - max(0.1, 0.02 * declared):
-            raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode")
+            raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode",
+                             "truncated")
 
 
 def _take(pending: list[np.ndarray], n: int):
@@ -241,7 +247,7 @@ _RAW_FORMATS = {("audio/l16", None): ">i2", ("audio/pcm", "s16le"): "<i2", ("aud
 def pcm16_samples(pcm: bytes) -> np.ndarray:
     """16-bit little-endian mono PCM -> float32 samples in [-1, 1] (MediaError on odd length)."""
     if len(pcm) % 2:
-        raise MediaError(f"odd-length PCM: {len(pcm)} bytes is not a whole number of 16-bit samples")
+        raise MediaError(f"odd-length PCM: {len(pcm)} bytes is not a whole number of 16-bit samples", "bad-pcm")
     return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
 
 
@@ -256,15 +262,17 @@ def decode_raw_pcm(payload: bytes, content_type: str, t0: float) -> AudioBlock:
     dtype = _RAW_FORMATS.get((kind, params.get("format") if kind == "audio/pcm" else None))
     if dtype is None:
         raise MediaError(f"unsupported raw PCM content type {content_type!r}; use "
-                         "audio/L16;rate=R or audio/pcm;format=s16le|f32le;rate=R")
+                         "audio/L16;rate=R or audio/pcm;format=s16le|f32le;rate=R", "unsupported-codec")
     try:
         rate = int(params["rate"])
         channels = int(params.get("channels", 1))
     except (KeyError, ValueError):
-        raise MediaError(f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)") from None
+        raise MediaError(f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)",
+                         "bad-pcm") from None
     width = np.dtype(dtype).itemsize * channels
     if len(payload) % width:
-        raise MediaError(f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames")
+        raise MediaError(f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames",
+                         "bad-pcm")
     data = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
     mono = data.astype(np.float32).mean(axis=1)
     if np.dtype(dtype).kind == "i":

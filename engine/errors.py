@@ -14,7 +14,16 @@ class ConfigError(DfstreamError):
 
 
 class MediaError(DfstreamError):
-    """Media that cannot be decoded: missing, empty, truncated, not media, no audio."""
+    """Media that cannot be decoded: missing, empty, truncated, not media, no audio.
+
+    ``reason`` is a short code for machines (dead-letter headers, metrics):
+    ``empty``, ``truncated``, ``not-media``, ``unsupported-codec``, ``no-audio``,
+    ``corrupt``, ``bad-pcm`` or ``undecodable``.
+    """
+
+    def __init__(self, message: str, reason: str = "undecodable"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class CheckpointError(DfstreamError):

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.decode import SAMPLE_RATE, AudioBlock, decode_chunk, place
 from engine.detector import Detector, FrameScores
+from engine.stream_state import dump_state, load_state
 from engine.types import Chunk, Span, Verdict
 from fusion.localizer import Localizer
 
@@ -65,24 +66,27 @@ class StreamProcessor:
         """Score decoded audio ``block`` of ``stream_id``; ``final`` ends the stream."""
         return self.feed_many([(stream_id, seq, block, final)], started)[0]
 
-    def feed_many(self, items: list[tuple], started: float | None = None) -> list[Verdict]:
+    def feed_many(self, items: list[tuple], started=None) -> list[Verdict]:
         """Score ``(stream_id, seq, block, final)`` items of any streams in one batch.
 
         The windows all items complete go through the model together; each
         stream's frames then reach its localizer in item order, so the verdicts
-        equal those of feeding the items one by one.
+        equal those of feeding the items one by one. ``started`` (a
+        ``perf_counter`` time, or one per item) is when the chunks arrived; the
+        verdicts' latency counts from it.
         """
         started = time.perf_counter() if started is None else started
+        starts = list(started) if isinstance(started, (list, tuple)) else [started] * len(items)
         cuts = [self._cut(stream_id, block, final) for stream_id, _, block, final in items]
         windows = [w for cut in cuts for w in cut[3]]
         scores, passed = self._gated_score(np.stack(windows)) if windows else (None, None)
         verdicts, offset = [], 0
-        for (stream_id, seq, block, final), (state, first, keep, cut_windows) in zip(items, cuts):
+        for (stream_id, seq, block, final), (state, first, keep, cut_windows), start in zip(items, cuts, starts):
             n = len(cut_windows)
             probs, emb = scores.flatten(keep, offset) if n else (np.zeros(0), None)
             speech = None if passed is None or not n else bool(passed[offset:offset + n].any())
             offset += n
-            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, speech, started))
+            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, speech, start))
         return verdicts
 
     def _cut(self, stream_id: str, block: AudioBlock, final: bool):
@@ -123,6 +127,30 @@ class StreamProcessor:
         return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
                        tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
                        speech)
+
+    def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
+        """The stream's state as bytes (see :mod:`engine.stream_state`); None if it has none."""
+        state = self.states.get(stream_id)
+        if state is None:
+            return None
+        return dump_state(state, self.detector.plan, self.detector.spec.frame_step, extra)
+
+    def import_state(self, stream_id: str, data: bytes) -> dict:
+        """Take over a stream from :meth:`export_state` bytes; returns its ``extra``.
+
+        Raises :class:`engine.stream_state.StateError` for bytes of another geometry."""
+        state, extra = load_state(data, self.detector.plan, self.detector.spec.frame_step,
+                                  self.detector.config.localizer, StreamState)
+        self.states[stream_id] = state
+        return extra
+
+    def finish(self, stream_id: str) -> list:
+        """End a stream that stopped without a final chunk: its still-open span, closed at its end."""
+        state = self.states.pop(stream_id, None)
+        if state is None:
+            return []
+        closed = state.localizer.finish(state.end_time)
+        return self.attributor(closed) if closed and self.attributor is not None else closed
 
     def close(self, stream_id: str) -> None:
         """Forget a stream's state (a stream abandoned before its final chunk)."""

@@ -7,7 +7,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from engine.config import config_from_dict
+from engine.config import config_from_dict, replace
+from engine.decode import decode_audio
+from engine.detector import Detector
 
 TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
                               "intermediate_size": 64, "conv_dim": 32},
@@ -77,3 +79,15 @@ def onset(samples: np.ndarray, rate: int = 16000, level: float = 0.1) -> float:
     frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
     rms = np.sqrt((frames ** 2).mean(axis=1))
     return float(np.flatnonzero(rms > level)[0] * hop / rate)
+
+
+def busy_detector(clip):
+    """Tiny random model with thresholds at its own median, so that spans abound."""
+    det = Detector.from_config(tiny_config())
+    audio = decode_audio(clip).samples
+    total = len(audio)
+    windows = np.stack([det.plan.cut(audio, 0, k, total) for k in range(det.plan.complete(total, True))])
+    median = float(np.median(det.score(windows).probs))
+    config = replace(replace(det.config, "localizer.onset", median), "localizer.offset", median - 1e-4)
+    config = replace(replace(config, "localizer.min_duration", 0.04), "localizer.merge_gap", 0.02)
+    return Detector(config, det.model, det.model_id, None)

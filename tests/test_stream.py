@@ -9,7 +9,7 @@ from engine.decode import AudioBlock, decode_audio
 from engine.detector import Detector
 from engine.stream import StreamProcessor
 from engine.windows import WindowPlan
-from helpers import encode, tiny_config
+from helpers import busy_detector, encode, tiny_config
 from streams.replay import file_chunks
 
 
@@ -24,18 +24,6 @@ def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "clip.mkv"
     encode(str(path), "matroska", "flac", rate, 2, signal, start=3.0)
     return path
-
-
-def busy_detector(clip):
-    """Tiny random model with thresholds at its own median, so that spans abound."""
-    det = Detector.from_config(tiny_config())
-    audio = decode_audio(clip).samples
-    total = len(audio)
-    windows = np.stack([det.plan.cut(audio, 0, k, total) for k in range(det.plan.complete(total, True))])
-    median = float(np.median(det.score(windows).probs))
-    config = replace(replace(det.config, "localizer.onset", median), "localizer.offset", median - 1e-4)
-    config = replace(replace(config, "localizer.min_duration", 0.04), "localizer.merge_gap", 0.02)
-    return Detector(config, det.model, det.model_id, None)
 
 
 def detections(verdicts):
@@ -145,3 +133,29 @@ def test_feed_many_equals_feeding_one_by_one(clip):
         assert x.score == pytest.approx(y.score, abs=1e-5)
         assert [(d.span, round(d.score, 4)) for d in x.detections] == [(d.span, round(d.score, 4)) for d in y.detections]
     assert sum(len(v.detections) for v in batched) > 0
+
+
+def test_state_moves_between_processors(clip):
+    """A stream exported after chunk k and imported elsewhere goes on exactly as if never moved."""
+    from engine.stream_state import StateError
+    det = busy_detector(clip)
+    chunks = list(file_chunks(clip, "s", 0.7))
+    whole = [StreamProcessor(det).process(c) for c in chunks]  # fresh processor per chunk would lose state
+    one = StreamProcessor(det)
+    reference = [one.process(c) for c in chunks]
+    assert detections(reference) and whole != reference
+    for k in (1, 4, len(chunks) - 2):
+        first = StreamProcessor(det)
+        moved = [first.process(c) for c in chunks[:k]]
+        data = first.export_state("s", {"note": k})
+        second = StreamProcessor(det)
+        assert second.import_state("s", data) == {"note": k}
+        moved += [second.process(c) for c in chunks[k:]]
+        assert [v.to_dict() | {"latency_ms": 0} for v in moved] == \
+               [v.to_dict() | {"latency_ms": 0} for v in reference]
+        assert detections(moved) == detections(reference)
+    other = Detector.from_config(replace(tiny_config(), "inference.hop_seconds", 1.0))
+    with pytest.raises(StateError, match="geometry"):
+        StreamProcessor(other).import_state("s", data)
+    with pytest.raises(StateError):
+        StreamProcessor(det).import_state("s", b"\x00" * 20)

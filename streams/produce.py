@@ -1,0 +1,61 @@
+"""``dfstream produce``: archived media cut into chunks and published in the contract's format.
+
+Each file becomes one stream (key = its stream id, named as ``dfstream replay``
+names it) of raw PCM chunks (``audio/pcm;format=f32le;rate=16000``, with
+``dfs-seq``, ``dfs-t0`` and ``dfs-final``), cut exactly as replay cuts them, so
+that ``dfstream serve`` produces the verdicts replay would. ``realtime`` sends
+each chunk when its last sample would have been heard. Imports no torch.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from engine.config import KafkaConfig
+from engine.errors import DfstreamError
+from streams import kafka_io
+from streams.kafka_contract import chunk_headers
+from streams.replay import file_chunks
+
+
+def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, chunk_seconds: float,
+                  realtime: bool = False, max_bytes: int = 16 * 1024 * 1024, partitions: int = 4,
+                  create: bool = True) -> dict:
+    """Publish every input's chunks to ``topic``; returns counts (files, chunks, seconds, failed).
+
+    Waits until the broker has acknowledged every chunk. A file that cannot be
+    decoded is reported on stderr; its chunks already sent stay sent.
+    """
+    if create:
+        kafka_io.ensure_topics(cfg, {topic: partitions})
+    producer = kafka_io.producer(cfg, max_bytes)
+    counts = {"files": 0, "chunks": 0, "seconds": 0.0, "failed": 0}
+    futures = []
+    try:
+        for path, stream_id in inputs:
+            start = time.monotonic()
+            try:
+                for chunk in file_chunks(path, stream_id, chunk_seconds):
+                    seconds = len(chunk.payload) / 4 / 16000
+                    if realtime:
+                        time.sleep(max(0.0, start + (chunk.t0 or 0.0) + seconds - time.monotonic()))
+                    futures.append(producer.send(topic, key=stream_id.encode(), value=chunk.payload,
+                                                 headers=chunk_headers(chunk)))
+                    counts["chunks"] += 1
+                    counts["seconds"] += seconds
+                counts["files"] += 1
+            except DfstreamError as e:
+                counts["failed"] += 1
+                print(f"dfstream: {stream_id}: {e}", file=sys.stderr)
+        producer.flush()
+        failed = [f.exception for f in futures if not f.succeeded()]
+        if failed:
+            raise kafka_io.BrokerError(f"{len(failed)} chunk(s) were not acknowledged: {failed[0]!r}")
+    except KafkaError as e:
+        raise kafka_io.BrokerError(f"producing to {topic!r} failed: {e}") from None
+    finally:
+        producer.close()
+    return counts

@@ -1,0 +1,55 @@
+"""Shared fixtures: the Kafka-protocol broker for tests marked ``kafka``.
+
+``DFSTREAM_KAFKA_BOOTSTRAP=host:port`` points them at an external cluster (for
+example one from ``bin/dev-broker start``); otherwise the session starts its own
+memory-mode development broker on a free loopback port and stops it at the end.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+EXTERNAL_BOOTSTRAP = "DFSTREAM_KAFKA_BOOTSTRAP"
+
+
+def _dev_broker(state_dir, durable: bool):
+    """A started :class:`~streams.dev_broker.DevBroker`, or a skip when its binaries are missing."""
+    from streams.dev_broker import BrokerError, DevBroker, find_tansu, find_weed
+
+    try:
+        find_tansu()
+        if durable:
+            find_weed()
+    except BrokerError as exc:
+        pytest.skip(str(exc))
+    return DevBroker(port=0, durable=durable, state_dir=state_dir).start()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    """``bootstrap_servers`` of the test broker: the external one, or a memory-mode dev broker."""
+    external = os.environ.get(EXTERNAL_BOOTSTRAP)
+    if external:
+        yield external
+        return
+    broker = _dev_broker(tmp_path_factory.mktemp("dev-broker"), durable=False)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def durable_broker(tmp_path):
+    """A started durable (SeaweedFS S3) :class:`~streams.dev_broker.DevBroker`, stopped afterwards.
+
+    The test may call ``restart_broker()`` on it. Skipped against an external cluster.
+    """
+    if os.environ.get(EXTERNAL_BOOTSTRAP):
+        pytest.skip(f"{EXTERNAL_BOOTSTRAP} is set: durable-broker tests need the local dev broker")
+    broker = _dev_broker(tmp_path / "dev-broker", durable=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()
