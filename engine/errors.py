@@ -34,6 +34,10 @@ class DatasetError(DfstreamError):
     """Dataset metadata is malformed or refers to missing files."""
 
 
+class BrokerError(DfstreamError):
+    """A Kafka broker cannot be reached or refused a request, or the development broker cannot be started."""
+
+
 class RegistryError(DfstreamError):
     """An unknown key was looked up in one of the explicit registries."""
 

