@@ -1,4 +1,4 @@
-"""Shared fixtures: the Kafka-protocol broker for tests marked ``kafka``.
+"""Shared fixtures: a test clip, and the Kafka-protocol broker for tests marked ``kafka``.
 
 ``DFSTREAM_KAFKA_BOOTSTRAP=host:port`` points them at an external cluster (for
 example one from ``bin/dev-broker start``); otherwise the session starts its own
@@ -8,9 +8,24 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 EXTERNAL_BOOTSTRAP = "DFSTREAM_KAFKA_BOOTSTRAP"
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """A 7.37 s stereo 44.1 kHz FLAC-in-Matroska of noise bursts with PTS starting at 3 s."""
+    from helpers import encode
+    rng = np.random.default_rng(1)
+    rate = 44100
+    t = np.arange(int(7.37 * rate)) / rate
+    signal = (rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0)
+              + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    path = tmp_path_factory.mktemp("clip") / "clip.mkv"
+    encode(str(path), "matroska", "flac", rate, 2, signal, start=3.0)
+    return path
 
 
 def _dev_broker(state_dir, durable: bool):

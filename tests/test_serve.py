@@ -13,7 +13,7 @@ import yaml
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.stream import StreamProcessor
-from helpers import busy_detector, encode, encode_bytes
+from helpers import busy_detector, encode_bytes
 from kafka_helpers import (FAST_GROUP, ThreadWorker, committed, configs, names, read_all, send, serve_process,
                            verdicts_by_key, wait_for, without_latency)
 from streams.kafka_contract import chunk_headers
@@ -23,19 +23,6 @@ from streams.topic_replay import replay_topic
 
 pytestmark = pytest.mark.kafka
 CHUNK = 0.7
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """7.37 s of noise bursts (stereo FLAC in Matroska, PTS from 3 s)."""
-    rng = np.random.default_rng(1)
-    rate = 44100
-    t = np.arange(int(7.37 * rate)) / rate
-    signal_ = (rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0)
-               + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    path = tmp_path_factory.mktemp("clip") / "clip.mkv"
-    encode(str(path), "matroska", "flac", rate, 2, signal_, start=3.0)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,8 @@ from engine.decode import AudioBlock, decode_audio
 from engine.detector import Detector
 from engine.stream import StreamProcessor
 from engine.windows import WindowPlan
-from helpers import busy_detector, encode, tiny_config
+from helpers import busy_detector, tiny_config
 from streams.replay import file_chunks
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A 7.37 s stereo 44.1 kHz FLAC-in-Matroska of noise bursts with PTS starting at 3 s."""
-    rng = np.random.default_rng(1)
-    rate = 44100
-    t = np.arange(int(7.37 * rate)) / rate
-    signal = (rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0)
-              + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    path = tmp_path_factory.mktemp("clip") / "clip.mkv"
-    encode(str(path), "matroska", "flac", rate, 2, signal, start=3.0)
-    return path
 
 
 def detections(verdicts):
