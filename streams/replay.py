@@ -47,6 +47,13 @@ class FileResult:
     detections: list[Detection] = field(default_factory=list)
     error: str | None = None
 
+    def add(self, verdict: Verdict) -> None:
+        """Account for one chunk's verdict: its detections, duration and score."""
+        self.detections += verdict.detections
+        self.seconds += verdict.span.duration
+        if verdict.score is not None:
+            self.score = max(self.score or 0.0, verdict.score)
+
 
 def expand_inputs(args: list[str], root: str | Path | None = None) -> list[tuple[Path, str]]:
     """Files, folders (recursive, media suffixes only) and globs -> ``(path, stream_id)``.
@@ -127,10 +134,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
                 for chunk in file_chunks(path, stream_id, chunk_seconds):
                     verdict = processor.process(chunk)
                     writer.verdict(verdict)
-                    result.detections += verdict.detections
-                    result.seconds += verdict.span.duration
-                    if verdict.score is not None:
-                        result.score = max(result.score or 0.0, verdict.score)
+                    result.add(verdict)
                     bar.update(round(verdict.span.duration, 3))
             except DfstreamError as e:
                 processor.close(stream_id)

@@ -77,7 +77,4 @@ def _one(record, processor, writer, results, last_seq, max_bytes) -> None:
     if verdict.final:
         last_seq.pop(chunk.stream_id, None)
     writer.verdict(verdict)
-    result.detections += verdict.detections
-    result.seconds += verdict.span.duration
-    if verdict.score is not None:
-        result.score = max(result.score or 0.0, verdict.score)
+    result.add(verdict)
