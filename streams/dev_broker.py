@@ -32,7 +32,7 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from engine.errors import BrokerError
 
@@ -191,34 +191,6 @@ def kafka_ready(bootstrap: str, request_timeout_ms: int = 2000) -> bool:
     except (KafkaError, OSError, ValueError):
         return False
     return True
-
-
-def create_topics(bootstrap: str, topics: dict[str, int], configs: dict[str, str] | None = None,
-                  timeout_ms: int = 10000) -> None:
-    """Create topics with replication factor 1; existing ones are left as they are.
-
-    Parameters
-    ----------
-    bootstrap : str
-        ``bootstrap_servers`` of the cluster.
-    topics : dict of str to int
-        ``{name: number of partitions}``.
-    configs : dict of str to str, optional
-        Topic configs applied to every new topic (e.g. ``{"retention.ms": "60000"}``).
-    timeout_ms : int
-        Request timeout, milliseconds.
-    """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
-    try:
-        for name, partitions in topics.items():
-            try:
-                admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1,
-                                            "configs": dict(configs or {})}},
-                                    timeout_ms=timeout_ms, wait_for_metadata=True)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()
 
 
 class DevBroker:

@@ -55,15 +55,20 @@ def admin(cfg: KafkaConfig) -> KafkaAdminClient:
 
 
 def ensure_topics(cfg: KafkaConfig, topics: dict[str, int], compacted: tuple[str, ...] = ()) -> None:
-    """Create the missing ``{name: partitions}`` topics (``compacted`` ones with cleanup.policy=compact)."""
+    """Create the missing ``{name: partitions}`` topics (``compacted`` ones with cleanup.policy=compact).
+
+    Each topic is created on its own, so one created meanwhile by someone else
+    does not keep the others from being created; existing topics are left as they are.
+    """
     client = admin(cfg)
     try:
         existing = set(client.list_topics())
-        new = [NewTopic(name, n, -1, topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
-               for name, n in topics.items() if name not in existing]
-        if new:
+        for name, n in topics.items():
+            if name in existing:
+                continue
             try:
-                client.create_topics(new)
+                client.create_topics([NewTopic(name, n, -1, topic_configs={"cleanup.policy": "compact"}
+                                               if name in compacted else {})])
             except TopicAlreadyExistsError:
                 pass
     finally:

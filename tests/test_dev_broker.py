@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.dev_broker import BrokerError, DevBroker, create_topics, free_port, process_alive, tansu_env
+from engine.config import KafkaConfig
+from streams.dev_broker import BrokerError, DevBroker, free_port, process_alive, tansu_env
+from streams.kafka_io import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = [("dfs-seq", b"7"), ("content-type", b"video/mp2t")]
@@ -46,7 +48,7 @@ def test_memory_broker_round_trip_then_stop_leaves_no_process(tmp_path):
     with DevBroker(state_dir=tmp_path) as broker:
         pid = broker.read_record()["pid"]
         assert broker.bootstrap.startswith("127.0.0.1:") and broker.status()["ready"]
-        create_topics(broker.bootstrap, {"segments": 2})
+        ensure_topics(KafkaConfig(bootstrap_servers=broker.bootstrap), {"segments": 2})
         (partition,) = produce(broker.bootstrap, "segments", [(b"stream-1", b"chunk bytes")])
         (record,) = consume(broker.bootstrap, "segments", partition, 1)
         assert (record.key, record.value, record.offset) == (b"stream-1", b"chunk bytes", 0)
@@ -56,9 +58,10 @@ def test_memory_broker_round_trip_then_stop_leaves_no_process(tmp_path):
 
 
 @pytest.mark.kafka
-def test_session_broker_fixture_and_create_topics_is_idempotent(kafka_bootstrap):
-    create_topics(kafka_bootstrap, {"dev-broker.idempotent": 3})
-    create_topics(kafka_bootstrap, {"dev-broker.idempotent": 3})  # already exists: no error
+def test_session_broker_fixture_and_ensure_topics_is_idempotent(kafka_bootstrap):
+    cfg = KafkaConfig(bootstrap_servers=kafka_bootstrap)
+    ensure_topics(cfg, {"dev-broker.idempotent": 3})
+    ensure_topics(cfg, {"dev-broker.idempotent": 3})  # already exists: no error
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         assert "dev-broker.idempotent" in admin.list_topics()
@@ -109,7 +112,7 @@ def test_refuses_s3_engine_without_loopback_endpoint(tmp_path, monkeypatch):
 @pytest.mark.kafka
 def test_durable_broker_keeps_records_across_a_restart(durable_broker):
     bootstrap = durable_broker.bootstrap
-    create_topics(bootstrap, {"durable": 1})
+    ensure_topics(KafkaConfig(bootstrap_servers=bootstrap), {"durable": 1})
     produce(bootstrap, "durable", [(b"stream-%d" % i, b"chunk %d" % i) for i in range(3)])
     pid = durable_broker.read_record()["pid"]
     durable_broker.restart_broker()
