@@ -22,6 +22,7 @@ Writes bench/results/kafka_throughput.json with the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -40,6 +41,7 @@ from engine.detector import Detector  # noqa: E402
 from engine.stream import StreamProcessor  # noqa: E402
 from engine.toyset import make_toyset  # noqa: E402
 from streams.dev_broker import DevBroker  # noqa: E402
+from streams.kafka_io import ensure_topics  # noqa: E402
 from streams.produce import produce_files  # noqa: E402
 from streams.replay import expand_inputs, replay  # noqa: E402
 from streams.serve import Worker  # noqa: E402
@@ -116,10 +118,9 @@ def main() -> None:
             produce_files(inputs, kcfg, scfg.in_topic, args.chunk_seconds, partitions=4)
             produce_s = time.perf_counter() - t
             serve = serve_until(detector, kcfg, scfg, chunks)
-            lag_cfg = ServeConfig(**{**scfg.__dict__, "in_topic": f"bench-{tag}.lag", "group": f"bench-{tag}-lag",
-                                     "state_topic": f"bench-{tag}.lag-state"})
+            lag_cfg = dataclasses.replace(scfg, in_topic=f"bench-{tag}.lag", group=f"bench-{tag}-lag",
+                                          state_topic=f"bench-{tag}.lag-state")
             copies = [(p, f"copy{c}/{sid}") for c in range(args.copies) for p, sid in inputs]
-            from streams.kafka_io import ensure_topics
             ensure_topics(kcfg, {lag_cfg.in_topic: 4})
             producer = threading.Thread(target=produce_files, args=(copies, kcfg, lag_cfg.in_topic,
                                                                     args.chunk_seconds), daemon=True)

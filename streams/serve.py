@@ -258,7 +258,7 @@ class Worker(ConsumerRebalanceListener):
     def _model_loop(self) -> None:
         while True:
             with self.cond:
-                while (not self.work or self.hold) and not (self.finishing and not self.hold):
+                while self.hold or (not self.work and not self.finishing):
                     self.cond.wait(0.2)
                 if not self.work or self.abandon:
                     return
