@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score archived files, folders (recursive) or globs through the live "
                                    "chunked streaming path. Writes OUT/verdicts.jsonl (schema dfstream.verdict/1), "
                                    "OUT/predictions.json (AV-Deepfake1M localization format) and OUT/scores.csv "
-                                   "(file;score). Exit 1 if any file failed.")
+                                   "(file;score). With --from-topic, the same over the chunks stored in a Kafka topic "
+                                   "(one stream per key). Exit 1 if any file failed.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="media files, folders or quoted globs")
     p.add_argument("--out", default="dfstream-out", metavar="DIR", help="output folder (default: %(default)s)")
     p.add_argument("--from-topic", metavar="TOPIC", help="instead of files: re-run detection over the chunks "
@@ -270,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: the end of each partition when replay starts)")
     p.add_argument("--model", metavar="DIR", help="checkpoint folder (model.safetensors + dfstream.json); "
                                                   "without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, localizer, replay)")
+    p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, localizer, "
+                                                    "attribution, replay; kafka for --from-topic)")
     p.add_argument("--chunk-seconds", type=float, metavar="S",
                    help="chunk length the files are cut into (default: replay.chunk_seconds = 2.0)")
     p.add_argument("--root", metavar="DIR", help="name files relative to DIR in the outputs "
