@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := .cache/demo
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install chromium test test-fast demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dfstream needs Python 3.11"'
@@ -20,10 +20,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-test: install
+# Debian's chromium, which the HTML report test opens reports in (tests/browser.py); root or sudo.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install chromium
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: install

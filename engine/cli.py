@@ -82,28 +82,91 @@ def _time_ms(text: str | None) -> int | None:
     return round(when.timestamp() * 1000)
 
 
+def _truth(meta: str | None) -> dict | None:
+    """``--meta``: stream id (the metadata's 'file') -> {label key: [Span]}."""
+    if meta is None:
+        return None
+    from engine.dataset import load_metadata
+    from reports.timeline import truth_spans
+    return {item.file: truth_spans(item) for item in load_metadata(meta)}
+
+
+def _report_notes(detector, truth: dict | None, timelines: dict) -> list[str]:
+    notes = [] if detector.trained else ["UNTRAINED model: random weights, the scores mean nothing."]
+    data = (detector.training or {}).get("data", {}).get("description", "")
+    if "synthetic" in data.lower():
+        notes.append(f"The model was trained on {data}.")
+    if truth is not None:
+        missing = sum(1 for sid in timelines if sid not in truth)
+        if missing:
+            notes.append(f"{missing} stream(s) are not in the --meta file: no ground truth shown for them "
+                         "(name files as the metadata does with --root).")
+    return notes
+
+
 def cmd_replay(args) -> int:
     from engine.stream import StreamProcessor
     from streams.replay import expand_inputs, replay
     from streams.results import summary
     if bool(args.paths) == bool(args.from_topic):
         raise ConfigError("give media PATHs or --from-topic TOPIC (with --bootstrap), not both or neither")
+    if args.meta and not args.report:
+        raise ConfigError("--meta only adds ground truth to a --report; give --report FILE.html too")
     inputs = expand_inputs(args.paths, args.root) if args.paths else None
     if inputs == []:
         raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
+    truth = _truth(args.meta)
     detector, config = _detector(args.model, args.config, args.chunk_seconds)
     detector.warn_if_untrained()
     processor = StreamProcessor(detector, _attributor(detector, args.index))
-    if args.from_topic:
-        from streams.topic_replay import replay_topic
-        results = replay_topic(processor, _kafka_config(config, args.bootstrap), args.from_topic, args.out,
-                               config.serve.max_chunk_bytes, args.from_offset, args.to_offset,
-                               _time_ms(args.from_time), _time_ms(args.to_time), progress=not args.quiet)
-    else:
-        results = replay(inputs, processor, args.out, config.replay.chunk_seconds, progress=not args.quiet)
-    print(summary(results, detector.describe()))
-    print(f"\nwrote {Path(args.out) / 'verdicts.jsonl'}, predictions.json, scores.csv")
+    results, timelines = {}, ({} if args.report else None)
+    try:
+        if args.from_topic:
+            from streams.topic_replay import replay_topic
+            results = replay_topic(processor, _kafka_config(config, args.bootstrap), args.from_topic, args.out,
+                                   config.serve.max_chunk_bytes, args.from_offset, args.to_offset,
+                                   _time_ms(args.from_time), _time_ms(args.to_time), progress=not args.quiet,
+                                   timelines=timelines)
+        else:
+            replay(inputs, processor, args.out, config.replay.chunk_seconds, progress=not args.quiet,
+                   results=results, timelines=timelines)
+    finally:  # also on Ctrl-C: the summary and report of what was done
+        print(summary(results, detector.describe()))
+        print(f"\nwrote {Path(args.out) / 'verdicts.jsonl'}, predictions.json, scores.csv")
+        if args.report:
+            from reports.replay_report import write_replay_report
+            path = write_replay_report(args.report, timelines, detector.describe(), truth,
+                                       detector.config.localizer.onset, _report_notes(detector, truth, timelines),
+                                       progress=not args.quiet)
+            print(f"wrote {path}")
     return 1 if any(r.error for r in results.values()) else 0
+
+
+def cmd_inspect(args) -> int:
+    import shutil
+    from engine.stream import StreamProcessor
+    from engine.decode import decode_chunk
+    from reports.terminal import render
+    from reports.timeline import StreamTimeline
+    from streams.replay import file_chunks
+    path = Path(args.file)
+    if not path.is_file():
+        raise DfstreamError(f"no such file: {path}")
+    stream_id = path.as_posix() if args.root is None else Path(path).resolve().relative_to(
+        Path(args.root).resolve()).as_posix()
+    truth = _truth(args.meta)
+    detector, config = _detector(args.model, args.config, args.chunk_seconds)
+    detector.warn_if_untrained()
+    processor = StreamProcessor(detector, _attributor(detector, args.index))
+    timeline = StreamTimeline(stream_id)
+    try:
+        for chunk in file_chunks(path, stream_id, config.replay.chunk_seconds):
+            timeline.add(decode_chunk(chunk), processor.process(chunk))
+    except DfstreamError as e:
+        timeline.errors.append(str(e))
+    width = args.width or max(20, min(120, shutil.get_terminal_size().columns - 12))
+    print(render(timeline, width, (truth or {}).get(stream_id), detector.describe()))
+    return 1 if timeline.errors else 0
 
 
 def cmd_train(args) -> int:
@@ -120,12 +183,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from engine.evaluation import evaluate, format_metrics
+    from engine.evaluation import evaluate_details, format_metrics
     if (args.verdicts is None) != (args.index is None):
         raise DfstreamError("attribution metrics need both --verdicts and --index")
-    result = evaluate(args.pred, args.meta, args.scores, args.labels, args.split,
-                      args.verdicts, args.index, args.label_field)
+    result, details = evaluate_details(args.pred, args.meta, args.scores, args.labels, args.split,
+                                       args.verdicts, args.index, args.label_field)
     print(format_metrics(result))
+    if args.report:
+        import shlex
+        from reports.eval_report import write_eval_report
+        command = "dfstream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
+        print(f"wrote {write_eval_report(args.report, result, details, command)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -143,6 +211,8 @@ def cmd_index(args) -> int:
                 raise DfstreamError(f"index {args.action} needs --{name}")
         from engine.indexing import add_to_index, build_index
         if args.action == "build":
+            print("building the index (Ctrl-C leaves no index: a partial one would miss generators)",
+                  file=sys.stderr)
             sidecar = build_index(args.meta, args.root, args.model, args.index_dir, args.label_field,
                                   args.labels, args.split, args.holdout, args.false_reject)
         else:
@@ -239,7 +309,12 @@ def cmd_produce(args) -> int:
 
 def cmd_toyset(args) -> int:
     from engine.toyset import make_toyset
-    path = make_toyset(args.out, args.files, args.seed)
+    try:
+        path = make_toyset(args.out, args.files, args.seed)
+    except KeyboardInterrupt:
+        print(f"toyset interrupted: {Path(args.out) / 'metadata.json'} lists the files written so far",
+              file=sys.stderr)
+        raise
     print(f"wrote {path} ({args.files} SYNTHETIC files; see {Path(args.out) / 'README.md'})")
     return 0
 
@@ -279,8 +354,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(to match a metadata file's 'file' entries)")
     p.add_argument("--index", metavar="DIR", help="attribution index (from `dfstream index build`); "
                                                   "default: attribution.index from the config")
+    p.add_argument("--report", metavar="HTML", help="also write a self-contained HTML report: a summary table "
+                                                    "sorted by score and, per file, the waveform, forgery "
+                                                    "probabilities, detected spans and their attribution")
+    p.add_argument("--meta", metavar="JSON", help="metadata with the true segments, drawn in the --report "
+                                                  "(names must match: see --root)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("inspect", epilog=EPILOG, help="a quick text timeline of one file",
+                       description="Score one media file (as replay does) and print a compact text timeline: "
+                                   "the fused forgery probability per column, the detected spans by modality, "
+                                   "the true spans with --meta, and the list of spans with their attribution. "
+                                   "Writes no files. Exit 1 if the file failed to decode.")
+    p.add_argument("file", metavar="FILE", help="a media file")
+    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
+    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.add_argument("--config", metavar="YAML", help="config overrides (as for replay)")
+    p.add_argument("--chunk-seconds", type=float, metavar="S", help="chunk length (default: replay.chunk_seconds)")
+    p.add_argument("--meta", metavar="JSON", help="metadata with the true segments to show")
+    p.add_argument("--root", metavar="DIR", help="name the file relative to DIR (to match --meta's 'file')")
+    p.add_argument("--width", type=int, metavar="COLS", help="columns of the timeline (default: fit the terminal)")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("train", epilog=EPILOG, help="train a detector on labelled data",
                        description="Train the heads on AV-Deepfake1M / LAV-DF-format data (split 'train'; "
@@ -313,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-field", default="audio_model", help="metadata field naming a span's generator "
                                                                 "(default: %(default)s)")
     p.add_argument("--out", metavar="JSON", help="write the metrics here")
+    p.add_argument("--report", metavar="HTML", help="also write a self-contained HTML report: the metrics table, "
+                                                    "ROC and DET curves (with --scores), AP vs IoU, and the "
+                                                    "attribution confusion matrix (with --verdicts)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("index", epilog=EPILOG, help="build, extend or describe an attribution index",
@@ -405,8 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     except DfstreamError as e:
         print(f"dfstream: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dfstream: interrupted; results for the completed files were written", file=sys.stderr)
+    except KeyboardInterrupt:  # each command has written (and said) what it completed
+        print("dfstream: interrupted", file=sys.stderr)
         return 130
 
 

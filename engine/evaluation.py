@@ -58,18 +58,16 @@ def read_verdicts(path: str | Path) -> dict[str, list[Detection]]:
     return found
 
 
-def attribution_metrics(items, detections: dict, known: set[str], label_key: str, label_field: str,
-                        min_iou: float = 0.5) -> dict:
-    """Top-1 accuracy on known generators and AUROC of known vs unknown.
+def match_attributions(items, detections: dict, label_key: str, label_field: str,
+                       min_iou: float = 0.5) -> tuple[list[dict], int]:
+    """Pair each labelled forged span with its file's best detection; returns ``(matches, missed)``.
 
-    Each labelled forged span is matched to the detection of its file with the
-    highest IoU, if above ``min_iou``; unmatched spans are counted as missed.
-    A span is *known* when its generator is in the index. Top-1 is right when
-    the detection's first match names the span's generator (an ``unknown``
-    answer for a known generator is wrong). The AUROC ranks spans by their
-    detection's best-match similarity, known generators as positives.
+    A span is matched to the detection of its file with the highest IoU, if
+    above ``min_iou`` and attributed. Each match is ``{"generator": the span's,
+    "predicted": the first match's generator, "similarity": its similarity}``;
+    spans without such a detection are counted as missed.
     """
-    known_hits, known_total, y, s, missed = 0, 0, [], [], 0
+    matches, missed = [], 0
     for item in items:
         generator = item.raw.get(label_field)
         if not generator:
@@ -81,12 +79,24 @@ def attribution_metrics(items, detections: dict, known: set[str], label_key: str
                 missed += 1
                 continue
             top = best[1].attribution[0]
-            is_known = generator in known
-            y.append(int(is_known))
-            s.append(top["similarity"])
-            if is_known:
-                known_total += 1
-                known_hits += int(top["generator"] == generator)
+            matches.append({"generator": generator, "predicted": top["generator"],
+                            "similarity": top.get("similarity")})
+    return matches, missed
+
+
+def attribution_metrics(matches: list[dict], missed: int, known: set[str], min_iou: float = 0.5) -> dict:
+    """Top-1 accuracy on known generators and AUROC of known vs unknown.
+
+    ``matches`` and ``missed`` come from :func:`match_attributions`. A span is
+    *known* when its generator is in the index. Top-1 is right when the
+    detection's first match names the span's generator (an ``unknown`` answer
+    for a known generator is wrong). The AUROC ranks spans by their detection's
+    best-match similarity, known generators as positives.
+    """
+    y = [int(m["generator"] in known) for m in matches]
+    s = [m["similarity"] for m in matches]
+    known_total = sum(y)
+    known_hits = sum(1 for m in matches if m["generator"] in known and m["predicted"] == m["generator"])
     return {"matched_spans": len(y), "missed_spans": missed, "known_spans": known_total,
             "unknown_spans": len(y) - known_total,
             "top1_accuracy": known_hits / known_total if known_total else None,
@@ -103,6 +113,19 @@ def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segm
     ``verdicts_path`` and ``index_dir``, attribution metrics too (see
     :func:`attribution_metrics`).
     """
+    return evaluate_details(pred_path, meta_path, scores_path, label_key, split, verdicts_path, index_dir,
+                            label_field)[0]
+
+
+def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "fake_segments",
+                     split: str | None = None, verdicts_path=None, index_dir=None,
+                     label_field: str = "audio_model") -> tuple[dict, dict]:
+    """:func:`evaluate`'s result and what it was computed from, for curves and reports.
+
+    The details hold ``labels`` and ``predictions`` (as the localization metrics
+    read them), ``detection`` (``y``, ``s``: per-file truth and score) and
+    ``attribution`` (the matches), each present when its metric is.
+    """
     if label_key not in LABEL_KEYS:
         raise DatasetError(f"unknown label key {label_key!r}; valid: {', '.join(LABEL_KEYS)}")
     items = [i for i in load_metadata(meta_path) if split is None or i.split == split]
@@ -113,18 +136,21 @@ def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segm
     missing = sum(1 for i in items if i.file not in predictions)
     result = {"labels": label_key, "files": len(items), "files_without_prediction": missing,
               "localization": metrics.localization_metrics(labels, predictions)}
+    details = {"labels": labels, "predictions": predictions}
     if scores_path is not None:
         scores = read_scores(scores_path)
         known = [i for i in items if i.file in scores]
         y = [int(bool(i.segments[label_key])) for i in known]
         s = [scores[i.file] for i in known]
         result["detection"] = {"files": len(known), "auc": metrics.auc(y, s), "eer": metrics.eer(y, s)}
+        details["detection"] = {"y": y, "s": s}
     if verdicts_path is not None:
         from fusion.attribution import read_sidecar
         generators = set(read_sidecar(index_dir)["generators"])
-        result["attribution"] = attribution_metrics(items, read_verdicts(verdicts_path), generators,
-                                                    label_key, label_field)
-    return result
+        matches, missed = match_attributions(items, read_verdicts(verdicts_path), label_key, label_field)
+        result["attribution"] = attribution_metrics(matches, missed, generators)
+        details["attribution"] = matches
+    return result, details
 
 
 def format_metrics(result: dict) -> str:

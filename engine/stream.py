@@ -16,7 +16,7 @@ import numpy as np
 from engine.decode import SAMPLE_RATE, AudioBlock, decode_chunk, place
 from engine.detector import Detector, FrameScores
 from engine.stream_state import dump_state, load_state
-from engine.types import Chunk, Span, Verdict
+from engine.types import Chunk, Span, Trace, Verdict
 from fusion.localizer import Localizer
 
 
@@ -117,16 +117,17 @@ class StreamProcessor:
             self.states.pop(stream_id, None)
         if closed and self.attributor is not None:
             closed = self.attributor(closed)
-        score, scored = None, None
+        score, scored, trace = None, None, None
         if len(probs):
             step = self.detector.spec.frame_step
             scored = Span(state.origin + first_frame * step,
                           min(state.origin + (first_frame + len(probs)) * step, state.end_time))
+            trace = Trace(scored.start, step, probs, {"audio": probs})
             if speech is not False:
                 score = float(probs.max())
         return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
                        tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
-                       speech)
+                       speech, trace)
 
     def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
         """The stream's state as bytes (see :mod:`engine.stream_state`); None if it has none."""

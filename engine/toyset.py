@@ -18,6 +18,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 RATE = 16000
 GENERATORS = ("toy-vocoder", "toy-whisper", "toy-robot")
@@ -106,30 +107,44 @@ def make_toyset(out: str | Path, files: int = 96, seed: int = 0, min_seconds: fl
     rng = np.random.default_rng(seed)
     entries = []
     n_val = n_test = max(1, round(files * 0.15)) if files >= 3 else 0
-    for i in range(files):
-        split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-        duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
-        n = int(duration * RATE)
-        generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
-        genuine, forged = _signal(rng, n, generator)
-        segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
-        mix = np.zeros(n)
-        for s, e in segments:
-            a, b = int(s * RATE), int(e * RATE)
-            ramp = min(160, (b - a) // 4)
-            mask = np.ones(b - a)
-            mask[:ramp], mask[-ramp:] = np.linspace(0, 1, ramp), np.linspace(1, 0, ramp)
-            mix[a:b] = mask
-        audio = 0.1 * ((1 - mix) * genuine + mix * forged)
-        name = f"{split}/{i:04d}.wav"
-        (out / split).mkdir(parents=True, exist_ok=True)
-        _write_wav(out / name, audio)
-        entries.append({
-            "file": name, "original": None, "split": split,
-            "modify_type": "audio_modified" if segments else "real",
-            "audio_model": generator if segments else None,
-            "fake_segments": segments, "audio_fake_segments": segments, "visual_fake_segments": [],
-            "video_frames": 0, "audio_frames": n})
+    try:
+        for i in tqdm(range(files), desc="toyset", unit="file", disable=None, leave=False):
+            entries.append(_toy_file(out, rng, i, n_test, n_val, min_seconds, max_seconds, generators))
+    finally:  # also on Ctrl-C: the metadata of the files written so far
+        path = _write_metadata(out, entries, generators)
+    return path
+
+
+def _toy_file(out: Path, rng, i: int, n_test: int, n_val: int, min_seconds: float, max_seconds: float,
+              generators: tuple[str, ...]) -> dict:
+    """Write toy file number ``i`` and return its metadata entry."""
+    split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
+    n = int(duration * RATE)
+    generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
+    genuine, forged = _signal(rng, n, generator)
+    segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
+    mix = np.zeros(n)
+    for s, e in segments:
+        a, b = int(s * RATE), int(e * RATE)
+        ramp = min(160, (b - a) // 4)
+        mask = np.ones(b - a)
+        mask[:ramp], mask[-ramp:] = np.linspace(0, 1, ramp), np.linspace(1, 0, ramp)
+        mix[a:b] = mask
+    audio = 0.1 * ((1 - mix) * genuine + mix * forged)
+    name = f"{split}/{i:04d}.wav"
+    (out / split).mkdir(parents=True, exist_ok=True)
+    _write_wav(out / name, audio)
+    return {
+        "file": name, "original": None, "split": split,
+        "modify_type": "audio_modified" if segments else "real",
+        "audio_model": generator if segments else None,
+        "fake_segments": segments, "audio_fake_segments": segments, "visual_fake_segments": [],
+        "video_frames": 0, "audio_frames": n}
+
+
+def _write_metadata(out: Path, entries: list[dict], generators: tuple[str, ...]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "metadata.json"
     path.write_text(json.dumps(entries, indent=1) + "\n")
     (out / "README.md").write_text(

@@ -161,21 +161,28 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     pos_weight = torch.tensor(min(10.0, max(1.0, negatives / max(positives, 1.0))), device=detector.device)
     trainer = _Trainer(detector, config)
     rng = np.random.default_rng(config.train.seed)
-    history, best, best_state = [], None, None
+    history, best, best_state, interrupted = [], None, None, False
     bar = tqdm(range(1, config.train.epochs + 1), desc="training", unit="epoch", disable=None)
-    for epoch in bar:
-        loss = trainer.epoch(train_data, pos_weight, rng, "train")
-        val = trainer.evaluate(val_data, "val") if val_data else {}
-        history.append({"epoch": epoch, "train_loss": round(loss, 5),
-                        **{k: None if v is None else round(v, 5) for k, v in val.items()}})
-        selector = -(val.get("bce") if val else loss)
-        if best is None or selector > best:
-            best, best_state = selector, {k: v.detach().clone() for k, v in detector.model.state_dict().items()}
-            history[-1]["best"] = True
-        bar.set_postfix(loss=f"{loss:.4f}", val_auc=val.get("frame_auc"))
-        print(f"epoch {epoch}: train loss {loss:.4f}" + (
-            f", val frame AUC {val['frame_auc']:.4f}, val BCE {val['bce']:.4f}" if val and val["frame_auc"] is not None else ""),
-            file=sys.stderr)
+    try:
+        for epoch in bar:
+            loss = trainer.epoch(train_data, pos_weight, rng, "train")
+            val = trainer.evaluate(val_data, "val") if val_data else {}
+            history.append({"epoch": epoch, "train_loss": round(loss, 5),
+                            **{k: None if v is None else round(v, 5) for k, v in val.items()}})
+            selector = -(val.get("bce") if val else loss)
+            if best is None or selector > best:
+                best, best_state = selector, {k: v.detach().clone() for k, v in detector.model.state_dict().items()}
+                history[-1]["best"] = True
+            bar.set_postfix(loss=f"{loss:.4f}", val_auc=val.get("frame_auc"))
+            print(f"epoch {epoch}: train loss {loss:.4f}" + (
+                f", val frame AUC {val['frame_auc']:.4f}, val BCE {val['bce']:.4f}"
+                if val and val["frame_auc"] is not None else ""), file=sys.stderr)
+    except KeyboardInterrupt:
+        bar.close()
+        if best_state is None:
+            print("training interrupted before the first epoch ended: nothing saved", file=sys.stderr)
+            raise
+        interrupted = True
     detector.model.load_state_dict(best_state)
     best_epoch = next(h for h in reversed(history) if h.get("best"))
     summary = {
@@ -188,5 +195,11 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
         "history": history,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if interrupted:
+        summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {config.train.epochs}"
     save_checkpoint(detector, out, summary)
+    if interrupted:
+        print(f"training interrupted after epoch {len(history)}: saved the best epoch so far to {out}",
+              file=sys.stderr)
+        raise KeyboardInterrupt
     return summary

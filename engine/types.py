@@ -89,6 +89,21 @@ class Detection:
                    tuple(d.get("attribution", ())))
 
 
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The frame probabilities behind one verdict, for reports (not serialized).
+
+    ``fused`` ``(F,)`` is the curve the localizer decoded; ``branches`` maps each
+    branch that ran (``"audio"``, ...) to its own ``(F,)`` curve. Frame ``i``
+    covers ``[start + i * step, start + (i + 1) * step)`` seconds of stream time.
+    """
+
+    start: float
+    step: float
+    fused: Any
+    branches: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What dfstream says about one processed chunk of one stream.
@@ -98,7 +113,8 @@ class Verdict:
     completed no analysis window (or a speech gate rejected all of them).
     ``detections`` are the spans that closed while processing this chunk; they
     may start in earlier chunks. ``speech`` is ``None`` without a speech gate,
-    else whether any window this chunk completed held speech.
+    else whether any window this chunk completed held speech. ``trace`` holds the
+    frame probabilities of ``scored`` (not serialized).
     """
 
     stream_id: str
@@ -111,6 +127,7 @@ class Verdict:
     latency_ms: float
     final: bool = False
     speech: bool | None = None
+    trace: Trace | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {

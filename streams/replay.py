@@ -22,9 +22,10 @@ from typing import Iterator, Protocol
 import av
 from tqdm import tqdm
 
-from engine.decode import iter_audio, raw_pcm_content_type
+from engine.decode import decode_chunk, iter_audio, raw_pcm_content_type
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
+from reports.timeline import StreamTimeline
 from streams.results import ResultWriter
 
 MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".m4v", ".aac",
@@ -113,16 +114,24 @@ def probe_seconds(path: Path) -> float:
         return 0.0
 
 
+INTERRUPTED = "interrupted before the end of the file"
+
+
 def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | Path,
-           chunk_seconds: float, progress: bool = True) -> dict[str, FileResult]:
+           chunk_seconds: float, progress: bool = True, results: dict | None = None,
+           timelines: dict | None = None) -> dict[str, FileResult]:
     """Run every input through ``processor`` chunk by chunk and write the results.
 
     Writes ``verdicts.jsonl`` as it goes, ``predictions.json`` and ``scores.csv``
     at the end — also when interrupted (Ctrl-C), for the files completed, before
-    the interrupt propagates.
+    the interrupt propagates; the file in progress then gets the error
+    :data:`INTERRUPTED` and stays out of them. ``results`` (filled and returned)
+    lets a caller keep what was done when the interrupt propagates. With
+    ``timelines`` (a dict), each file's :class:`reports.timeline.StreamTimeline`
+    is recorded there for a report.
     """
     writer = ResultWriter(out_dir)
-    results: dict[str, FileResult] = {}
+    results = {} if results is None else results
     total = sum(probe_seconds(p) for p, _ in inputs)
     bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, disable=not progress, mininterval=0.5,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} media-s [{elapsed}<{remaining}]")
@@ -130,18 +139,31 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
         for index, (path, stream_id) in enumerate(inputs, 1):
             bar.set_description_str(f"replay file {index}/{len(inputs)}")
             result = results[stream_id] = FileResult(stream_id)
+            timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
             try:
                 for chunk in file_chunks(path, stream_id, chunk_seconds):
                     verdict = processor.process(chunk)
                     writer.verdict(verdict)
                     result.add(verdict)
+                    if timeline is not None:
+                        timeline.add(decode_chunk(chunk), verdict)
                     bar.update(round(verdict.span.duration, 3))
             except DfstreamError as e:
                 processor.close(stream_id)
-                result.error = str(e)
+                _fail(result, timeline, str(e))
                 writer.record(error_record(stream_id, result.error))
                 tqdm.write(f"dfstream: {stream_id}: {result.error}", file=sys.stderr)
+            except KeyboardInterrupt:
+                processor.close(stream_id)
+                _fail(result, timeline, INTERRUPTED)
+                raise
     finally:
         bar.close()
         writer.finish(results)
     return results
+
+
+def _fail(result: FileResult, timeline, error: str) -> None:
+    result.error = error
+    if timeline is not None:
+        timeline.errors.append(error)

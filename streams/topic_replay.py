@@ -20,8 +20,10 @@ from kafka import TopicPartition
 from tqdm import tqdm
 
 from engine.config import KafkaConfig
+from engine.decode import decode_chunk
 from engine.errors import DfstreamError
 from engine.types import error_record
+from reports.timeline import StreamTimeline
 from streams import kafka_io
 from streams.kafka_contract import BadRecord, parse_record
 from streams.replay import FileResult
@@ -31,8 +33,11 @@ from streams.results import ResultWriter
 def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: int,
                  from_offset: int | None = None, to_offset: int | None = None,
                  from_ms: int | None = None, to_ms: int | None = None,
-                 progress: bool = True) -> dict[str, FileResult]:
-    """Score the records of ``topic`` in the range; returns results per stream id."""
+                 progress: bool = True, timelines: dict | None = None) -> dict[str, FileResult]:
+    """Score the records of ``topic`` in the range; returns results per stream id.
+
+    With ``timelines`` (a dict), each stream's :class:`reports.timeline.StreamTimeline`
+    is recorded there for a report."""
     reader = kafka_io.consumer(cfg, None, max_bytes)
     writer = ResultWriter(out_dir)
     results: dict[str, FileResult] = {}
@@ -46,10 +51,13 @@ def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: in
                     break
                 if from_ms is not None and record.timestamp < from_ms:
                     continue
-                _one(record, processor, writer, results, last_seq, max_bytes)
+                _one(record, processor, writer, results, last_seq, max_bytes, timelines)
                 bar.update(1)
         for sid in list(processor.states):
-            results.setdefault(sid, FileResult(sid)).detections += processor.finish(sid)
+            closed = processor.finish(sid)
+            results.setdefault(sid, FileResult(sid)).detections += closed
+            if timelines is not None:
+                timelines.setdefault(sid, StreamTimeline(sid)).add_detections(closed)
     finally:
         bar.close()
         reader.close()
@@ -57,7 +65,7 @@ def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: in
     return results
 
 
-def _one(record, processor, writer, results, last_seq, max_bytes) -> None:
+def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> None:
     try:
         chunk = parse_record(record.key, record.value, list(record.headers or ()), max_bytes)
     except BadRecord as e:
@@ -72,9 +80,14 @@ def _one(record, processor, writer, results, last_seq, max_bytes) -> None:
         verdict = processor.process(chunk)
     except DfstreamError as e:
         writer.record(error_record(chunk.stream_id, str(e), chunk.seq))
+        if timelines is not None:
+            timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).errors.append(
+                f"seq {chunk.seq}: {e}")
         tqdm.write(f"dfstream: {chunk.stream_id} seq {chunk.seq}: {e}", file=sys.stderr)
         return
     if verdict.final:
         last_seq.pop(chunk.stream_id, None)
     writer.verdict(verdict)
     result.add(verdict)
+    if timelines is not None:
+        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(decode_chunk(chunk), verdict)

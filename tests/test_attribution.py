@@ -9,7 +9,7 @@ from engine.cli import main
 from engine.dataset import load_metadata
 from engine.artifacts import sha256_file
 from engine.detector import Detector
-from engine.evaluation import attribution_metrics
+from engine.evaluation import attribution_metrics, match_attributions
 from engine.types import Detection, Span
 from fusion import attribution
 from fusion.attribution import AttributionError, AttributionIndex, Attributor, check_model
@@ -126,7 +126,9 @@ def test_attribution_metrics_exact(tmp_path):
            "k2": [Detection(Span(0.1, 1), 0.9, "audio", ({"generator": "unknown", "similarity": 0.3},)),
                   Detection(Span(3, 4), 0.9, "audio", ({"generator": "B", "similarity": 0.8},))],
            "u": [Detection(Span(0, 0.9), 0.9, "audio", ({"generator": "unknown", "similarity": 0.4},))]}
-    result = attribution_metrics(load_metadata(tmp_path / "m.json"), det, {"A", "B"}, "fake_segments", "audio_model")
+    matches, missed = match_attributions(load_metadata(tmp_path / "m.json"), det, "fake_segments", "audio_model")
+    assert [(m["generator"], m["predicted"]) for m in matches] == [("A", "A"), ("B", "unknown"), ("Z", "unknown")]
+    result = attribution_metrics(matches, missed, {"A", "B"})
     # k2's second span [5,6] matches nothing -> missed; known spans: k1 (right), k2 first (unknown: wrong)
     assert result["matched_spans"] == 3 and result["missed_spans"] == 1 and result["known_spans"] == 2
     assert result["top1_accuracy"] == 0.5

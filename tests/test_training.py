@@ -45,3 +45,42 @@ def test_finetuning_updates_the_encoder_but_not_its_feature_extractor(tmp_path):
     assert not torch.equal(before[attn], after[attn])
     card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())["training"]
     assert card["method"]["encoder"] == "fine-tuned"
+
+
+def test_ctrl_c_saves_the_best_epoch_so_far(tmp_path, monkeypatch):
+    import pytest
+    from engine import training
+    meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
+    config = replace(tiny_config(), "train.epochs", 5)
+    calls = []
+    original = training._Trainer.epoch
+
+    def epoch(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+    monkeypatch.setattr(training._Trainer, "epoch", epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
+    card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())["training"]
+    assert card["interrupted"] == "stopped by the user after epoch 2 of 5"
+    assert [h["epoch"] for h in card["history"]] == [1, 2]
+    load_checkpoint(tmp_path / "ck")  # a complete, loadable checkpoint
+
+
+def test_ctrl_c_in_toyset_keeps_the_metadata_of_files_written(tmp_path, monkeypatch):
+    import pytest
+    from engine import toyset
+    original, calls = toyset._write_wav, []
+
+    def write(path, samples):
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        original(path, samples)
+    monkeypatch.setattr(toyset, "_write_wav", write)
+    with pytest.raises(KeyboardInterrupt):
+        make_toyset(tmp_path, files=10, seed=1, min_seconds=1.0, max_seconds=1.2)
+    items = load_metadata(tmp_path / "metadata.json")
+    assert len(items) == 3 and all((tmp_path / i.file).is_file() for i in items)
