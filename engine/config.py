@@ -54,6 +54,9 @@ class InferenceConfig:
     of earlier audio; both must be multiples of the branch's frame step (20 ms).
     ``dtype`` ``bfloat16`` converts the weights for inference (about twice as
     fast on CPUs with native bf16; training always runs in float32).
+    ``quantize`` ``int8`` applies dynamic int8 quantization to the branches'
+    feed-forward linear layers (CPU only; attention projections stay float
+    because the encoders read their weights directly).
     """
 
     hop_seconds: float = 2.0
@@ -62,6 +65,23 @@ class InferenceConfig:
     device: str = "auto"
     threads: int = 0
     dtype: str = "float32"
+    quantize: str = "none"
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Batching across streams (:mod:`engine.scheduler`).
+
+    A batch holds at most ``batch_chunks`` decoded chunks of any streams; the
+    model thread waits at most ``max_wait_ms`` after the first is ready for
+    more. ``decode_workers`` threads decode chunks off the model thread. At most
+    ``max_pending`` chunks wait unresolved; submitting more blocks.
+    """
+
+    batch_chunks: int = 16
+    max_wait_ms: float = 10.0
+    decode_workers: int = 2
+    max_pending: int = 256
 
 
 @dataclass(frozen=True)
@@ -190,6 +210,7 @@ class Config:
     branches: tuple[str, ...] = ("audio",)
     audio: AudioBranchConfig = field(default_factory=AudioBranchConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -208,6 +229,12 @@ def _check(cfg: Config) -> Config:
         (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
         (inf.batch_size >= 1, "inference.batch_size must be >= 1"),
         (inf.dtype in ("float32", "bfloat16"), "inference.dtype must be 'float32' or 'bfloat16'"),
+        (inf.quantize in ("none", "int8"), "inference.quantize must be 'none' or 'int8'"),
+        (inf.quantize == "none" or inf.dtype == "float32",
+         "inference.quantize: int8 works on float32 weights; set inference.dtype: float32"),
+        (cfg.scheduler.batch_chunks >= 1 and cfg.scheduler.decode_workers >= 1 and cfg.scheduler.max_pending >= 1,
+         "scheduler.batch_chunks, decode_workers and max_pending must be >= 1"),
+        (cfg.scheduler.max_wait_ms >= 0, "scheduler.max_wait_ms must be >= 0"),
         (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
          "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),

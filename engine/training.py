@@ -152,7 +152,8 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     items = load_metadata(meta)
     train_items, val_items = _split(items, config)
     torch.manual_seed(config.train.seed)
-    config = replace(config, "inference.dtype", "float32")  # gradients in float32, whatever inference uses
+    # gradients in float32 and unquantized, whatever inference uses
+    config = replace(replace(config, "inference.quantize", "none"), "inference.dtype", "float32")
     detector = Detector.from_config(config)
     train_data = _windows(train_items, root, detector, label_key, "train")
     val_data = _windows(val_items, root, detector, label_key, "val") if val_items else None

@@ -1,0 +1,328 @@
+"""Many concurrent streams through the engine, against the way research detectors run, in one run.
+
+Both paths score the same media: N SYNTHETIC streams (engine/toyset.py tones,
+not speech), each cut into chunks of ``--chunk-seconds`` and every chunk
+encoded as its own Ogg/Opus 48 kHz segment (a live chunk is compressed: decoding
+and resampling it is real work).
+
+* engine: :class:`engine.scheduler.Scheduler` - decoding on a thread pool,
+  chunks of all streams batched (``scheduler.batch_chunks``), the precision the
+  engine config sets (``--engine-config``, default bf16 weights).
+* baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
+  on the model thread, per-stream state kept (the same windows, so the same
+  detections).
+
+Modes: as fast as possible (default; every chunk available at once, the
+producer held back only by the scheduler's ``max_pending``), or ``--realtime``:
+chunk k of a stream arrives when its audio would have been heard (streams start
+staggered over one chunk). Chunk latency = verdict time - arrival time.
+
+Reports media-seconds per wall-second, chunks/s, p50/p95 chunk latency, peak
+host memory (RSS sampled every 20 ms) and device memory, the model stage's
+achieved FLOP/s (FLOPs of one window counted with torch's FlopCounterMode) and
+its fraction of the device's peak, and the engine/baseline ratio. With
+``--accuracy-model DIR --accuracy-data DIR`` it also scores the test split of
+that (toyset-format) dataset both ways and reports AP@0.5 of each.
+
+    python bench/throughput.py [--streams 16] [--seconds 12] [--model CKPT_OR_YAML] [--device auto]
+                               [--engine-config YAML] [--realtime] [--out bench/results/throughput.json]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from engine.config import SchedulerConfig, config_from_dict, config_to_dict, read_yaml
+from engine.decode import decode_audio
+from engine.detector import Detector
+from engine.scheduler import Scheduler
+from engine.stream import StreamProcessor
+from engine.toyset import make_toyset
+from engine.types import Chunk
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 48000
+ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16", "batch_size": 16}}
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
+GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return {"cores": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def cpu_peak_flops() -> tuple[float | None, str]:
+    """fp32 FMA peak estimate: threads x max clock x FLOPs/cycle (AVX-512: 64, AVX2+FMA: 32)."""
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 16
+    mhz = next((float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")), None)
+    if mhz is None:
+        return None, "unknown clock"
+    return (torch.get_num_threads() * mhz * 1e6 * per_cycle,
+            f"estimate: {torch.get_num_threads()} threads x {mhz:.0f} MHz x {per_cycle} fp32 FLOP/cycle")
+
+
+def device_peak(device: torch.device) -> tuple[float | None, str]:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in GPU_BF16_PEAK.items() if k in name), None)
+        return peak, f"{name} dense bf16 data-sheet peak" if peak else f"{name}: peak unknown"
+    return cpu_peak_flops()
+
+
+def encode_chunk(samples: np.ndarray, rate: int) -> bytes:
+    """One self-contained Ogg/Opus segment of mono float32 ``samples``."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=RATE, layout="mono")
+        up = av.AudioResampler(format="fltp", layout="mono", rate=RATE)
+        frame = av.AudioFrame.from_ndarray(samples[None, :].astype(np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        for f in up.resample(frame) + up.resample(None):
+            out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def make_streams(n: int, seconds: float, chunk_seconds: float, work: Path) -> list[list[Chunk]]:
+    """``n`` streams of ``seconds`` each, as lists of Ogg/Opus chunks with t0 set."""
+    meta = make_toyset(work / "media", files=n, seed=7, min_seconds=seconds, max_seconds=seconds)
+    entries = json.loads(meta.read_text())
+    streams = []
+    for i, entry in enumerate(entries):
+        samples = decode_audio(work / "media" / entry["file"]).samples
+        step = round(chunk_seconds * 16000)
+        starts = range(0, len(samples), step)
+        streams.append([Chunk(f"stream-{i:03d}", k, encode_chunk(samples[s:s + step], 16000), "audio/ogg",
+                              s / 16000, final=k == len(starts) - 1) for k, s in enumerate(starts)])
+    return streams
+
+
+class PeakRSS:
+    """Peak resident set size (MB) of this process while the block runs, sampled every 20 ms."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.is_set():
+            with open("/proc/self/statm") as f:
+                self.peak = max(self.peak, int(f.read().split()[1]) * page / 2**20)
+            self._stop.wait(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def schedule(streams, chunk_seconds: float, realtime: bool) -> list[tuple[float, Chunk]]:
+    """(arrival offset in s, chunk) in arrival order: stream i's chunk k at (k + 1 + i/n) x chunk length."""
+    n = len(streams)
+    rows = [((k + 1 + i / n) * chunk_seconds if realtime else 0.0, i, k, c)
+            for i, chunks in enumerate(streams) for k, c in enumerate(chunks)]
+    rows.sort(key=lambda r: (r[0], r[2], r[1]))
+    return [(t, c) for t, _, _, c in rows]
+
+
+def _wait_until(t0: float, offset: float) -> float:
+    arrival = t0 + offset
+    delay = arrival - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+    return arrival
+
+
+def run_engine(detector, order, scheduler_config: SchedulerConfig) -> dict:
+    processor = StreamProcessor(detector)
+    latencies, futures = [], []
+    with PeakRSS() as rss:
+        t0 = time.perf_counter()
+        with Scheduler(processor, scheduler_config) as sched:
+            for offset, chunk in order:
+                arrival = _wait_until(t0, offset)
+                future = sched.submit(chunk, started=arrival)
+                future.add_done_callback(lambda f, a=arrival: latencies.append(time.perf_counter() - a))
+                futures.append(future)
+        wall = time.perf_counter() - t0
+    verdicts = [f.result() for f in futures]
+    return _summary(wall, verdicts, latencies, rss.peak, sched.stats.model_seconds,
+                    {"batches": sched.stats.batches, "largest_batch": sched.stats.largest_batch,
+                     "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)})
+
+
+def run_baseline(detector, order) -> dict:
+    processor = StreamProcessor(detector)
+    latencies, verdicts, model = [], [], [0.0]
+    score = detector.score
+
+    def timed(windows):
+        tic = time.perf_counter()
+        try:
+            return score(windows)
+        finally:
+            model[0] += time.perf_counter() - tic
+    detector.score = timed
+    try:
+        with PeakRSS() as rss:
+            t0 = time.perf_counter()
+            for offset, chunk in order:
+                arrival = _wait_until(t0, offset)
+                verdicts.append(processor.process(chunk))
+                latencies.append(time.perf_counter() - arrival)
+            wall = time.perf_counter() - t0
+    finally:
+        del detector.score
+    return _summary(wall, verdicts, latencies, rss.peak, model[0], {})
+
+
+def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
+    media = sum(v.span.duration for v in verdicts)
+    lat = np.array(latencies) * 1000
+    return {"wall_s": round(wall, 3), "media_s": round(media, 2), "media_s_per_s": round(media / wall, 2),
+            "chunks_per_s": round(len(verdicts) / wall, 2), "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
+            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1), "peak_rss_mb": round(peak_rss, 1),
+            "model_s": round(model_seconds, 3), **extra}
+
+
+def window_flops(detector) -> int:
+    """FLOPs of one analysis window through the branches (torch's FlopCounterMode, float32 copy)."""
+    import copy
+    from torch.nn.utils import parametrize
+    from torch.utils.flop_counter import FlopCounterMode
+    branch = copy.deepcopy(detector.branch)
+    for module in branch.modules():  # weight norm's parametrization does not run under the counter
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name)
+    wav = branch.preprocess(np.zeros((1, detector.plan.length), np.float32))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        branch(wav.to(detector.device, detector.dtype))
+    return counter.get_total_flops()
+
+
+def ap_at_05(detector, data: Path) -> float | None:
+    """AP@0.5 on the test split of a toyset-format dataset, scored chunk by chunk."""
+    from engine.dataset import load_metadata
+    from engine.metrics import average_precision
+    from streams.replay import file_chunks
+    processor, predictions, labels = StreamProcessor(detector), {}, {}
+    for item in load_metadata(data / "metadata.json"):
+        if item.split != "test":
+            continue
+        found = [d for c in file_chunks(data / item.file, item.file, 2.0) for d in processor.process(c).detections]
+        predictions[item.file] = [[d.score, d.span.start, d.span.end] for d in sorted(found, key=lambda d: -d.score)]
+        labels[item.file] = [[s.start, s.end] for s in item.segments["fake_segments"]]
+    return average_precision(labels, predictions, 0.5)
+
+
+def load(model: str | None, overrides: dict) -> Detector:
+    """A checkpoint folder (with runtime overrides) or a YAML architecture (random weights)."""
+    if model and Path(model).is_dir():
+        from engine.checkpoint import load_checkpoint
+        return load_checkpoint(model, overrides)
+    raw = read_yaml(model) if model else {}
+    merged = {**raw, **{k: {**raw.get(k, {}), **v} for k, v in overrides.items()}}
+    return Detector.from_config(config_from_dict(merged))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=12.0, help="media seconds per stream")
+    parser.add_argument("--chunk-seconds", type=float, default=2.0)
+    parser.add_argument("--model", help="checkpoint folder or architecture YAML (default: the default config, "
+                                        "random weights; speed does not depend on them)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--engine-config", help="YAML of inference/scheduler overrides for the engine path "
+                                                f"(default: {ENGINE_DEFAULT})")
+    parser.add_argument("--realtime", action="store_true", help="pace every stream in real time")
+    parser.add_argument("--accuracy-model", help="trained checkpoint for the AP check")
+    parser.add_argument("--accuracy-data", help="toyset-format dataset for the AP check (test split)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.json"))
+    args = parser.parse_args()
+
+    engine_overrides = read_yaml(args.engine_config) if args.engine_config else ENGINE_DEFAULT
+    engine_overrides = {**engine_overrides, "inference": {**engine_overrides.get("inference", {}),
+                                                          "device": args.device}}
+    baseline_overrides = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
+                                        "device": args.device}}
+    engine = load(args.model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
+    scheduler_config = config_from_dict({"scheduler": engine_overrides.get("scheduler", {})}).scheduler
+    baseline = load(args.model, baseline_overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        streams = make_streams(args.streams, args.seconds, args.chunk_seconds, Path(tmp))
+    order = schedule(streams, args.chunk_seconds, args.realtime)
+    for det in (engine, baseline):
+        det.warm_up()
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    result_engine = run_engine(engine, order, scheduler_config)
+    if engine.device.type == "cuda":
+        result_engine["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        torch.cuda.reset_peak_memory_stats()
+    result_baseline = run_baseline(baseline, order)
+    if baseline.device.type == "cuda":
+        result_baseline["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+    flops = window_flops(baseline)
+    n_windows = sum(baseline.plan.complete(round(args.seconds * 16000), final=True) for _ in streams)
+    peak, peak_note = device_peak(engine.device)
+    for result in (result_engine, result_baseline):
+        achieved = flops * n_windows / result["model_s"] if result["model_s"] else None
+        result["model_flops_per_s"] = None if achieved is None else round(achieved / 1e9, 2) * 1e9
+        result["fraction_of_peak"] = None if achieved is None or not peak else round(achieved / peak, 4)
+    report = {
+        "benchmark": "throughput",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join(["python bench/throughput.py", *sys.argv[1:]]),
+        "data": f"{args.streams} SYNTHETIC toy streams (engine/toyset.py) x {args.seconds} s, "
+                f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks",
+        "mode": "realtime" if args.realtime else "as fast as possible",
+        "model": engine.describe(),
+        "engine_config": {"inference": config_to_dict(engine.config.inference),
+                          "scheduler": config_to_dict(scheduler_config)},
+        "baseline_config": "batch 1, float32, decode inline, one chunk at a time",
+        "window_gflops": round(flops / 1e9, 3), "windows": n_windows,
+        "device_peak_flops": peak, "device_peak_note": peak_note,
+        "engine": result_engine,
+        "baseline": result_baseline,
+        "speedup_media_s_per_s": round(result_engine["media_s_per_s"] / result_baseline["media_s_per_s"], 3),
+    }
+    if args.accuracy_model and args.accuracy_data:
+        acc_engine = load(args.accuracy_model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
+        acc_base = load(args.accuracy_model, baseline_overrides)
+        a, b = ap_at_05(acc_engine, Path(args.accuracy_data)), ap_at_05(acc_base, Path(args.accuracy_data))
+        report["accuracy"] = {"data": f"test split of {args.accuracy_data} (SYNTHETIC toyset)",
+                              "model": acc_engine.describe(), "ap50_engine": a, "ap50_baseline": b,
+                              "ap50_difference": None if a is None or b is None else round(a - b, 4)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Batching across streams: chunks of many streams in, one model call per batch.
+
+:meth:`Scheduler.submit` takes a chunk of any stream and returns a future of
+its :class:`~engine.types.Verdict`. Chunks are decoded on a thread pool
+(``scheduler.decode_workers``), so the model never waits on PyAV while decoded
+work is queued. One model thread forms batches of at most
+``scheduler.batch_chunks`` decoded chunks, waiting at most
+``scheduler.max_wait_ms`` after the first one is ready for more, and runs the
+branches once per batch (:meth:`engine.stream.StreamProcessor.feed_many`).
+
+Order and fairness: each stream is a FIFO and only its head can be taken, so a
+stream's chunks reach its state in submission order; a batch is filled round
+robin, one chunk per stream per round, starting after the stream the previous
+batch served first, so a busy stream cannot starve a quiet one. Bound: at most
+``scheduler.max_pending`` chunks are submitted and unresolved; ``submit``
+blocks beyond that (backpressure to the caller). A chunk that fails to decode
+resolves to its :class:`~engine.errors.MediaError`; the stream goes on.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from engine.config import SchedulerConfig
+from engine.decode import decode_chunk
+from engine.errors import DfstreamError
+from engine.types import Chunk
+
+
+@dataclass
+class _Item:
+    chunk: Chunk
+    started: float
+    decoded: Future
+    result: Future = field(default_factory=Future)
+
+
+@dataclass
+class SchedulerStats:
+    """What the model thread did: batches run, chunks resolved, seconds in the model stage."""
+
+    batches: int = 0
+    chunks: int = 0
+    model_seconds: float = 0.0
+    largest_batch: int = 0
+
+
+class Scheduler:
+    """Collects decoded chunks of many streams into batches for one processor.
+
+    Parameters
+    ----------
+    processor : engine.stream.StreamProcessor
+        Owns the per-stream state; only the scheduler's model thread calls it.
+    config : SchedulerConfig
+        Batch size, maximum wait, decode pool size and the pending bound.
+    """
+
+    def __init__(self, processor, config: SchedulerConfig):
+        self.processor, self.config = processor, config
+        self.stats = SchedulerStats()
+        self._pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="dfstream-decode")
+        self._slots = threading.Semaphore(config.max_pending)
+        self._cond = threading.Condition()
+        self._queues: OrderedDict[str, deque[_Item]] = OrderedDict()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="dfstream-model", daemon=True)
+        self._thread.start()
+
+    def submit(self, chunk: Chunk, started: float | None = None) -> Future:
+        """Queue ``chunk``; blocks while ``max_pending`` chunks are unresolved.
+
+        ``started`` (a ``perf_counter`` time, default now) is when the chunk
+        arrived; its verdict's latency counts from it."""
+        if self._closing:
+            raise DfstreamError("the scheduler is closed")
+        self._slots.acquire()
+        item = _Item(chunk, time.perf_counter() if started is None else started,
+                     self._pool.submit(decode_chunk, chunk))
+        with self._cond:
+            self._queues.setdefault(chunk.stream_id, deque()).append(item)
+        item.decoded.add_done_callback(self._wake)
+        return item.result
+
+    def close(self) -> None:
+        """Resolve everything submitted, then stop the model thread and the decode pool."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._pool.shutdown()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _wake(self, _future=None) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _ready(self) -> int:
+        """Decoded chunks that could be taken now (each stream's decoded prefix)."""
+        n = 0
+        for queue in self._queues.values():
+            for item in queue:
+                if not item.decoded.done():
+                    break
+                n += 1
+        return n
+
+    def _take(self) -> list[_Item]:
+        """Up to ``batch_chunks`` decoded heads, one per stream per round, rotating the first stream."""
+        batch: list[_Item] = []
+        first = None
+        while len(batch) < self.config.batch_chunks:
+            took = False
+            for sid in list(self._queues):
+                queue = self._queues[sid]
+                if len(batch) >= self.config.batch_chunks:
+                    break
+                if queue and queue[0].decoded.done():
+                    batch.append(queue.popleft())
+                    first = sid if first is None else first
+                    took = True
+            if not took:
+                break
+        for sid in [s for s, q in self._queues.items() if not q]:
+            del self._queues[sid]
+        if first in self._queues:  # next batch starts after the stream this one served first
+            self._queues.move_to_end(first)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready() and not (self._closing and not self._queues):
+                    self._cond.wait()
+                if not self._ready():
+                    return  # closing and drained
+                deadline = time.monotonic() + self.config.max_wait_ms / 1000
+                while (self._ready() < self.config.batch_chunks and not self._closing
+                       and (left := deadline - time.monotonic()) > 0):
+                    self._cond.wait(left)
+                batch = self._take()
+            self._score(batch)
+
+    def _score(self, batch: list[_Item]) -> None:
+        good = []
+        for item in batch:
+            error = item.decoded.exception()
+            if error is not None:
+                if item.chunk.final:  # the stream ends here: forget its state
+                    self.processor.close(item.chunk.stream_id)
+                item.result.set_exception(error)
+            else:
+                good.append(item)
+        tic = time.perf_counter()
+        if good:
+            items = [(i.chunk.stream_id, i.chunk.seq, i.decoded.result(), i.chunk.final) for i in good]
+            try:
+                verdicts = self.processor.feed_many(items, [i.started for i in good])
+            except Exception as e:  # noqa: BLE001 - handed to every caller's future; the model thread goes on
+                for item in good:
+                    item.result.set_exception(e)
+            else:
+                for item, verdict in zip(good, verdicts):
+                    item.result.set_result(verdict)
+        self.stats.model_seconds += time.perf_counter() - tic
+        self.stats.batches += 1
+        self.stats.chunks += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        for _ in batch:
+            self._slots.release()

@@ -1,0 +1,141 @@
+"""The cross-stream scheduler: batch/no-batch equivalence, order, fairness, bounds; precision paths on CPU."""
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from engine import scheduler as scheduler_module
+from engine.config import SchedulerConfig, replace
+from engine.decode import decode_audio, raw_pcm_content_type
+from engine.detector import Detector
+from engine.errors import MediaError
+from engine.precision import int8_layers
+from engine.scheduler import Scheduler
+from engine.stream import StreamProcessor
+from engine.types import Chunk, Span, Verdict
+from helpers import busy_detector
+from streams.replay import file_chunks
+
+
+class FakeProcessor:
+    """Records the batches it is given; the first batch waits for ``gate``."""
+
+    def __init__(self, gate: threading.Event | None = None):
+        self.batches, self.gate, self.closed = [], gate, []
+        self.entered = threading.Event()
+
+    def feed_many(self, items, started=None):
+        self.entered.set()
+        if self.gate is not None and not self.batches:
+            self.gate.wait(10)
+        self.batches.append([(sid, seq) for sid, seq, _, _ in items])
+        return [Verdict(sid, seq, Span(0, 1), None, None, (), "fake", 0.0, final) for sid, seq, _, final in items]
+
+    def close(self, stream_id):
+        self.closed.append(stream_id)
+
+
+def pcm(stream_id, seq, n=160, final=False):
+    return Chunk(stream_id, seq, np.zeros(n, np.float32).tobytes(), raw_pcm_content_type(), seq * n / 16000, final)
+
+
+def test_batched_through_the_scheduler_equals_one_chunk_at_a_time(clip):
+    det = busy_detector(clip)
+    chunks = {sid: list(file_chunks(clip, sid, size)) for sid, size in (("a", 0.7), ("b", 1.3), ("c", 2.0))}
+    reference = {}
+    for sid, cs in chunks.items():
+        one = StreamProcessor(det)
+        reference[sid] = [one.process(c) for c in cs]
+    futures = {sid: [] for sid in chunks}
+    with Scheduler(StreamProcessor(det), SchedulerConfig(batch_chunks=4, max_wait_ms=50)) as sched:
+        for k in range(max(len(cs) for cs in chunks.values())):  # streams interleaved, as live
+            for sid, cs in chunks.items():
+                if k < len(cs):
+                    futures[sid].append(sched.submit(cs[k]))
+    assert sched.stats.largest_batch > 1 and sched.stats.chunks == sum(len(cs) for cs in chunks.values())
+    for sid in chunks:
+        got = [f.result() for f in futures[sid]]
+        for x, y in zip(got, reference[sid], strict=True):
+            assert (x.stream_id, x.seq, x.span, x.scored, x.final) == (y.stream_id, y.seq, y.span, y.scored, y.final)
+            assert x.score == pytest.approx(y.score, abs=1e-5)
+            assert [(d.span, round(d.score, 4)) for d in x.detections] == \
+                [(d.span, round(d.score, 4)) for d in y.detections]
+    assert any(v.detections for f in futures.values() for v in (x.result() for x in f))
+
+
+def test_a_stream_reaches_the_model_in_order_even_when_decoding_finishes_out_of_order(monkeypatch):
+    decode = scheduler_module.decode_chunk
+
+    def slow_first(chunk):
+        if chunk.seq == 0:
+            time.sleep(0.2)
+        return decode(chunk)
+    monkeypatch.setattr(scheduler_module, "decode_chunk", slow_first)
+    fake = FakeProcessor()
+    with Scheduler(fake, SchedulerConfig(batch_chunks=8, max_wait_ms=0, decode_workers=4)) as sched:
+        futures = [sched.submit(pcm("s", k)) for k in range(6)]
+    assert [f.result().seq for f in futures] == list(range(6))
+    order = [seq for batch in fake.batches for _, seq in batch]
+    assert order == list(range(6))
+
+
+def test_a_busy_stream_cannot_starve_a_quiet_one():
+    gate = threading.Event()
+    fake = FakeProcessor(gate)
+    with Scheduler(fake, SchedulerConfig(batch_chunks=4, max_wait_ms=0)) as sched:
+        sched.submit(pcm("busy", 0))
+        assert fake.entered.wait(5)  # the model thread holds the first batch at the gate
+        busy = [sched.submit(pcm("busy", k)) for k in range(1, 41)]
+        quiet = sched.submit(pcm("quiet", 0))
+        time.sleep(0.2)  # every chunk decoded while the model is held
+        gate.set()
+    assert quiet.result().stream_id == "quiet" and all(f.result() for f in busy)
+    assert fake.batches[0] == [("busy", 0)]
+    # the next batch is filled round robin: the quiet stream is in it, not after the 40 busy chunks
+    assert ("quiet", 0) in fake.batches[1] and len(fake.batches[1]) == 4
+    assert [seq for b in fake.batches for sid, seq in b if sid == "busy"] == list(range(41))
+
+
+def test_submit_blocks_at_max_pending():
+    gate = threading.Event()
+    fake = FakeProcessor(gate)
+    sched = Scheduler(fake, SchedulerConfig(batch_chunks=1, max_wait_ms=0, max_pending=3))
+    submitted = []
+    producer = threading.Thread(target=lambda: [submitted.append(sched.submit(pcm("s", k))) for k in range(6)])
+    producer.start()
+    time.sleep(0.3)
+    assert len(submitted) == 3  # the fourth submit waits for a slot
+    gate.set()
+    producer.join(5)
+    sched.close()
+    assert len(submitted) == 6 and [f.result().seq for f in submitted] == list(range(6))
+
+
+def test_a_chunk_that_does_not_decode_fails_alone():
+    fake = FakeProcessor()
+    bad = Chunk("s", 1, b"\x00\x01\x02", raw_pcm_content_type(), 0.01)  # not a whole float32 sample
+    with Scheduler(fake, SchedulerConfig(batch_chunks=4, max_wait_ms=20)) as sched:
+        futures = [sched.submit(pcm("s", 0)), sched.submit(bad), sched.submit(pcm("s", 2))]
+    assert futures[0].result().seq == 0 and futures[2].result().seq == 2
+    with pytest.raises(MediaError):
+        futures[1].result()
+    assert [seq for b in fake.batches for _, seq in b] == [0, 2]
+
+
+def test_precision_paths_agree_on_cpu(clip):
+    """float32, bfloat16 weights and dynamic int8: the same frames within the documented tolerances."""
+    fp32 = busy_detector(clip)
+    audio = decode_audio(clip).samples
+    reference = fp32.score_stream(audio).probs
+    int8 = Detector(replace(fp32.config, "inference.quantize", "int8"), copy.deepcopy(fp32.model),
+                    fp32.model_id, None)
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+    quantized = [n for n, m in int8.model.named_modules() if isinstance(m, Int8Linear)]
+    assert quantized and sorted(quantized) == sorted(int8_layers(fp32.model))
+    assert not any("attention" in n for n in quantized)
+    assert all(type(m) is torch.nn.Linear for n, m in int8.model.named_modules() if "q_proj" in n)
+    got = int8.score_stream(audio).probs
+    assert got.shape == reference.shape and np.abs(got - reference).max() < 0.05  # documented tolerance
