@@ -20,7 +20,9 @@ staggered over one chunk). Chunk latency = verdict time - arrival time.
 Reports media-seconds per wall-second, chunks/s, p50/p95 chunk latency, peak
 host memory (RSS sampled every 20 ms) and device memory, the model stage's
 achieved FLOP/s (FLOPs of one window counted with torch's FlopCounterMode) and
-its fraction of the device's peak, and the engine/baseline ratio. With
+its fraction of the device's peak, and the engine/baseline ratio. On CPU it
+also times one window through the encoder's feature extractor and through the
+whole branch for float32, bf16 and int8 at batch 1 and 16 (``ms_per_window``). With
 ``--accuracy-model DIR --accuracy-data DIR`` it also scores the test split of
 that (toyset-format) dataset both ways and reports AP@0.5 of each.
 
@@ -223,6 +225,36 @@ def window_flops(detector) -> int:
     return counter.get_total_flops()
 
 
+def stage_profile(model: str | None, repeats: int = 3) -> dict:
+    """ms per window of the encoder's feature extractor and of the whole branch, by precision and batch.
+
+    16 windows of noise, the best of ``repeats`` timed passes after one warm-up
+    pass, under ``torch.inference_mode()``."""
+    x = np.random.default_rng(0).normal(0, 0.1, (16, 1)).astype(np.float32)
+    profile = {}
+    for name, inference in (("float32", {"dtype": "float32"}), ("bfloat16", {"dtype": "bfloat16"}),
+                            ("int8", {"dtype": "float32", "quantize": "int8"})):
+        for batch in (1, 16):
+            det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu"}})
+            windows = np.repeat(x, det.plan.length, axis=1) * np.random.default_rng(1).random(det.plan.length)
+            windows = windows.astype(np.float32)
+            wav = det.branch.preprocess(windows).to(det.dtype)
+            extractor = det.branch.encoder.feature_extractor
+            timings = {"feature_extractor": [], "branch": []}
+            with torch.inference_mode():
+                for i in range(repeats + 1):
+                    tic = time.perf_counter()
+                    for k in range(0, 16, batch):
+                        extractor(wav[k:k + batch])
+                    mid = time.perf_counter()
+                    det.score(windows)
+                    if i:
+                        timings["feature_extractor"].append((mid - tic) / 16 * 1000)
+                        timings["branch"].append((time.perf_counter() - mid) / 16 * 1000)
+            profile[f"{name}_batch{batch}"] = {k: round(min(v), 1) for k, v in timings.items()}
+    return profile
+
+
 def ap_at_05(detector, data: Path) -> float | None:
     """AP@0.5 on the test split of a toyset-format dataset, scored chunk by chunk."""
     from engine.dataset import load_metadata
@@ -312,6 +344,8 @@ def main() -> None:
         "baseline": result_baseline,
         "speedup_media_s_per_s": round(result_engine["media_s_per_s"] / result_baseline["media_s_per_s"], 3),
     }
+    if engine.device.type == "cpu":
+        report["ms_per_window"] = stage_profile(args.model)
     if args.accuracy_model and args.accuracy_data:
         acc_engine = load(args.accuracy_model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
         acc_base = load(args.accuracy_model, baseline_overrides)
