@@ -1,8 +1,8 @@
 """``dfstream serve``: a Kafka consumer-group worker, chunks in, verdicts out.
 
-Two threads. The consumer thread polls the input topic into a bounded work
-queue (pausing every partition while the queue is full and resuming when it
-has drained to half), commits finished offsets and handles rebalances. The
+Two threads of ours. The consumer thread polls the input topic into a bounded
+work queue (pausing every partition while the queue is full and resuming when
+it has drained to half) and commits finished offsets. The
 model thread takes batches from the queue, checks each chunk against the
 contract and the stream's ledger, decodes it, scores the batch across streams
 (``processor.feed_many``), and then:
@@ -20,6 +20,17 @@ runs ahead of its acknowledged verdicts. A worker that takes a partition over
 reads that partition of the state topic and goes on where the last owner's
 state ends: chunks at offsets the state already covers are skipped
 (``redelivered``), so spans crossing the hand-over are still reported once.
+
+Rebalances. kafka-python 3 calls the rebalance listener on the group
+consumer's own I/O thread, where no call on that consumer may block, and it
+keeps a retained partition's fetch position across an eager rebalance. So the
+listener only waits for the batch in hand, drops the queued chunks of the
+revoked partitions, forgets their streams and restores the assigned ones from
+the state topic (through a separate reader); it commits nothing. Every
+rebalance starts a new *epoch*: records from a poll that overlapped one are
+not queued, and before its next poll the consumer thread rewinds every
+assigned partition to its committed offset. Chunks dropped at a rebalance are
+therefore fetched again, and the restored ledgers skip the ones already done.
 Duplicates occur only when a worker dies (or stalls past the session timeout)
 after its verdicts were acknowledged but before the stream's state was: the
 new owner then scores those chunks again from the older state and produces
@@ -90,7 +101,9 @@ class Worker(ConsumerRebalanceListener):
         self.busy = self.hold = self.finishing = self.abandon = False
         self.done: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.paused = False
+        self.epoch = 0                             # bumped by every rebalance callback
+        self.rebalancing = False                   # between a revocation and the next assignment
+        self.rewind: set[TopicPartition] = set()   # assigned partitions to move to their committed offset
         self.peak_depth = 0
         self.failure: BaseException | None = None
         self.consumer = self.producer = self.reader = None
@@ -127,6 +140,10 @@ class Worker(ConsumerRebalanceListener):
             while not stop.is_set() and self.failure is None:
                 self._commit_done()
                 room = self._backpressure()
+                with self.cond:
+                    epoch, rewind, self.rewind = self.epoch, self.rewind, set()
+                if rewind and not self._rewind(rewind):
+                    continue
                 try:
                     records = self.consumer.poll(timeout_ms=200, max_records=max(1, room))
                 except KafkaError as e:
@@ -136,6 +153,9 @@ class Worker(ConsumerRebalanceListener):
                 items = [self._item(tp, r, now) for tp, batch in records.items() for r in batch]
                 if items:
                     with self.cond:
+                        if epoch != self.epoch or self.rebalancing:  # polled across a rebalance: fetched again
+                            self.metrics.refetched.inc(len(items))
+                            continue
                         self.work.extend(items)
                         self.peak_depth = max(self.peak_depth, len(self.work))
                         self.metrics.queue_depth.set(len(self.work))
@@ -158,26 +178,45 @@ class Worker(ConsumerRebalanceListener):
 
     # ------------------------------------------------------- consumer thread
     def _backpressure(self) -> int:
-        """Pause all partitions while the queue is full, resume at half; returns the room left."""
+        """Pause all partitions while the queue is full, resume at half; returns the room left.
+
+        The consumer's own paused set is the truth: kafka-python keeps a
+        retained partition paused across a rebalance.
+        """
         with self.cond:
             depth = len(self.work)
-        assigned = self.consumer.assignment()
-        if not self.paused and depth >= self.cfg.queue_chunks and assigned:
-            self.consumer.pause(*assigned)
-            self.paused = True
-            self.metrics.pauses.inc()
-            event(self.log, logging.INFO, "paused", queue=depth)
-        elif self.paused and depth <= self.cfg.queue_chunks // 2:
-            self.consumer.resume(*self.consumer.paused())
-            self.paused = False
+        paused = self.consumer.paused()
+        running = self.consumer.assignment() - paused
+        if depth >= self.cfg.queue_chunks and running:
+            self.consumer.pause(*running)
+            if not paused:
+                self.metrics.pauses.inc()
+                event(self.log, logging.INFO, "paused", queue=depth)
+        elif paused and depth <= self.cfg.queue_chunks // 2:
+            self.consumer.resume(*paused)
             event(self.log, logging.INFO, "resumed", queue=depth)
         self.metrics.paused.set(len(self.consumer.paused()))
         return min(self.cfg.poll_records, self.cfg.queue_chunks - depth)
 
-    def _commit_done(self, only=None) -> None:
+    def _rewind(self, partitions: set) -> bool:
+        """Move the still-assigned ``partitions`` to their committed offsets (the start when none); False on trouble."""
+        try:
+            for tp in partitions & self.consumer.assignment():
+                offset = self.consumer.committed(tp)
+                if offset is None:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, offset)
+        except KafkaError as e:
+            with self.cond:
+                self.rewind |= partitions
+            self._broker_trouble("rewind", e)
+            return False
+        return True
+
+    def _commit_done(self) -> None:
         with self.cond:
-            offsets = {tp: o for tp, o in self.done.items()
-                       if (only is None or tp in only) and o > self.committed.get(tp, -1)}
+            offsets = {tp: o for tp, o in self.done.items() if o > self.committed.get(tp, -1)}
         assigned = self.consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if not offsets:
@@ -205,54 +244,80 @@ class Worker(ConsumerRebalanceListener):
         event(self.log, logging.WARNING, "broker-error", operation=operation, error=repr(error))
         time.sleep(self.cfg.retry_backoff_seconds)
 
+    # ------------------------------------- rebalance listener (kafka's I/O thread)
     def on_partitions_revoked(self, revoked) -> None:
-        """Finish the batch in hand, drop queued chunks of ``revoked``, commit, forget their streams."""
+        """Finish the batch in hand, drop the queued chunks of ``revoked`` and forget their streams.
+
+        Nothing is committed here (no call on the group consumer may block on
+        its I/O thread); the next owner skips what the state topic covers.
+        """
         revoked = set(revoked)
         with self.cond:
-            self.hold = True
+            self.epoch += 1
+            self.rebalancing = self.hold = True
             while self.busy:
                 self.cond.wait(0.1)
             kept = deque(i for i in self.work if i.tp not in revoked)
             dropped = len(self.work) - len(kept)
             self.work = kept
-        try:
-            self._commit_done(revoked)
-        finally:
+            self.metrics.refetched.inc(dropped)
             for sid in self.ledger.forget({tp.partition for tp in revoked}):
                 self.processor.close(sid)
             for tp in revoked:
                 self.committed.pop(tp, None)
                 self.done.pop(tp, None)
-            with self.cond:
-                self.hold = False
-                self.cond.notify_all()
-        if self.paused:
-            self.paused = False  # a new assignment starts unpaused
+            self.hold = False
+            self.cond.notify_all()
         event(self.log, logging.INFO, "revoked", partitions=sorted(tp.partition for tp in revoked),
               dropped_queued=dropped)
 
     def on_partitions_assigned(self, assigned) -> None:
-        """Restore the streams of ``assigned`` from the state topic."""
+        """Restore the streams of ``assigned`` from the state topic; have them rewound to their committed offsets."""
+        with self.cond:
+            self.epoch += 1
+            self.hold = True
+            while self.busy:
+                self.cond.wait(0.1)
         restored = failed = 0
-        for tp in assigned:
-            latest: dict[str, tuple] = {}
-            state_tp = TopicPartition(self.cfg.state_topic, tp.partition)
-            for record in kafka_io.read_partition(self.reader, state_tp):
-                if record.key is not None:
-                    latest[record.key.decode("utf-8", "replace")] = (dict(record.headers or ()), record.value)
-            for sid, (headers, value) in latest.items():
-                if value is None or LEDGER_HEADER not in headers:
-                    continue  # tombstone
-                self.ledger.restore(sid, Entry.from_json(headers[LEDGER_HEADER]))
-                if value:
-                    try:
-                        self.processor.import_state(sid, value)
-                    except DfstreamError as e:
-                        failed += 1
-                        event(self.log, logging.WARNING, "state-unusable", stream_id=sid, error=str(e))
-                restored += 1
+        try:
+            for tp in assigned:
+                for sid, (entry, value) in self._stored_states(tp.partition).items():
+                    self.ledger.restore(sid, entry)
+                    if value:
+                        try:
+                            self.processor.import_state(sid, value)
+                        except DfstreamError as e:
+                            failed += 1
+                            event(self.log, logging.WARNING, "state-unusable", stream_id=sid, error=str(e))
+                    restored += 1
+        finally:
+            with self.cond:
+                self.rewind = set(assigned)
+                self.rebalancing = self.hold = False
+                self.cond.notify_all()
         event(self.log, logging.INFO, "assigned", partitions=sorted(tp.partition for tp in assigned),
               streams_restored=restored, states_unusable=failed)
+
+    def _stored_states(self, partition: int) -> dict[str, tuple[Entry, bytes]]:
+        """Each stream's furthest state in ``partition`` of the state topic: ``{stream id: (ledger entry, state)}``.
+
+        Furthest = the highest input offset its ledger covers, so that a late
+        write of an older state (a worker that stalled past its session) does
+        not win over the newer owner's; a tombstone forgets the stream.
+        """
+        states: dict[str, tuple[Entry, bytes]] = {}
+        for record in kafka_io.read_partition(self.reader, TopicPartition(self.cfg.state_topic, partition)):
+            if record.key is None:
+                continue
+            sid = record.key.decode("utf-8", "replace")
+            headers = dict(record.headers or ())
+            if record.value is None or LEDGER_HEADER not in headers:
+                states.pop(sid, None)
+                continue
+            entry = Entry.from_json(headers[LEDGER_HEADER])
+            if sid not in states or entry.last_offset >= states[sid][0].last_offset:
+                states[sid] = (entry, record.value)
+        return states
 
     # ---------------------------------------------------------- model thread
     def _model_loop(self) -> None:
@@ -416,3 +481,4 @@ class Worker(ConsumerRebalanceListener):
         event(self.log, logging.INFO, "stopped", committed={f"{tp.topic}[{tp.partition}]": o
                                                             for tp, o in committed.items()},
               left_uncommitted=left)
+

@@ -36,6 +36,9 @@ class ServeMetrics:
         self.dead_letters = Counter("dfstream_dead_letters", "Dead letters by reason", ["reason"], registry=r)
         self.broker_errors = Counter("dfstream_broker_errors", "Failed broker operations (retried)",
                                      ["operation"], registry=r)
+        self.refetched = Counter("dfstream_rebalance_refetched",
+                                 "Chunks polled or queued when a rebalance came, fetched again afterwards",
+                                 registry=r)
         self.streams = Gauge("dfstream_open_streams", "Streams with state on this worker", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

@@ -17,6 +17,35 @@ TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2
         "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4}}
 
 
+# Windows scored in one batch and the same windows scored one at a time round differently in the last
+# float32 place (~1e-7): verdicts of batched paths equal the sequential ones within this (README, "Batching").
+SCORE_TOLERANCE = 1e-5
+
+
+def _close(a, b, tol: float, where: str = "verdict") -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), (where, sorted(a), sorted(b))
+        for k in a:
+            _close(a[k], b[k], tol, f"{where}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), (where, a, b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, tol, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= tol, (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def assert_same_verdict(got, expected, tol: float = SCORE_TOLERANCE) -> None:
+    """Two verdicts (objects or their dicts) agree apart from ``latency_ms``, numbers within ``tol``.
+
+    Times are frame-quantized, so a frame decided differently (0.02 s) still fails.
+    """
+    a, b = (v if isinstance(v, dict) else v.to_dict() for v in (got, expected))
+    _close({k: v for k, v in a.items() if k != "latency_ms"}, {k: v for k, v in b.items() if k != "latency_ms"}, tol)
+
+
 def tiny_config(**sections):
     data = {k: dict(v) for k, v in TINY.items()}
     for key, value in sections.items():

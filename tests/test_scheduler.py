@@ -16,7 +16,7 @@ from engine.precision import int8_layers
 from engine.scheduler import Scheduler
 from engine.stream import StreamProcessor
 from engine.types import Chunk, Span, Verdict
-from helpers import busy_detector
+from helpers import assert_same_verdict, busy_detector
 from streams.replay import file_chunks
 
 
@@ -59,10 +59,7 @@ def test_batched_through_the_scheduler_equals_one_chunk_at_a_time(clip):
     for sid in chunks:
         got = [f.result() for f in futures[sid]]
         for x, y in zip(got, reference[sid], strict=True):
-            assert (x.stream_id, x.seq, x.span, x.scored, x.final) == (y.stream_id, y.seq, y.span, y.scored, y.final)
-            assert x.score == pytest.approx(y.score, abs=1e-5)
-            assert [(d.span, round(d.score, 4)) for d in x.detections] == \
-                [(d.span, round(d.score, 4)) for d in y.detections]
+            assert_same_verdict(x, y)
     assert any(v.detections for f in futures.values() for v in (x.result() for x in f))
 
 

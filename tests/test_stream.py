@@ -9,7 +9,7 @@ from engine.decode import AudioBlock, decode_audio
 from engine.detector import Detector
 from engine.stream import StreamProcessor
 from engine.windows import WindowPlan
-from helpers import busy_detector, tiny_config
+from helpers import assert_same_verdict, busy_detector, tiny_config
 from streams.replay import file_chunks
 
 
@@ -115,10 +115,8 @@ def test_feed_many_equals_feeding_one_by_one(clip):
     batched = StreamProcessor(det).feed_many(items)
     single = StreamProcessor(det)
     one_by_one = [single.feed(*item) for item in items]
-    for x, y in zip(batched, one_by_one):
-        assert (x.stream_id, x.seq, x.span, x.scored, x.final) == (y.stream_id, y.seq, y.span, y.scored, y.final)
-        assert x.score == pytest.approx(y.score, abs=1e-5)
-        assert [(d.span, round(d.score, 4)) for d in x.detections] == [(d.span, round(d.score, 4)) for d in y.detections]
+    for x, y in zip(batched, one_by_one, strict=True):
+        assert_same_verdict(x, y)
     assert sum(len(v.detections) for v in batched) > 0
 
 
