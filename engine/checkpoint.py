@@ -24,7 +24,7 @@ from engine.detector import Detector, build_model
 from engine.errors import CheckpointError, ConfigError, DfstreamError
 
 FORMAT = "dfstream.checkpoint/1"
-RUNTIME_SECTIONS = ("inference", "scheduler", "localizer", "attribution", "replay", "call_hook")
+RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attribution", "replay", "call_hook")
 """Config sections that may differ from training when a checkpoint is loaded."""
 DEPLOYMENT_SECTIONS = ("kafka", "serve")
 """Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""

@@ -85,6 +85,24 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what untrusted media may make the decoder do (:mod:`engine.decode`).
+
+    Every violation is a :class:`~engine.errors.MediaError` with its own reason
+    (in brackets). Each applies to chunks (bytes payloads from Kafka, the call
+    hook or a topic); files replayed from disk are checked for rate, channels and
+    gaps but may be as long as they are, decoded block by block.
+    """
+
+    max_chunk_seconds: float = 600.0     # decoded audio per chunk [too-long]
+    decode_timeout_seconds: float = 30.0  # wall time decoding one chunk, checked between frames [decode-timeout]
+    max_gap_seconds: float = 600.0       # a timestamp jump filled with silence, files included [timestamp-jump]
+    max_channels: int = 64               # [too-many-channels]
+    min_sample_rate: int = 1000          # native rates outside [min, max] Hz [bad-rate]
+    max_sample_rate: int = 384000
+
+
+@dataclass(frozen=True)
 class LocalizerConfig:
     """Frame probabilities -> spans: hysteresis, merge, minimum duration.
 
@@ -211,6 +229,7 @@ class Config:
     audio: AudioBranchConfig = field(default_factory=AudioBranchConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -235,6 +254,12 @@ def _check(cfg: Config) -> Config:
         (cfg.scheduler.batch_chunks >= 1 and cfg.scheduler.decode_workers >= 1 and cfg.scheduler.max_pending >= 1,
          "scheduler.batch_chunks, decode_workers and max_pending must be >= 1"),
         (cfg.scheduler.max_wait_ms >= 0, "scheduler.max_wait_ms must be >= 0"),
+        (cfg.limits.max_chunk_seconds > 0 and cfg.limits.decode_timeout_seconds > 0
+         and cfg.limits.max_gap_seconds >= 0 and cfg.limits.max_channels >= 1,
+         "limits.max_chunk_seconds and decode_timeout_seconds must be > 0, max_gap_seconds >= 0, "
+         "max_channels >= 1"),
+        (0 < cfg.limits.min_sample_rate <= cfg.limits.max_sample_rate,
+         "limits needs 0 < min_sample_rate <= max_sample_rate"),
         (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
          "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),

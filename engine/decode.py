@@ -9,10 +9,18 @@ resampling the whole signal at once.
 Raw PCM payloads (content types ``audio/L16;rate=R[;channels=C]`` for 16-bit
 big-endian PCM as in RFC 2586, ``audio/pcm;format=s16le|f32le;rate=R`` for
 little-endian) are parsed with NumPy and take the same resampling path.
+
+Untrusted media is bounded by :class:`engine.config.LimitsConfig` (config
+section ``limits``): native sample rate and channel count, timestamp jumps
+(filled with silence, so a jump of hours would be hours of zeros), and for
+chunks (bytes payloads) the decoded duration and the wall time spent
+decoding (checked between frames). Each breach is a :class:`MediaError` with
+its own reason.
 """
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +29,7 @@ import av
 import numpy as np
 import soxr
 
+from engine.config import LimitsConfig
 from engine.errors import MediaError
 from engine.types import Chunk
 
@@ -28,6 +37,9 @@ SAMPLE_RATE = 16000
 """Sample rate (Hz) of all decoded audio."""
 
 _GAP_TOLERANCE = 0.002  # seconds of PTS jitter ignored before inserting silence / trimming
+
+LIMITS = LimitsConfig()
+"""The default bounds (``configs/default.yaml`` section ``limits``)."""
 
 
 @dataclass(frozen=True)
@@ -43,18 +55,44 @@ class AudioBlock:
         return len(self.samples) / SAMPLE_RATE
 
 
-def place(samples: np.ndarray, start: int, expected: int, rate: int) -> np.ndarray:
+def place(samples: np.ndarray, start: int, expected: int, rate: int,
+          max_gap_seconds: float = LIMITS.max_gap_seconds) -> np.ndarray:
     """Align ``samples`` that start at index ``start`` to a timeline expecting ``expected`` next.
 
     A gap larger than the PTS tolerance (2 ms) is filled with silence; an
     overlap is trimmed from the front; smaller jitter is ignored. Indices are
-    in samples at ``rate`` Hz.
+    in samples at ``rate`` Hz. A gap over ``max_gap_seconds`` raises
+    MediaError ``timestamp-jump``.
     """
     if abs(start - expected) <= _GAP_TOLERANCE * rate:
         return samples
+    check_gap((start - expected) / rate, max_gap_seconds)
     if start > expected:
         return np.concatenate([np.zeros(start - expected, np.float32), samples])
     return samples[expected - start:]
+
+
+def check_gap(seconds: float, max_gap_seconds: float) -> None:
+    """MediaError ``timestamp-jump`` when a gap of ``seconds`` would be filled with more silence than allowed."""
+    if seconds > max_gap_seconds:
+        raise MediaError(f"timestamps jump {seconds:.1f} s ahead; at most {max_gap_seconds:g} s of missing audio "
+                         "is filled with silence (limits.max_gap_seconds)", "timestamp-jump")
+
+
+def check_format(rate: int, channels: int, limits: LimitsConfig) -> None:
+    """MediaError ``bad-rate`` / ``too-many-channels`` for a native format outside ``limits``."""
+    if not limits.min_sample_rate <= rate <= limits.max_sample_rate:
+        raise MediaError(f"sample rate {rate} Hz is outside [{limits.min_sample_rate}, {limits.max_sample_rate}] "
+                         "(limits.min_sample_rate / max_sample_rate)", "bad-rate")
+    if not 1 <= channels <= limits.max_channels:
+        raise MediaError(f"{channels} audio channels; at most {limits.max_channels} (limits.max_channels)",
+                         "too-many-channels")
+
+
+def _check_length(samples: int, limits: LimitsConfig) -> None:
+    if samples > limits.max_chunk_seconds * SAMPLE_RATE:
+        raise MediaError(f"chunk decodes to more than {limits.max_chunk_seconds:g} s of audio "
+                         "(limits.max_chunk_seconds)", "too-long")
 
 
 class _Timeline:
@@ -66,17 +104,19 @@ class _Timeline:
         Native sample rate (Hz) of the frames pushed.
     t0 : float
         Stream time (seconds) of native sample 0.
+    max_gap_seconds : float
+        Longest timestamp gap filled with silence.
     """
 
-    def __init__(self, rate: int, t0: float):
-        self.rate, self.t0, self.pos = rate, t0, 0
+    def __init__(self, rate: int, t0: float, max_gap_seconds: float):
+        self.rate, self.t0, self.pos, self.max_gap = rate, t0, 0, max_gap_seconds
         self.resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(
             rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
 
     def push(self, mono: np.ndarray, time: float | None) -> np.ndarray:
         """Add native-rate samples starting at stream time ``time`` (None: contiguous)."""
         if time is not None:
-            mono = place(mono, round((time - self.t0) * self.rate), self.pos, self.rate)
+            mono = place(mono, round((time - self.t0) * self.rate), self.pos, self.rate, self.max_gap)
         self.pos += len(mono)
         return self._resample(mono, last=False)
 
@@ -120,7 +160,7 @@ def _open(source) -> av.container.InputContainer:
             _check_riff(f.read(8), size)
         handle = str(path)
     try:
-        return av.open(handle, mode="r")
+        return av.open(handle, mode="r", metadata_errors="replace")  # metadata is not ours to trust
     except av.error.FFmpegError as e:
         raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})",
                          "not-media") from None
@@ -140,16 +180,63 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def _frames_to_mono(frame: av.AudioFrame, converter: av.AudioResampler) -> np.ndarray:
-    """One decoded frame -> float32 mono at its native rate (channel mean)."""
-    planes = [f.to_ndarray() for f in converter.resample(frame)]
-    if not planes:
-        return np.zeros(0, np.float32)
-    data = np.concatenate(planes, axis=1)  # (channels, n), planar float
-    return data.mean(axis=0).astype(np.float32, copy=False)
+_SAMPLE_TYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
+                 "flt": np.float32, "dbl": np.float64}
 
 
-def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBlock]:
+def _plane(plane, dtype: np.dtype, count: int) -> np.ndarray:
+    if plane.buffer_size < count * dtype.itemsize:
+        raise MediaError("corrupt: a decoded frame holds fewer samples than it declares", "corrupt")
+    return np.frombuffer(plane, dtype, count)
+
+
+def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded frame -> float32 mono at its native rate (channel mean).
+
+    Read straight from the frame's planes, every length checked against the
+    buffer: PyAV's own conversion (``AudioResampler``, ``to_ndarray``) reads
+    out of bounds on some malformed channel layouts -- fuzzing found an AAC
+    chunk switching to "31 channels" that crashed the process.
+    """
+    fmt, channels, n = frame.format, frame.layout.nb_channels, frame.samples
+    kind = fmt.name[:-1] if fmt.is_planar else fmt.name
+    if kind not in _SAMPLE_TYPES:
+        raise MediaError(f"unsupported sample format {fmt.name!r}", "unsupported-codec")
+    dtype = np.dtype(_SAMPLE_TYPES[kind])
+    planes = frame.planes
+    if fmt.is_planar:
+        if len(planes) < channels:
+            raise MediaError(f"corrupt: {len(planes)} sample planes for {channels} channels", "corrupt")
+        data = np.stack([_plane(p, dtype, n) for p in planes[:channels]])
+    else:
+        data = _plane(planes[0], dtype, n * channels).reshape(n, channels).T
+    mono = data.mean(axis=0, dtype=np.float64)
+    if dtype.kind == "u":
+        mono = (mono - 128.0) / 128.0
+    elif dtype.kind == "i":
+        mono /= float(2 ** (8 * dtype.itemsize - 1))
+    return mono.astype(np.float32)
+
+
+def _frames(container, stream) -> Iterator[av.AudioFrame]:
+    """Decoded frames of ``stream``, like ``container.decode(stream)``.
+
+    PyAV raises IndexError when a malformed file (seen with MPEG-TS) sends a
+    packet for a stream it did not announce; that is a corrupt input here.
+    """
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError:
+            raise MediaError("corrupt: a packet refers to a stream the container does not declare",
+                             "corrupt") from None
+        yield from packet.decode()
+
+
+def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig = LIMITS) -> Iterator[AudioBlock]:
     """Decode the first audio stream of ``source`` incrementally.
 
     Parameters
@@ -159,6 +246,8 @@ def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBloc
     block_seconds : float, optional
         Yield blocks of exactly ``round(block_seconds * 16000)`` samples (the
         last may be shorter); ``None`` yields whatever each packet decodes to.
+    limits : LimitsConfig
+        Bounds (see module doc); duration and decode time apply to bytes only.
 
     Yields
     ------
@@ -168,25 +257,33 @@ def iter_audio(source, block_seconds: float | None = None) -> Iterator[AudioBloc
     Raises
     ------
     MediaError
-        Missing, empty, unreadable, audio-less, corrupt or truncated input.
+        Missing, empty, unreadable, audio-less, corrupt or truncated input,
+        or input beyond ``limits``.
     """
     block = None if block_seconds is None else max(1, round(block_seconds * SAMPLE_RATE))
+    chunk = isinstance(source, (bytes, bytearray, memoryview))
+    deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
     with _open(source) as container:
         stream = _audio_stream(container)
-        timeline, converter = None, None
+        timeline = None
         pending: list[np.ndarray] = []
         n_pending, emitted, t0 = 0, 0, 0.0
         try:
-            for frame in container.decode(stream):
+            for frame in _frames(container, stream):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
+                                     "(limits.decode_timeout_seconds)", "decode-timeout")
+                check_format(frame.sample_rate, frame.layout.nb_channels, limits)
                 if timeline is None:
                     t0 = float(frame.time) if frame.time is not None else 0.0
-                    timeline = _Timeline(frame.sample_rate, t0)
-                    converter = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                    timeline = _Timeline(frame.sample_rate, t0, limits.max_gap_seconds)
                 elif frame.sample_rate != timeline.rate:
                     raise MediaError(f"sample rate changes mid-stream ({timeline.rate} -> {frame.sample_rate} Hz)")
-                out = timeline.push(_frames_to_mono(frame, converter), frame.time)
+                out = timeline.push(_frame_to_mono(frame), frame.time)
                 pending.append(out)
                 n_pending += len(out)
+                if chunk:
+                    _check_length(emitted + n_pending, limits)
                 while block is not None and n_pending >= block:
                     samples, pending, n_pending = _take(pending, block)
                     yield AudioBlock(samples, t0 + emitted / SAMPLE_RATE)
@@ -224,9 +321,9 @@ def _take(pending: list[np.ndarray], n: int):
     return whole[:n], [whole[n:]], len(whole) - n
 
 
-def decode_audio(source) -> AudioBlock:
-    """Decode all audio of ``source`` (path or bytes) into one :class:`AudioBlock`."""
-    blocks = list(iter_audio(source))
+def decode_audio(source, limits: LimitsConfig = LIMITS) -> AudioBlock:
+    """Decode all audio of ``source`` (path or bytes) into one :class:`AudioBlock` (see :func:`iter_audio`)."""
+    blocks = list(iter_audio(source, None, limits))
     if not blocks:
         return AudioBlock(np.zeros(0, np.float32), 0.0)
     return AudioBlock(np.concatenate([b.samples for b in blocks]), blocks[0].t0)
@@ -256,7 +353,7 @@ def raw_pcm_content_type(sample_rate: int = SAMPLE_RATE) -> str:
     return f"audio/pcm;format=f32le;rate={sample_rate}"
 
 
-def decode_raw_pcm(payload: bytes, content_type: str, t0: float) -> AudioBlock:
+def decode_raw_pcm(payload: bytes, content_type: str, t0: float, limits: LimitsConfig = LIMITS) -> AudioBlock:
     """Parse a raw PCM payload described by ``content_type`` (see module doc)."""
     kind, params = _content_params(content_type)
     dtype = _RAW_FORMATS.get((kind, params.get("format") if kind == "audio/pcm" else None))
@@ -269,10 +366,12 @@ def decode_raw_pcm(payload: bytes, content_type: str, t0: float) -> AudioBlock:
     except (KeyError, ValueError):
         raise MediaError(f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)",
                          "bad-pcm") from None
+    check_format(rate, channels, limits)
     width = np.dtype(dtype).itemsize * channels
     if len(payload) % width:
         raise MediaError(f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames",
                          "bad-pcm")
+    _check_length(round(len(payload) // width * SAMPLE_RATE / rate), limits)
     data = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
     mono = data.astype(np.float32).mean(axis=1)
     if np.dtype(dtype).kind == "i":
@@ -286,9 +385,9 @@ def is_raw_pcm(content_type: str) -> bool:
     return _content_params(content_type)[0] in ("audio/l16", "audio/pcm")
 
 
-def decode_chunk(chunk: Chunk) -> AudioBlock:
+def decode_chunk(chunk: Chunk, limits: LimitsConfig = LIMITS) -> AudioBlock:
     """Decode one chunk's payload; ``chunk.t0`` (if set) is the stream time of its first sample."""
     if is_raw_pcm(chunk.content_type):
-        return decode_raw_pcm(chunk.payload, chunk.content_type, chunk.t0 or 0.0)
-    block = decode_audio(chunk.payload)
+        return decode_raw_pcm(chunk.payload, chunk.content_type, chunk.t0 or 0.0, limits)
+    block = decode_audio(chunk.payload, limits)
     return block if chunk.t0 is None else AudioBlock(block.samples, chunk.t0)

@@ -18,7 +18,9 @@ class MediaError(DfstreamError):
 
     ``reason`` is a short code for machines (dead-letter headers, metrics):
     ``empty``, ``truncated``, ``not-media``, ``unsupported-codec``, ``no-audio``,
-    ``corrupt``, ``bad-pcm`` or ``undecodable``.
+    ``corrupt``, ``bad-pcm`` or ``undecodable``; or a breach of ``limits``
+    (:class:`engine.config.LimitsConfig`): ``too-long``, ``decode-timeout``,
+    ``timestamp-jump``, ``too-many-channels``, ``bad-rate``.
     """
 
     def __init__(self, message: str, reason: str = "undecodable"):

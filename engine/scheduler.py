@@ -14,6 +14,7 @@ robin, one chunk per stream per round, starting after the stream the previous
 batch served first, so a busy stream cannot starve a quiet one. Bound: at most
 ``scheduler.max_pending`` chunks are submitted and unresolved; ``submit``
 blocks beyond that (backpressure to the caller). A chunk that fails to decode
+(or to pass :meth:`~engine.stream.StreamProcessor.check` against its stream)
 resolves to its :class:`~engine.errors.MediaError`; the stream goes on.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from engine.config import SchedulerConfig
 from engine.decode import decode_chunk
-from engine.errors import DfstreamError
+from engine.errors import DfstreamError, MediaError
 from engine.types import Chunk
 
 
@@ -79,7 +80,7 @@ class Scheduler:
             raise DfstreamError("the scheduler is closed")
         self._slots.acquire()
         item = _Item(chunk, time.perf_counter() if started is None else started,
-                     self._pool.submit(decode_chunk, chunk))
+                     self._pool.submit(decode_chunk, chunk, self.processor.limits))
         with self._cond:
             self._queues.setdefault(chunk.stream_id, deque()).append(item)
         item.decoded.add_done_callback(self._wake)
@@ -153,6 +154,11 @@ class Scheduler:
         good = []
         for item in batch:
             error = item.decoded.exception()
+            if error is None:
+                try:
+                    self.processor.check(item.chunk.stream_id, item.decoded.result())
+                except MediaError as e:
+                    error = e
             if error is not None:
                 if item.chunk.final:  # the stream ends here: forget its state
                     self.processor.close(item.chunk.stream_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.decode import SAMPLE_RATE, AudioBlock, decode_chunk, place
+from engine.decode import SAMPLE_RATE, AudioBlock, check_gap, decode_chunk, place
 from engine.detector import Detector, FrameScores
 from engine.stream_state import dump_state, load_state
 from engine.types import Chunk, Span, Trace, Verdict
@@ -54,12 +54,27 @@ class StreamProcessor:
 
     def __init__(self, detector: Detector, attributor=None, gate=None):
         self.detector, self.attributor, self.gate = detector, attributor, gate
+        self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
 
     def process(self, chunk: Chunk) -> Verdict:
-        """Decode and score one chunk (raises MediaError for undecodable payloads)."""
+        """Decode, check and score one chunk (raises MediaError for undecodable payloads or a timestamp jump)."""
         started = time.perf_counter()
-        return self.feed(chunk.stream_id, chunk.seq, decode_chunk(chunk), chunk.final, started)
+        block = self.decode(chunk)
+        return self.feed(chunk.stream_id, chunk.seq, block, chunk.final, started)
+
+    def decode(self, chunk: Chunk) -> AudioBlock:
+        """Decode ``chunk`` within ``limits`` and :meth:`check` it against its stream."""
+        block = decode_chunk(chunk, self.limits)
+        self.check(chunk.stream_id, block)
+        return block
+
+    def check(self, stream_id: str, block: AudioBlock) -> None:
+        """MediaError ``timestamp-jump`` if ``block`` starts further past its stream's end than
+        ``limits.max_gap_seconds`` (the gap would be filled with that much silence)."""
+        state = self.states.get(stream_id)
+        if state is not None:
+            check_gap(block.t0 - state.end_time, self.limits.max_gap_seconds)
 
     def feed(self, stream_id: str, seq: int, block: AudioBlock, final: bool = False,
              started: float | None = None) -> Verdict:
@@ -95,7 +110,7 @@ class StreamProcessor:
         if state is None:
             state = self.states[stream_id] = StreamState(block.t0, self._localizer(block.t0))
         start = round((block.t0 - state.origin) * SAMPLE_RATE)
-        samples = place(block.samples, start, state.received, SAMPLE_RATE)
+        samples = place(block.samples, start, state.received, SAMPLE_RATE, self.limits.max_gap_seconds)
         state.audio = np.concatenate([state.audio, samples])
         state.received += len(samples)
         plan = self.detector.plan

@@ -22,7 +22,8 @@ from typing import Iterator, Protocol
 import av
 from tqdm import tqdm
 
-from engine.decode import decode_chunk, iter_audio, raw_pcm_content_type
+from engine.config import LimitsConfig
+from engine.decode import LIMITS, decode_chunk, iter_audio, raw_pcm_content_type
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
 from reports.timeline import StreamTimeline
@@ -33,6 +34,8 @@ MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp
 
 
 class Processor(Protocol):
+    limits: LimitsConfig
+
     def process(self, chunk: Chunk) -> Verdict: ...
 
     def close(self, stream_id: str) -> None: ...
@@ -90,11 +93,11 @@ def expand_inputs(args: list[str], root: str | Path | None = None) -> list[tuple
     return unique
 
 
-def file_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[Chunk]:
+def file_chunks(path: Path, stream_id: str, chunk_seconds: float, limits: LimitsConfig = LIMITS) -> Iterator[Chunk]:
     """Chunks of ``chunk_seconds`` of one file, the last marked final (raises MediaError)."""
     previous, seq = None, 0
     content_type = raw_pcm_content_type()
-    for block in iter_audio(path, chunk_seconds):
+    for block in iter_audio(path, chunk_seconds, limits):
         if previous is not None:
             yield Chunk(stream_id, seq, previous.samples.tobytes(), content_type, previous.t0)
             seq += 1
@@ -141,7 +144,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
             result = results[stream_id] = FileResult(stream_id)
             timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
             try:
-                for chunk in file_chunks(path, stream_id, chunk_seconds):
+                for chunk in file_chunks(path, stream_id, chunk_seconds, processor.limits):
                     verdict = processor.process(chunk)
                     writer.verdict(verdict)
                     result.add(verdict)

@@ -50,7 +50,6 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from engine.config import KafkaConfig, ServeConfig
-from engine.decode import decode_chunk
 from engine.errors import ConfigError, DfstreamError, MediaError
 from engine.types import Chunk
 from streams import kafka_io
@@ -378,7 +377,7 @@ class Worker(ConsumerRebalanceListener):
             if kind == "new":
                 self.processor.close(chunk.stream_id)
             started = time.perf_counter()
-            block = decode_chunk(chunk)
+            block = self.processor.decode(chunk)
             self.metrics.stage.labels("decode").observe(time.perf_counter() - started)
             return [(item, block)]
         except BadRecord as e:

@@ -9,7 +9,7 @@ import torch
 
 from engine import scheduler as scheduler_module
 from engine.config import SchedulerConfig, replace
-from engine.decode import decode_audio, raw_pcm_content_type
+from engine.decode import LIMITS, decode_audio, raw_pcm_content_type
 from engine.detector import Detector
 from engine.errors import MediaError
 from engine.precision import int8_layers
@@ -36,6 +36,11 @@ class FakeProcessor:
 
     def close(self, stream_id):
         self.closed.append(stream_id)
+
+    limits = LIMITS
+
+    def check(self, stream_id, block):  # the real check is StreamProcessor's (test_decode_limits)
+        pass
 
 
 def pcm(stream_id, seq, n=160, final=False):
@@ -66,10 +71,10 @@ def test_batched_through_the_scheduler_equals_one_chunk_at_a_time(clip):
 def test_a_stream_reaches_the_model_in_order_even_when_decoding_finishes_out_of_order(monkeypatch):
     decode = scheduler_module.decode_chunk
 
-    def slow_first(chunk):
+    def slow_first(chunk, limits):
         if chunk.seq == 0:
             time.sleep(0.2)
-        return decode(chunk)
+        return decode(chunk, limits)
     monkeypatch.setattr(scheduler_module, "decode_chunk", slow_first)
     fake = FakeProcessor()
     with Scheduler(fake, SchedulerConfig(batch_chunks=8, max_wait_ms=0, decode_workers=4)) as sched:

@@ -115,7 +115,8 @@ def test_bad_input_goes_to_the_dead_letter_topic(kafka_bootstrap, detector, clip
     ]
     good = list(file_chunks(clip, "good", CHUNK))
     order = [(b"o", wav, h(0), None), (b"o", wav, h(2), None), (b"o", wav, h(1), "out-of-order"),
-             (b"o", wav, h(2), "duplicate"), (b"o", wav, h(3), None)]
+             (b"o", wav, h(2), "duplicate"), (b"o", wav, h(3), None),
+             (b"o", wav, h(4, **{"dfs-t0": b"1e9"}), "timestamp-jump")]   # 1e9 s of silence: limits
     records = []
     for i, c in enumerate(good):
         records.append((c.stream_id.encode(), c.payload, chunk_headers(c)))
@@ -126,7 +127,7 @@ def test_bad_input_goes_to_the_dead_letter_topic(kafka_bootstrap, detector, clip
     send(kafka_bootstrap, n["in_topic"], records)
     worker = ThreadWorker(StreamProcessor(detector), kcfg, scfg)
     try:
-        expected_dlq = len(bad) + 2
+        expected_dlq = len(bad) + 3
         dead = wait_for(lambda: (lambda r: len(r) >= expected_dlq and r)(read_all(kafka_bootstrap, n["dlq_topic"])),
                         60, "dead letters")
         out = wait_for(lambda: (lambda v: len(v) >= len(good) + 3 and v)(verdicts_by_key(

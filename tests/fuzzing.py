@@ -1,0 +1,66 @@
+"""Fuzzing the decode path: seed chunks of every container, byte mutations, and the promise checked.
+
+Shared by ``tests/test_decode_limits.py`` (a bounded hypothesis run in CI) and
+``bench/fuzz.py`` (a longer run that reports cases and findings).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import LimitsConfig
+from engine.decode import SAMPLE_RATE, decode_chunk
+from engine.errors import MediaError
+from engine.types import Chunk
+from helpers import burst, encode_bytes
+
+REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+# container format, codec, rate, channels: the containers of test_decode.py, as chunks
+SEEDS = [("wav", "pcm_s16le", 16000, 1), ("flac", "flac", 22050, 1), ("mp3", "libmp3lame", 44100, 2),
+         ("ogg", "libopus", 48000, 1), ("adts", "aac", 16000, 1), ("mpegts", "aac", 44100, 2),
+         ("webm", "libopus", 48000, 1), ("matroska", "flac", 32000, 2)]
+LIMITS = LimitsConfig(max_chunk_seconds=30.0, decode_timeout_seconds=5.0, max_gap_seconds=30.0)
+_SEED_BYTES: dict[int, bytes] = {}
+
+
+def seed(i: int) -> bytes:
+    """A valid 0.6 s chunk of container ``SEEDS[i]`` (a tone burst)."""
+    if i not in _SEED_BYTES:
+        fmt, codec, rate, channels = SEEDS[i]
+        _SEED_BYTES[i] = encode_bytes(fmt, codec, rate, channels, burst(rate, 0.6, 0.2, 0.4))
+    return _SEED_BYTES[i]
+
+
+def mutate(data: bytes, edits) -> bytes:
+    """Apply ``(kind, position, value)`` edits: 0 set a byte, 1 cut the tail, 2 insert a run, 3 repeat a run."""
+    out = bytearray(data)
+    for kind, pos, value in edits:
+        if not out:
+            break
+        pos %= len(out)
+        if kind == 0:
+            out[pos] = value
+        elif kind == 1:
+            del out[max(1, pos):]
+        elif kind == 2:
+            out[pos:pos] = bytes([value]) * (1 + value % 16)
+        else:
+            out[pos:pos] = out[pos:pos + 1 + value]
+    return bytes(out)
+
+
+def outcome(payload: bytes) -> str:
+    """``"decoded"`` or the MediaError reason; AssertionError when the promise breaks.
+
+    The promise: a float32 mono block within ``LIMITS`` with finite samples, or
+    MediaError. Any other exception propagates (a finding).
+    """
+    try:
+        block = decode_chunk(Chunk("f", 0, payload, "application/octet-stream", None), LIMITS)
+    except MediaError as e:
+        return e.reason
+    assert block.samples.dtype == np.float32 and block.samples.ndim == 1, "not float32 mono"
+    assert len(block.samples) <= LIMITS.max_chunk_seconds * SAMPLE_RATE + SAMPLE_RATE, "over max_chunk_seconds"
+    assert np.isfinite(block.samples).all(), "non-finite samples"
+    return "decoded"
