@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := .cache/demo
 
-.PHONY: install chromium test test-fast demo bench clean
+.PHONY: install chromium test test-fast demo bench audit clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dfstream needs Python 3.11"'
@@ -48,6 +48,20 @@ demo: install
 bench: install
 	$(BIN)/python bench/replay_speed.py
 	$(BIN)/python bench/attribution.py
+
+# Known vulnerabilities of every package installed in .venv (pip-audit, from its own venv so that .venv stays
+# as installed; asks PyPI's vulnerability data, so it needs PyPI). Exit 1 when any is found.
+AUDIT := .cache/audit
+audit: install
+	@test -x $(AUDIT)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT) && $(AUDIT)/bin/pip install --quiet "pip-audit>=2.7"; }
+	$(BIN)/pip freeze --exclude-editable > $(AUDIT)/requirements.txt
+	$(AUDIT)/bin/pip-audit --requirement $(AUDIT)/requirements.txt --no-deps --disable-pip \
+		--format json --output $(AUDIT)/report.json
+	@$(BIN)/python -c 'import json, sys; d = json.load(open("$(AUDIT)/report.json"))["dependencies"]; \
+		skipped = [x["name"] for x in d if "skip_reason" in x]; \
+		print(len(d) - len(skipped), "of", len(d), "packages audited,", \
+		      sum(len(x.get("vulns", [])) for x in d), "known vulnerabilities"); \
+		skipped and sys.exit(f"not audited (no vulnerability data reachable for them): {len(skipped)}")'
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache dfstream-out

@@ -27,7 +27,7 @@ from engine.decode import LIMITS, decode_chunk, iter_audio, raw_pcm_content_type
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
 from reports.timeline import StreamTimeline
-from streams.results import ResultWriter
+from streams.results import OutputError, ResultWriter
 
 MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".m4v", ".aac",
                   ".ts", ".mts", ".m2ts", ".webm", ".mkv", ".mka", ".mov", ".avi", ".aiff", ".aif"}
@@ -151,6 +151,10 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
                     if timeline is not None:
                         timeline.add(decode_chunk(chunk), verdict)
                     bar.update(round(verdict.span.duration, 3))
+            except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
+                processor.close(stream_id)
+                _fail(result, timeline, f"not finished: {e}")
+                raise
             except DfstreamError as e:
                 processor.close(stream_id)
                 _fail(result, timeline, str(e))

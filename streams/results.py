@@ -2,37 +2,79 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from engine.errors import DfstreamError
 from engine.types import Verdict
 
 
+class OutputError(DfstreamError):
+    """Results could not be written (disk full, file too large, permissions)."""
+
+
 class ResultWriter:
-    """Writes ``verdicts.jsonl`` line by line and the per-file files at :meth:`finish`."""
+    """Writes ``verdicts.jsonl`` line by line and the per-file files at :meth:`finish`.
+
+    Each line reaches the file (an unbuffered write) before the next verdict is
+    scored. When a write fails, the file is cut back to its last whole line and
+    :class:`OutputError` says how many verdicts it holds; the run stops there
+    (writing on would lose verdicts silently). ``predictions.json`` and
+    ``scores.csv`` are written whole or not at all (a temporary file renamed).
+    """
 
     def __init__(self, out_dir: str | Path):
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.verdicts = open(self.out / "verdicts.jsonl", "w")
+        self.path = self.out / "verdicts.jsonl"
+        self.written = self.lines = 0
+        self.failed: OutputError | None = None
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot write results to {self.path}: {e.strerror}") from None
 
     def verdict(self, verdict: Verdict) -> None:
         self.record(verdict.to_dict())
 
     def record(self, record: dict) -> None:
-        self.verdicts.write(json.dumps(record) + "\n")
-        self.verdicts.flush()
+        if self.failed is not None:
+            raise self.failed
+        data = memoryview((json.dumps(record) + "\n").encode())
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as e:
+            try:
+                os.ftruncate(self._fd, self.written)  # no half line for readers of the file
+            except OSError:
+                pass
+            self.failed = OutputError(f"cannot write {self.path}: {e.strerror}. It holds the first {self.lines} "
+                                      "records, each whole; the run stopped at the next one")
+            raise self.failed from None
+        self.written += len(data.obj)
+        self.lines += 1
 
     def finish(self, results: dict) -> None:
         """Write predictions.json and scores.csv for every file that did not fail."""
-        self.verdicts.close()
+        os.close(self._fd)
         done = {k: r for k, r in results.items() if r.error is None}
         predictions = {
             k: [[round(d.score, 6), round(d.span.start, 6), round(d.span.end, 6)]
                 for d in sorted(r.detections, key=lambda d: -d.score)]
             for k, r in done.items()}
-        (self.out / "predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
-        (self.out / "scores.csv").write_text(
-            "".join(f"{k};{0.0 if r.score is None else round(r.score, 6)}\n" for k, r in done.items()))
+        self._write_whole("predictions.json", json.dumps(predictions, indent=1) + "\n")
+        self._write_whole("scores.csv", "".join(f"{k};{0.0 if r.score is None else round(r.score, 6)}\n"
+                                                for k, r in done.items()))
+
+    def _write_whole(self, name: str, text: str) -> None:
+        path, tmp = self.out / name, self.out / f".{name}.tmp"
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {path}: {e.strerror}") from None
 
 
 def summary(results: dict, model_line: str) -> str:

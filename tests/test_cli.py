@@ -101,6 +101,32 @@ def test_replay_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert "checkpoint directory not found" in capsys.readouterr().err
 
 
+def test_replay_stops_cleanly_when_results_cannot_be_written(media, tmp_path, tiny_yaml):
+    """A full disk (here: a file size limit, RLIMIT_FSIZE) ends the run with a clear error, whole lines only."""
+    import os
+    import resource
+    import signal
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
+
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(media), "--out", str(out),
+                             "--config", str(tiny_yaml), "--quiet", "--chunk-seconds", "0.5"],
+                            capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    held = int(result.stderr.split("It holds the first ")[1].split()[0])
+    lines = (out / "verdicts.jsonl").read_text().splitlines()
+    assert 0 < held == len(lines) and all(json.loads(x)["schema"] == "dfstream.verdict/1" for x in lines)
+    assert "File too large" in result.stderr and "not finished" in result.stdout
+    predictions = json.loads((out / "predictions.json").read_text())   # the files completed before it
+    finished = {r["stream_id"] for r in map(json.loads, lines) if r["final"]}
+    assert set(predictions) == finished
+
+
 def test_eval_command(tmp_path, capsys):
     meta = [{"file": "a", "fake_segments": [[0, 10]], "modify_type": "audio_modified"},
             {"file": "r", "fake_segments": [], "modify_type": "real"}]
