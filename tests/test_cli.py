@@ -127,6 +127,19 @@ def test_replay_stops_cleanly_when_results_cannot_be_written(media, tmp_path, ti
     assert set(predictions) == finished
 
 
+def test_serve_with_an_unreachable_broker_exits_2_with_a_clear_message(tmp_path):
+    import socket
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "kafka": {"client": {"bootstrap_timeout_ms": 1500}}}))
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", f"127.0.0.1:{port}",
+                             "--config", str(config)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"dfstream: error: cannot reach Kafka at 127.0.0.1:{port}" in result.stderr
+
+
 def test_eval_command(tmp_path, capsys):
     meta = [{"file": "a", "fake_segments": [[0, 10]], "modify_type": "audio_modified"},
             {"file": "r", "fake_segments": [], "modify_type": "real"}]
