@@ -3,9 +3,10 @@
     python bench/fuzz.py [--cases 5000] [--seed 0] [--hang-seconds 20] [--out bench/results/fuzz.json]
 
 Mutates seed chunks of every container (``tests/fuzzing.py``: set, cut, insert
-and repeat bytes) and decodes each in a child process with ``limits`` set as
-in the CI fuzz test. A *finding* is any case that does not end in a block
-within the limits or a MediaError: another exception, a broken promise, a
+and repeat bytes) and decodes and scores each (a tiny random model) in a
+child process with ``limits`` set as in the CI fuzz test. A *finding* is any
+case that does not end in a verdict with finite numbers from a block within
+the limits, or in a MediaError: another exception, a broken promise, a
 child that dies (a crash in FFmpeg) or one that takes longer than
 ``--hang-seconds`` (it is killed). Each finding's input is written to
 ``tests/fuzz_regressions/<sha256 prefix>.bin``, which the test suite replays.

@@ -89,8 +89,8 @@ class LimitsConfig:
     """Bounds on what untrusted media may make the decoder do (:mod:`engine.decode`).
 
     Every violation is a :class:`~engine.errors.MediaError` with its own reason
-    (in brackets). Each applies to chunks (bytes payloads from Kafka, the call
-    hook or a topic); files replayed from disk are checked for rate, channels and
+    (in brackets). Each applies to chunks (bytes payloads from Kafka or a topic
+    replay); files replayed from disk are checked for rate, channels and
     gaps but may be as long as they are, decoded block by block.
     """
 

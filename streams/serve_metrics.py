@@ -31,7 +31,8 @@ class ServeMetrics:
         self.paused = Gauge("dfstream_partitions_paused", "Input partitions paused by backpressure", registry=r)
         self.pauses = Counter("dfstream_backpressure_pauses", "Times the work queue filled and input paused",
                               registry=r)
-        self.lag = Gauge("dfstream_consumer_lag", "Records behind the partition's high watermark",
+        self.lag = Gauge("dfstream_consumer_lag", "Records behind the partition's high watermark (as last "
+                         "fetched: not refreshed while backpressure pauses the partition)",
                          ["partition"], registry=r)
         self.dead_letters = Counter("dfstream_dead_letters", "Dead letters by reason", ["reason"], registry=r)
         self.broker_errors = Counter("dfstream_broker_errors", "Failed broker operations (retried)",

@@ -50,10 +50,25 @@ def mutate(data: bytes, edits) -> bytes:
     return bytes(out)
 
 
-def outcome(payload: bytes) -> str:
-    """``"decoded"`` or the MediaError reason; AssertionError when the promise breaks.
+_PROCESSOR = None
 
-    The promise: a float32 mono block within ``LIMITS`` with finite samples, or
+
+def processor():
+    """A tiny random model's stream processor (decode -> score is the path under test)."""
+    global _PROCESSOR
+    if _PROCESSOR is None:
+        from engine.detector import Detector
+        from engine.stream import StreamProcessor
+        from helpers import tiny_config
+        _PROCESSOR = StreamProcessor(Detector.from_config(tiny_config()))
+    return _PROCESSOR
+
+
+def outcome(payload: bytes) -> str:
+    """``"scored"`` or the MediaError reason; AssertionError when the promise breaks.
+
+    The promise: decoding gives a float32 mono block within ``LIMITS`` with
+    finite samples, which scores to a verdict with finite numbers; or it raises
     MediaError. Any other exception propagates (a finding).
     """
     try:
@@ -63,4 +78,7 @@ def outcome(payload: bytes) -> str:
     assert block.samples.dtype == np.float32 and block.samples.ndim == 1, "not float32 mono"
     assert len(block.samples) <= LIMITS.max_chunk_seconds * SAMPLE_RATE + SAMPLE_RATE, "over max_chunk_seconds"
     assert np.isfinite(block.samples).all(), "non-finite samples"
-    return "decoded"
+    verdict = processor().feed("fuzz", 0, block, final=True)   # final: the stream's state is dropped again
+    assert verdict.score is None or np.isfinite(verdict.score), "non-finite score"
+    assert all(np.isfinite(d.score) for d in verdict.detections), "non-finite span score"
+    return "scored"

@@ -1,7 +1,7 @@
 """Untrusted media stays within ``limits``: each breach is a MediaError with its own reason.
 
 Also a bounded fuzz run (hypothesis): mutated chunks of every container either
-decode within the limits or fail with MediaError, never anything else. Inputs
+decode within the limits and score, or fail with MediaError, never anything else. Inputs
 that once broke that promise live in ``tests/fuzz_regressions`` and run here.
 """
 from __future__ import annotations

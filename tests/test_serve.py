@@ -308,6 +308,47 @@ def test_broker_restart_mid_stream(durable_broker, detector, clip):
                 assert_same_verdict(v, expected)
 
 
+def test_output_topic_unavailable_commits_nothing_and_loses_nothing(kafka_bootstrap, detector, clip):
+    """Produces to the output topic fail for a while (injected into the worker's producer): the worker
+    retries, commits nothing meanwhile, and every chunk gets its verdict, once, when the topic is back."""
+    import threading
+
+    from kafka.errors import KafkaTimeoutError
+
+    from streams.serve import Worker
+    n = names("noout")
+    kcfg, scfg = configs(kafka_bootstrap, n, retry_backoff_seconds=0.2, retry_backoff_max_seconds=0.5)
+    chunks = list(file_chunks(clip, "u", CHUNK))
+    send(kafka_bootstrap, n["in_topic"], chunks)
+    worker = Worker(StreamProcessor(detector), kcfg, scfg)
+    worker.connect()
+    real_send, outage = worker.producer.send, threading.Event()
+    outage.set()
+
+    def send_or_fail(topic, *args, **kwargs):
+        if outage.is_set() and topic == n["out_topic"]:
+            raise KafkaTimeoutError("injected: the output topic is unavailable")
+        return real_send(topic, *args, **kwargs)
+    worker.producer.send = send_or_fail
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: worker.metrics.broker_errors.labels("produce")._value.get() >= 3, 60, "failed produces")
+        assert not committed(kafka_bootstrap, n["group"])          # nothing committed without its verdict
+        assert not read_all(kafka_bootstrap, n["out_topic"])
+        outage.clear()
+        got = wait_for(lambda: (lambda v: len(v) == len(chunks) and v)(verdicts_by_key(
+            read_all(kafka_bootstrap, n["out_topic"]))), 60, "every verdict after the outage")
+        wait_for(lambda: sum(committed(kafka_bootstrap, n["group"]).values()) == len(chunks), 30, "all committed")
+    finally:
+        stop.set()
+        thread.join(60)
+    for seq, expected in enumerate(reference(detector, clip, "u")):
+        (verdict,) = got[("u", seq)]
+        assert_same_verdict(verdict, expected)
+
+
 def test_cli_produce_and_replay_from_topic(kafka_bootstrap, clip, tmp_path, capsys):
     from engine.cli import main
     from helpers import TINY
