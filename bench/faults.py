@@ -238,19 +238,29 @@ def main() -> int:
         print(f"{name} ...", file=sys.stderr)
         scenarios[name] = run()
     lost = sum(s.get("lost", 0) for s in scenarios.values())
+    survived = {   # what each fault must leave behind
+        "worker_sigkill": scenarios["worker_sigkill"]["lost"] == 0,
+        "broker_restart": scenarios["broker_restart"]["lost"] == 0,
+        "broker_unreachable_at_start": scenarios["broker_unreachable_at_start"]["exit_code"] == 2
+        and not scenarios["broker_unreachable_at_start"]["traceback"],
+        "replay_disk_full": scenarios["replay_disk_full"]["exit_code"] == 2
+        and scenarios["replay_disk_full"]["every_line_whole"] and not scenarios["replay_disk_full"]["traceback"]
+        and scenarios["replay_disk_full"]["predictions_cover"] == scenarios["replay_disk_full"]["files_finished"],
+    }
     result = {
         "bench": "faults",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/faults.py " + " ".join(sys.argv[1:]),
         "machine": {"cores": os.cpu_count(), "gpu": None},
         "streams": args.streams, "seconds_per_stream": args.seconds, "chunk_seconds": CHUNK,
-        "segments_lost_total": lost,
+        "faults_tried": len(survived), "faults_survived": sum(survived.values()),
+        "survived": survived, "segments_lost_total": lost,
         "scenarios": scenarios,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    return 1 if lost else 0
+    return 0 if all(survived.values()) else 1
 
 
 if __name__ == "__main__":

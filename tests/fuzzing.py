@@ -19,7 +19,7 @@ REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
 # container format, codec, rate, channels: the containers of test_decode.py, as chunks
 SEEDS = [("wav", "pcm_s16le", 16000, 1), ("flac", "flac", 22050, 1), ("mp3", "libmp3lame", 44100, 2),
          ("ogg", "libopus", 48000, 1), ("adts", "aac", 16000, 1), ("mpegts", "aac", 44100, 2),
-         ("webm", "libopus", 48000, 1), ("matroska", "flac", 32000, 2)]
+         ("webm", "libopus", 48000, 1), ("matroska", "flac", 32000, 2), ("mp4", "aac", 48000, 1)]
 LIMITS = LimitsConfig(max_chunk_seconds=30.0, decode_timeout_seconds=5.0, max_gap_seconds=30.0)
 _SEED_BYTES: dict[int, bytes] = {}
 
