@@ -34,7 +34,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.detector import Detector  # noqa: E402
 from engine.config import config_from_dict  # noqa: E402
 from helpers import burst, encode  # noqa: E402
-from kafka_helpers import FAST_GROUP, names, read_all, send, serve_process  # noqa: E402
+from kafka_helpers import FAST_GROUP, free_port, names, read_all, send, serve_process  # noqa: E402
 from streams.dev_broker import DevBroker  # noqa: E402
 from streams.replay import file_chunks  # noqa: E402
 
@@ -170,12 +169,6 @@ def broker_restart(model, clip, tmp, streams) -> dict:
                 "user_sees": f"{errors} broker-error/produce-retry log lines, then normal service; exit {code} on SIGTERM"}
     finally:
         broker.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def broker_unreachable_at_start(model, tmp) -> dict:

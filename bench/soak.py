@@ -45,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # broker and record helpers sha
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.config import config_from_dict  # noqa: E402
 from engine.detector import Detector  # noqa: E402
-from kafka_helpers import FAST_GROUP, committed, names  # noqa: E402
+from kafka_helpers import FAST_GROUP, committed, free_port, names  # noqa: E402
 from streams.dev_broker import DevBroker  # noqa: E402
 from streams.kafka_contract import chunk_headers  # noqa: E402
 from engine.types import Chunk  # noqa: E402
@@ -70,12 +70,6 @@ def memory_verdict(times: list[float], rss: list[float]) -> dict:
             "rss_mb_end": round(float(m[-1]), 1), "rss_mb_peak": round(float(m.max()), 1),
             "growth_after_warmup_mb": round(float(m[-1] - m[keep][0]), 1),
             "slope_after_warmup_mb_per_min": round(slope, 2)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> dict:

@@ -40,8 +40,9 @@ class ResultWriter:
     def record(self, record: dict) -> None:
         if self.failed is not None:
             raise self.failed
-        data = memoryview((json.dumps(record) + "\n").encode())
+        line = (json.dumps(record) + "\n").encode()
         try:
+            data = memoryview(line)
             while data:
                 data = data[os.write(self._fd, data):]
         except OSError as e:
@@ -52,7 +53,7 @@ class ResultWriter:
             self.failed = OutputError(f"cannot write {self.path}: {e.strerror}. It holds the first {self.lines} "
                                       "records, each whole; the run stopped at the next one")
             raise self.failed from None
-        self.written += len(data.obj)
+        self.written += len(line)
         self.lines += 1
 
     def finish(self, results: dict) -> None:

@@ -252,10 +252,8 @@ class Worker(ConsumerRebalanceListener):
         """
         revoked = set(revoked)
         with self.cond:
-            self.epoch += 1
-            self.rebalancing = self.hold = True
-            while self.busy:
-                self.cond.wait(0.1)
+            self._hold_model()
+            self.rebalancing = True
             kept = deque(i for i in self.work if i.tp not in revoked)
             dropped = len(self.work) - len(kept)
             self.work = kept
@@ -273,10 +271,7 @@ class Worker(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         """Restore the streams of ``assigned`` from the state topic; have them rewound to their committed offsets."""
         with self.cond:
-            self.epoch += 1
-            self.hold = True
-            while self.busy:
-                self.cond.wait(0.1)
+            self._hold_model()
         restored = failed = 0
         try:
             for tp in assigned:
@@ -296,6 +291,13 @@ class Worker(ConsumerRebalanceListener):
                 self.cond.notify_all()
         event(self.log, logging.INFO, "assigned", partitions=sorted(tp.partition for tp in assigned),
               streams_restored=restored, states_unusable=failed)
+
+    def _hold_model(self) -> None:
+        """Under ``self.cond``: start a new epoch and hold the model thread once its batch in hand is done."""
+        self.epoch += 1
+        self.hold = True
+        while self.busy:
+            self.cond.wait(0.1)
 
     def _stored_states(self, partition: int) -> dict[str, tuple[Entry, bytes]]:
         """Each stream's furthest state in ``partition`` of the state topic: ``{stream id: (ledger entry, state)}``.
@@ -480,4 +482,3 @@ class Worker(ConsumerRebalanceListener):
         event(self.log, logging.INFO, "stopped", committed={f"{tp.topic}[{tp.partition}]": o
                                                             for tp, o in committed.items()},
               left_uncommitted=left)
-

@@ -55,6 +55,14 @@ def read_all(bootstrap: str, topic: str) -> list:
         reader.close()
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
