@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: the end of each partition when replay starts)")
     p.add_argument("--model", metavar="DIR", help="checkpoint folder (model.safetensors + dfstream.json); "
                                                   "without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, localizer, "
-                                                    "attribution, replay; kafka for --from-topic)")
+    p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, limits, "
+                                                    "localizer, attribution, replay; kafka for --from-topic)")
     p.add_argument("--chunk-seconds", type=float, metavar="S",
                    help="chunk length the files are cut into (default: replay.chunk_seconds = 2.0)")
     p.add_argument("--root", metavar="DIR", help="name files relative to DIR in the outputs "
@@ -465,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dlq-topic", help="dead-letter topic (default: serve.dlq_topic = media.segments.dlq)")
     p.add_argument("--group", help="consumer group (default: serve.group = dfstream)")
     p.add_argument("--config", metavar="YAML", help="config overrides (kafka: SASL/SSL client settings; serve: "
-                                                    "topics, limits, queue; inference, localizer)")
+                                                    "topics, size limit, queue; limits: what decoded chunks may be; inference, "
+                                                    "localizer)")
     p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
     p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
