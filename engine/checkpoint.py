@@ -46,8 +46,8 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
                      "transformers": transformers.__version__},
         "config": {k: v for k, v in config_to_dict(detector.config).items() if k not in DEPLOYMENT_SECTIONS},
         "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
-                         for name, branch in detector.model.items()},
-        "specifications": {name: branch.specifications.to_dict() for name, branch in detector.model.items()},
+                         for name, branch in detector.branches.items()},
+        "specifications": {name: branch.specifications.to_dict() for name, branch in detector.branches.items()},
         "training": training,
         "weights_sha256": checksum,
     }

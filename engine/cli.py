@@ -54,7 +54,7 @@ def _attributor(detector, index_dir: str | None):
         return None
     from fusion.attribution import AttributionIndex, Attributor, check_model
     index = AttributionIndex.load(index_dir)
-    check_model(index, detector.model_id, detector.weights_sha256, detector.spec.embedding_dim)
+    check_model(index, detector.model_id, detector.weights_sha256, detector.embedding_dim)
     threshold = cfg.threshold if cfg.threshold is not None else index.meta["threshold"]["value"]
     return Attributor(index, threshold, cfg.top_k, cfg.neighbours)
 
@@ -145,10 +145,9 @@ def cmd_replay(args) -> int:
 def cmd_inspect(args) -> int:
     import shutil
     from engine.stream import StreamProcessor
-    from engine.decode import decode_chunk
     from reports.terminal import render
     from reports.timeline import StreamTimeline
-    from streams.replay import file_chunks
+    from streams.replay import file_blocks
     path = Path(args.file)
     if not path.is_file():
         raise DfstreamError(f"no such file: {path}")
@@ -160,8 +159,9 @@ def cmd_inspect(args) -> int:
     processor = StreamProcessor(detector, _attributor(detector, args.index))
     timeline = StreamTimeline(stream_id)
     try:
-        for chunk in file_chunks(path, stream_id, config.replay.chunk_seconds):
-            timeline.add(decode_chunk(chunk), processor.process(chunk))
+        for seq, (raw, final) in enumerate(file_blocks(path, config.replay.chunk_seconds, detector.config)):
+            block = processor.admit(stream_id, raw)
+            timeline.add(block, processor.feed(stream_id, seq, block, final))
     except DfstreamError as e:
         timeline.errors.append(str(e))
     width = args.width or max(20, min(120, shutil.get_terminal_size().columns - 12))
@@ -184,8 +184,8 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from engine.evaluation import evaluate_details, format_metrics
-    if (args.verdicts is None) != (args.index is None):
-        raise DfstreamError("attribution metrics need both --verdicts and --index")
+    if args.index is not None and args.verdicts is None:
+        raise DfstreamError("attribution metrics (--index) need replay's verdicts.jsonl (--verdicts)")
     result, details = evaluate_details(args.pred, args.meta, args.scores, args.labels, args.split,
                                        args.verdicts, args.index, args.label_field)
     print(format_metrics(result))
@@ -309,8 +309,9 @@ def cmd_produce(args) -> int:
 
 def cmd_toyset(args) -> int:
     from engine.toyset import make_toyset
+    from engine.toyvideo import make_toy_av_set
     try:
-        path = make_toyset(args.out, args.files, args.seed)
+        path = (make_toy_av_set if args.video else make_toyset)(args.out, args.files, args.seed)
     except KeyboardInterrupt:
         print(f"toyset interrupted: {Path(args.out) / 'metadata.json'} lists the files written so far",
               file=sys.stderr)
@@ -386,8 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
     p.add_argument("--config", metavar="YAML", help="config overrides (architecture, train, inference)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--labels", default="audio_fake_segments",
-                   choices=["audio_fake_segments", "fake_segments"], help="which segments to learn (default: %(default)s)")
+    p.add_argument("--labels", choices=["audio_fake_segments", "visual_fake_segments", "fake_segments"],
+                   help="which segments the fused curve learns (default: the branch's own for a one-branch "
+                        "model, fake_segments for audio+visual; each branch also learns its modality's)")
     p.add_argument("--data-description", metavar="TEXT",
                    help="what the data is, recorded in the checkpoint's card (say 'synthetic' if it is)")
     p.set_defaults(func=cmd_train)
@@ -402,8 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["fake_segments", "audio_fake_segments", "visual_fake_segments"],
                    help="which true segments to score against (default: %(default)s)")
     p.add_argument("--split", help="evaluate only metadata entries of this split")
-    p.add_argument("--verdicts", metavar="JSONL", help="replay's verdicts.jsonl, for attribution metrics "
-                                                       "(top-1 accuracy, known-vs-unknown AUROC); needs --index")
+    p.add_argument("--verdicts", metavar="JSONL", help="replay's verdicts.jsonl: AP/AR per modality (audio spans "
+                                                       "vs audio/audio-visual detections, visual likewise); with "
+                                                       "--index also attribution (top-1, known-vs-unknown AUROC)")
     p.add_argument("--index", metavar="DIR", help="the attribution index the verdicts used: its generators are 'known'")
     p.add_argument("--label-field", default="audio_model", help="metadata field naming a span's generator "
                                                                 "(default: %(default)s)")
@@ -426,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-field", default="audio_model", help="metadata field naming the generator "
                                                                 "(default: %(default)s)")
     p.add_argument("--labels", default="audio_fake_segments",
-                   choices=["audio_fake_segments", "fake_segments"], help="which spans to embed (default: %(default)s)")
+                   choices=["audio_fake_segments", "visual_fake_segments", "fake_segments"],
+                   help="which spans to embed (default: %(default)s)")
     p.add_argument("--split", default="train", help="metadata split to use (default: %(default)s)")
     p.add_argument("--holdout", type=float, default=0.2, help="build: share of each generator's spans held "
                                                               "out to calibrate the threshold (default: %(default)s)")
@@ -489,9 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "
-                                   "AV-Deepfake1M metadata, for the demo and smoke tests.")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the WAV files and metadata.json")
-    p.add_argument("--files", type=int, default=96, help="number of files, 4-8 s each (default: %(default)s)")
+                                   "AV-Deepfake1M metadata, for the demo and smoke tests. With --video: MP4s "
+                                   "(H.264 + AAC) of a drawn cartoon face whose mouth follows the toy audio; "
+                                   "audio, visual (mouth region blended, frozen or shuffled) or both forged.")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the media files and metadata.json")
+    p.add_argument("--files", type=int, default=96, help="number of files, 4-8 s each (--video: 3-6 s) "
+                                                         "(default: %(default)s)")
+    p.add_argument("--video", action="store_true", help="audio-visual MP4s instead of audio-only WAVs")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.set_defaults(func=cmd_toyset)
     return parser

@@ -47,6 +47,58 @@ class AudioBranchConfig:
 
 
 @dataclass(frozen=True)
+class ViTConfig:
+    """The vision transformer (``transformers`` ``ViTModel``) of the visual branch.
+
+    With ``pretrained`` set to a local directory, weights load with
+    ``local_files_only=True`` and the size fields are ignored; otherwise the
+    encoder is built from these sizes (random init).
+    """
+
+    pretrained: typing.Optional[str] = None
+    image_size: int = 112
+    patch_size: int = 16
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 3
+    intermediate_size: int = 768
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VisualBranchConfig:
+    """Visual branch: sampled frames -> face crops -> ViT -> temporal back-end.
+
+    Frames are sampled at ``fps`` on a grid of stream time and decoded scaled
+    so that their longer side is at most ``decode_side`` pixels (the face
+    detector's input). ``crop`` ``face`` scores a crop of the tracked largest
+    face, ``frame`` the whole frame; ``face_detector`` names an entry of
+    ``modalities.visual.faces.FACE_DETECTORS``.
+    """
+
+    encoder: ViTConfig = field(default_factory=ViTConfig)
+    fps: float = 5.0
+    decode_side: int = 320
+    crop: str = "face"
+    face_detector: str = "haar"
+    face_margin: float = 0.25
+    backend_dim: int = 128
+    backend_layers: int = 1
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Audio-visual fusion (:mod:`fusion.fusion`), used when more than one branch is configured.
+
+    ``hidden`` is the width of the per-modality gate that weighs each branch
+    per time step.
+    """
+
+    hidden: int = 32
+
+
+@dataclass(frozen=True)
 class InferenceConfig:
     """Sliding-window inference on a grid of stream time.
 
@@ -100,6 +152,8 @@ class LimitsConfig:
     max_channels: int = 64               # [too-many-channels]
     min_sample_rate: int = 1000          # native rates outside [min, max] Hz [bad-rate]
     max_sample_rate: int = 384000
+    max_chunk_frames: int = 3000         # sampled video frames per chunk [too-many-frames]
+    max_frame_pixels: int = 8192 * 8192  # a decoded video frame's width x height [frame-too-large]
 
 
 @dataclass(frozen=True)
@@ -115,6 +169,7 @@ class LocalizerConfig:
     offset: float = 0.4
     min_duration: float = 0.1
     merge_gap: float = 0.1
+    modality_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -227,6 +282,8 @@ class Config:
 
     branches: tuple[str, ...] = ("audio",)
     audio: AudioBranchConfig = field(default_factory=AudioBranchConfig)
+    visual: VisualBranchConfig = field(default_factory=VisualBranchConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -272,6 +329,17 @@ def _check(cfg: Config) -> Config:
         (cfg.attribution.threshold is None or -1 <= cfg.attribution.threshold <= 1,
          "attribution.threshold must be a cosine similarity in [-1, 1] or null"),
         (len(cfg.branches) > 0, "branches must name at least one branch"),
+        (len(set(cfg.branches)) == len(cfg.branches), "branches must not repeat a name"),
+        (cfg.visual.fps > 0 and abs(0.02 * cfg.visual.fps * round(1 / (0.02 * cfg.visual.fps)) - 1) < 1e-9,
+         "visual.fps must divide 50 (frames on the 20 ms audio grid: 1, 2, 2.5, 5, 10, 12.5, 25 or 50)"),
+        (cfg.visual.crop in ("face", "frame"), "visual.crop must be 'face' or 'frame'"),
+        (cfg.visual.decode_side >= 16 and cfg.visual.face_margin >= 0,
+         "visual.decode_side must be >= 16 and visual.face_margin >= 0"),
+        (cfg.visual.encoder.image_size % cfg.visual.encoder.patch_size == 0,
+         "visual.encoder.image_size must be a multiple of patch_size"),
+        (0 < loc.modality_threshold < 1, "localizer.modality_threshold must be in (0, 1)"),
+        (cfg.limits.max_chunk_frames >= 1 and cfg.limits.max_frame_pixels >= 1,
+         "limits.max_chunk_frames and max_frame_pixels must be >= 1"),
         (cfg.call_hook.hop_seconds > 0 and cfg.call_hook.context_seconds >= 0,
          "call_hook.hop_seconds must be > 0 and context_seconds >= 0"),
         (cfg.call_hook.max_connections >= 1 and cfg.call_hook.max_connections_per_client >= 1,

@@ -55,20 +55,22 @@ class AudioBlock:
         return len(self.samples) / SAMPLE_RATE
 
 
-def place(samples: np.ndarray, start: int, expected: int, rate: int,
-          max_gap_seconds: float = LIMITS.max_gap_seconds) -> np.ndarray:
+def place(samples: np.ndarray, start: int, expected: int, rate: float,
+          max_gap_seconds: float = LIMITS.max_gap_seconds, fill=0) -> np.ndarray:
     """Align ``samples`` that start at index ``start`` to a timeline expecting ``expected`` next.
 
-    A gap larger than the PTS tolerance (2 ms) is filled with silence; an
-    overlap is trimmed from the front; smaller jitter is ignored. Indices are
-    in samples at ``rate`` Hz. A gap over ``max_gap_seconds`` raises
+    A gap larger than the PTS tolerance (2 ms) is filled with ``fill`` (silence);
+    an overlap is trimmed from the front; smaller jitter is ignored. Indices are
+    in units at ``rate`` per second (audio samples; also video frames or masks,
+    any array whose first axis is time). A gap over ``max_gap_seconds`` raises
     MediaError ``timestamp-jump``.
     """
     if abs(start - expected) <= _GAP_TOLERANCE * rate:
         return samples
     check_gap((start - expected) / rate, max_gap_seconds)
     if start > expected:
-        return np.concatenate([np.zeros(start - expected, np.float32), samples])
+        gap = np.full((start - expected,) + samples.shape[1:], fill, samples.dtype)
+        return np.concatenate([gap, samples])
     return samples[expected - start:]
 
 

@@ -1,4 +1,4 @@
-"""The Detector: branches -> (fusion) -> per-frame probabilities and embeddings.
+"""The Detector: branches -> fusion -> per-frame probabilities and embeddings.
 
 It owns the torch modules and the window geometry; it holds no per-stream state
 (that is :class:`engine.stream.StreamProcessor`'s). ``forward`` is the only code
@@ -7,7 +7,7 @@ that touches the device, under ``torch.inference_mode()``.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from engine.config import Config
 from engine.device import resolve_device, set_threads
 from engine.precision import quantize_int8
 from engine.windows import WindowPlan
+from fusion.fusion import DynamicFusion, single_branch, to_step
 from modalities import branch_class
 
 UNTRAINED = "untrained"
@@ -23,28 +24,40 @@ UNTRAINED = "untrained"
 
 @dataclass(frozen=True)
 class FrameScores:
-    """Scores of a batch of windows: ``probs`` ``(B, F)`` and ``embeddings`` ``(B, F, D)``."""
+    """Scores of a batch of windows on the fused time step (``Detector.step``).
+
+    ``probs`` ``(B, F)`` fused forgery probabilities, ``embeddings`` ``(B, F, D)``
+    (the branches' embeddings side by side, zeros where a modality is absent),
+    ``branches`` maps each branch to its own probabilities ``(B, F)`` (0 where absent).
+    """
 
     probs: np.ndarray
     embeddings: np.ndarray
+    branches: dict = field(default_factory=dict)
 
-    def flatten(self, keep: list[int], first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def flatten(self, keep: list[int], first: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
         """Frames of consecutive windows ``first, first+1, ...``, the first ``keep[i]`` of each:
-        probabilities ``(F,)`` and embeddings ``(F, D)``."""
-        rows = range(first, first + len(keep))
-        return (np.concatenate([self.probs[r][:n] for r, n in zip(rows, keep)]),
-                np.concatenate([self.embeddings[r][:n] for r, n in zip(rows, keep)]))
+        probabilities ``(F,)``, embeddings ``(F, D)`` and per-branch probabilities ``{name: (F,)}``."""
+        rows = list(zip(range(first, first + len(keep)), keep))
+        def cat(a):
+            return np.concatenate([a[r][:n] for r, n in rows])
+        return cat(self.probs), cat(self.embeddings), {k: cat(v) for k, v in self.branches.items()}
 
 
 class Detector:
-    """Runs the configured branches over batches of equal-length windows.
+    """Runs the configured branches and their fusion over batches of windows.
+
+    Every branch cuts its own input (16 kHz samples, sampled video frames) into
+    windows on the same grid of stream time (``inference.hop_seconds``,
+    ``context_seconds``); window ``k`` of every branch covers the same seconds.
+    The branches' frames are fused onto the finest branch step (:attr:`step`).
 
     Parameters
     ----------
     config : Config
         Validated configuration.
     model : torch.nn.ModuleDict
-        Branch modules keyed by branch name.
+        Branch modules keyed by branch name, and ``fusion`` when there are several.
     model_id : str
         Identifies the weights in every verdict.
     training : dict or None
@@ -64,10 +77,17 @@ class Detector:
         self.model.to(self.device, self.dtype).eval()
         if config.inference.quantize == "int8":
             self.model = quantize_int8(self.model, self.device)
-        self.branch = self.model["audio"]
-        spec = self.branch.specifications
-        self.spec = spec
-        self.plan = WindowPlan.build(config.inference, spec.sample_rate, spec.frame_samples, spec.receptive_samples)
+        self.branches = {name: self.model[name] for name in config.branches}
+        self.fusion = self.model["fusion"] if "fusion" in self.model else None
+        self.specs = {name: b.specifications for name, b in self.branches.items()}
+        self.plans = {name: WindowPlan.build(config.inference, s.sample_rate, s.frame_samples, s.receptive_samples)
+                      for name, s in self.specs.items()}
+        self.step = min(s.frame_step for s in self.specs.values())
+        self.ratios = {name: round(s.frame_step / self.step) for name, s in self.specs.items()}
+        self.hop_frames = round(config.inference.hop_seconds / self.step)
+        self.embedding_dim = sum(s.embedding_dim for s in self.specs.values())
+        first = config.branches[0]  # the primary branch: the one raw arrays passed to score() are for
+        self.branch, self.spec, self.plan = self.branches[first], self.specs[first], self.plans[first]
 
     @classmethod
     def from_config(cls, config: Config) -> Detector:
@@ -93,48 +113,112 @@ class Detector:
             bar = "!" * 78
             print(f"{bar}\nWARNING: {self.describe()}\n{bar}", file=sys.stderr)
 
-    def score(self, windows: np.ndarray) -> FrameScores:
-        """Score windows, shape ``(B, plan.length)`` float32 at 16 kHz.
+    def prepare(self, block):
+        """CPU work before scoring, safe off the model thread: crop faces of decoded video
+        (:meth:`modalities.visual.branch.VisualBranch.prepare`); video is dropped when no
+        branch uses it. Returns a :class:`engine.media.MediaBlock`."""
+        from engine.media import FrameBlock, MediaBlock, as_media
+        block = as_media(block)
+        video = block.video
+        if video is not None and not isinstance(video, FrameBlock):
+            video = self.branches["visual"].prepare(video) if "visual" in self.branches else None
+        if block.audio is not None and "audio" not in self.branches:
+            return MediaBlock(None, video)
+        return MediaBlock(block.audio, video)
 
-        Returns the frames each window scores (``plan.hop_frames`` of them,
-        starting after its context), batched by ``inference.batch_size``.
+    def score(self, windows, present: dict | None = None) -> FrameScores:
+        """Score a batch of windows.
+
+        Parameters
+        ----------
+        windows : dict or ndarray
+            Branch name -> its windows (audio float32 ``(B, plan.length)``, video
+            uint8 ``(B, plan.length, S, S, 3)``); a bare array is the primary branch's.
+        present : dict, optional
+            Branch name -> bool ``(B, plan.hop_frames)``: which scored frames hold
+            real media of that modality; default all. A branch absent from
+            ``windows`` is absent everywhere.
+
+        Returns the frames each window scores on the fused step, batched by ``inference.batch_size``.
         """
+        if not isinstance(windows, dict):
+            windows = {self.config.branches[0]: windows}
+        n = len(next(iter(windows.values())))
+        present = {name: (present or {}).get(name, np.ones((n, self.plans[name].hop_frames), bool))
+                   if name in windows else np.zeros((n, self.plans[name].hop_frames), bool)
+                   for name in self.branches}
         size = self.config.inference.batch_size
-        parts = [self._forward(windows[i:i + size]) for i in range(0, len(windows), size)]
-        lo, hi = self.plan.first_kept, self.plan.first_kept + self.plan.hop_frames
-        probs = np.concatenate([p[:, lo:hi] for p, _ in parts])
-        embeddings = np.concatenate([e[:, lo:hi] for _, e in parts])
-        return FrameScores(probs, embeddings)
+        parts = [self._forward({k: v[i:i + size] for k, v in windows.items()},
+                               {k: v[i:i + size] for k, v in present.items()}) for i in range(0, n, size)]
+        return FrameScores(np.concatenate([p.probs for p in parts]), np.concatenate([p.embeddings for p in parts]),
+                           {k: np.concatenate([p.branches[k] for p in parts]) for k in self.branches})
 
     def score_stream(self, samples: np.ndarray) -> FrameScores:
-        """Every frame of a whole stream, ``samples`` float32 16 kHz: probs ``(F,)``, embeddings ``(F, D)``.
-
-        The same windows as chunked streaming (see :mod:`engine.windows`).
-        """
+        """Every frame of a whole audio stream (primary branch), ``samples`` float32 16 kHz:
+        probs ``(F,)``, embeddings ``(F, D)``. The same windows as chunked streaming
+        (see :mod:`engine.windows`)."""
         total, plan = len(samples), self.plan
         ks = range(plan.complete(total, final=True))
         if not ks:
-            return FrameScores(np.zeros(0, np.float32), np.zeros((0, self.spec.embedding_dim), np.float32))
+            return FrameScores(np.zeros(0, np.float32), np.zeros((0, self.embedding_dim), np.float32))
         scores = self.score(np.stack([plan.cut(samples, 0, k, total) for k in ks]))
         return FrameScores(*scores.flatten([plan.kept_frames(k, total) for k in ks]))
 
     def warm_up(self, batches: int = 2) -> None:
-        """Run a full batch of silence ``batches`` times (first-call allocations, kernel selection, CUDA context)."""
-        silence = np.zeros((self.config.inference.batch_size, self.plan.length), np.float32)
+        """Run a full batch of empty windows ``batches`` times (first-call allocations, kernel
+        selection, CUDA context)."""
+        size = self.config.inference.batch_size
+        windows = {name: np.zeros((size, plan.length) + self._unit_shape(name), self._unit_dtype(name))
+                   for name, plan in self.plans.items()}
+        present = {name: np.ones((size, plan.hop_frames), bool) for name, plan in self.plans.items()}
         for _ in range(batches):
-            self._forward(silence)
+            self._forward(windows, present)
 
-    def _forward(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        wav = self.branch.preprocess(windows)
-        if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
-            wav = wav.pin_memory()
+    def _unit_shape(self, name: str) -> tuple:
+        return self.branches[name].empty_input(1).shape[1:]
+
+    def _unit_dtype(self, name: str):
+        return self.branches[name].empty_input(1).dtype
+
+    def _forward(self, windows: dict, present: dict) -> FrameScores:
+        logits, embs, pres = {}, {}, {}
         with torch.inference_mode():
-            logits, emb = self.branch(wav.to(self.device, self.dtype, non_blocking=True))
-        return self.branch.postprocess(logits, emb)
+            for name, branch in self.branches.items():
+                plan, ratio = self.plans[name], self.ratios[name]
+                lo, hop = plan.first_kept, plan.hop_frames
+                mask = torch.from_numpy(np.asarray(present[name], bool)).to(self.device)
+                rows = np.flatnonzero(np.asarray(present[name]).any(axis=1))
+                b = len(mask)
+                lg = torch.zeros((b, hop), dtype=self.dtype, device=self.device)
+                em = torch.zeros((b, hop, self.specs[name].embedding_dim), dtype=self.dtype, device=self.device)
+                if len(rows):
+                    x = branch.preprocess(windows[name][rows])
+                    if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
+                        x = x.pin_memory()
+                    out_l, out_e = branch(x.to(self.device, self.dtype, non_blocking=True))
+                    index = torch.from_numpy(rows).to(self.device)
+                    lg[index], em[index] = out_l[:, lo:lo + hop].to(self.dtype), out_e[:, lo:lo + hop].to(self.dtype)
+                logits[name], embs[name], pres[name] = to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
+            if self.fusion is not None:
+                fused, _ = self.fusion(logits, embs, pres)
+            else:
+                (name,) = self.branches
+                fused = single_branch(logits[name], pres[name])
+            anywhere = torch.stack(list(pres.values())).any(0)
+            probs = torch.where(anywhere, torch.sigmoid(fused.float()), 0.0).cpu().numpy()
+            branch_probs = {n: (torch.sigmoid(logits[n].float()) * pres[n]).cpu().numpy() for n in self.branches}
+            emb = torch.cat([embs[n].float() * pres[n].unsqueeze(-1) for n in self.branches], dim=-1).cpu().numpy()
+        return FrameScores(probs, emb, branch_probs)
 
 
 def build_model(config: Config, saved: dict | None = None) -> torch.nn.ModuleDict:
-    """Branch modules for ``config.branches``; ``saved`` maps branch -> exact encoder config."""
+    """Branch modules for ``config.branches`` and, with more than one, their fusion;
+    ``saved`` maps branch -> exact encoder config."""
     saved = saved or {}
-    return torch.nn.ModuleDict({
-        name: branch_class(name)(getattr(config, name), saved.get(name)) for name in config.branches})
+    modules = {name: branch_class(name)(getattr(config, name), saved.get(name)) for name in config.branches}
+    if len(modules) > 1:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.train.seed)
+            modules["fusion"] = DynamicFusion({n: m.specifications.embedding_dim for n, m in modules.items()},
+                                              config.fusion.hidden)
+    return torch.nn.ModuleDict(modules)

@@ -14,13 +14,14 @@ class ConfigError(DfstreamError):
 
 
 class MediaError(DfstreamError):
-    """Media that cannot be decoded: missing, empty, truncated, not media, no audio.
+    """Media that cannot be decoded: missing, empty, truncated, not media, no audio or video.
 
     ``reason`` is a short code for machines (dead-letter headers, metrics):
     ``empty``, ``truncated``, ``not-media``, ``unsupported-codec``, ``no-audio``,
-    ``corrupt``, ``bad-pcm`` or ``undecodable``; or a breach of ``limits``
-    (:class:`engine.config.LimitsConfig`): ``too-long``, ``decode-timeout``,
-    ``timestamp-jump``, ``too-many-channels``, ``bad-rate``.
+    ``no-video``, ``corrupt``, ``bad-pcm`` or ``undecodable``; or a breach of
+    ``limits`` (:class:`engine.config.LimitsConfig`): ``too-long``,
+    ``decode-timeout``, ``timestamp-jump``, ``too-many-channels``, ``bad-rate``,
+    ``too-many-frames``, ``frame-too-large``.
     """
 
     def __init__(self, message: str, reason: str = "undecodable"):

@@ -110,8 +110,8 @@ def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segm
 
     Only files in the metadata (optionally of one ``split``) are evaluated;
     a metadata file with no prediction counts as having no proposals. With
-    ``verdicts_path`` and ``index_dir``, attribution metrics too (see
-    :func:`attribution_metrics`).
+    ``verdicts_path``, AP/AR per modality (:func:`modality_metrics`); with
+    ``index_dir`` as well, attribution metrics (:func:`attribution_metrics`).
     """
     return evaluate_details(pred_path, meta_path, scores_path, label_key, split, verdicts_path, index_dir,
                             label_field)[0]
@@ -145,12 +145,38 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
         result["detection"] = {"files": len(known), "auc": metrics.auc(y, s), "eer": metrics.eer(y, s)}
         details["detection"] = {"y": y, "s": s}
     if verdicts_path is not None:
-        from fusion.attribution import read_sidecar
-        generators = set(read_sidecar(index_dir)["generators"])
-        matches, missed = match_attributions(items, read_verdicts(verdicts_path), label_key, label_field)
-        result["attribution"] = attribution_metrics(matches, missed, generators)
-        details["attribution"] = matches
+        found = read_verdicts(verdicts_path)
+        result["by_modality"] = modality_metrics(items, found)
+        if index_dir is not None:
+            from fusion.attribution import read_sidecar
+            generators = set(read_sidecar(index_dir)["generators"])
+            matches, missed = match_attributions(items, found, label_key, label_field)
+            result["attribution"] = attribution_metrics(matches, missed, generators)
+            details["attribution"] = matches
     return result, details
+
+
+MODALITY_LABELS = {"audio": ("audio_fake_segments", ("audio", "audio-visual")),
+                   "visual": ("visual_fake_segments", ("visual", "audio-visual"))}
+"""Per modality: the true segments it is scored on, and the detection modalities that count as finding it."""
+
+
+def modality_metrics(items, detections: dict) -> dict:
+    """AP/AR per modality from verdict detections, for each modality some item has labels of.
+
+    The audio track is scored on ``audio_fake_segments`` with the detections whose
+    ``modality`` is ``audio`` or ``audio-visual``; the visual track likewise.
+    """
+    out = {}
+    for modality, (key, kinds) in MODALITY_LABELS.items():
+        labels = {i.file: [[s.start, s.end] for s in i.segments[key]] for i in items}
+        if not any(labels.values()):
+            continue
+        predictions = {i.file: [[d.score, d.span.start, d.span.end]
+                                for d in sorted(detections.get(i.file, []), key=lambda d: -d.score)
+                                if d.modality in kinds] for i in items}
+        out[modality] = {"labels": key, **metrics.localization_metrics(labels, predictions)}
+    return out
 
 
 def format_metrics(result: dict) -> str:
@@ -169,6 +195,9 @@ def format_metrics(result: dict) -> str:
     if "detection" in result:
         d = result["detection"]
         lines.append(f"detection ({d['files']} files): AUC {f(d['auc'])}  EER {f(d['eer'])}")
+    for modality, m in result.get("by_modality", {}).items():
+        lines.append(f"{modality} spans ({m['labels']}, detections of modality {modality} or audio-visual): "
+                     f"AP@0.5 {f(m['ap']['0.5'])}  AP@0.75 {f(m['ap']['0.75'])}  AR@10 {f(m['ar']['10'])}")
     if "attribution" in result:
         a = result["attribution"]
         lines.append(f"attribution ({a['matched_spans']} spans matched at IoU > {a['match_iou']}, "

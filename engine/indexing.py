@@ -22,9 +22,10 @@ from tqdm import tqdm
 
 from engine.checkpoint import load_checkpoint
 from engine.dataset import load_metadata
-from engine.decode import decode_audio
 from engine.detector import Detector
 from engine.errors import DatasetError, MediaError
+from engine.media import iter_media, with_final
+from engine.stream import StreamProcessor
 from fusion.attribution import AttributionIndex, check_model
 
 
@@ -36,23 +37,36 @@ def span_embeddings(detector: Detector, meta: str | Path, root: str | Path, labe
     if not items:
         raise DatasetError(f"no entries{f' of split {split!r}' if split else ''} with both "
                            f"{label_key} and a {label_field!r} label in {meta}")
-    step = detector.spec.frame_step
+    step = detector.step
     vectors, names = [], []
     for item in tqdm(items, desc="embedding spans", unit="file", disable=None):
         try:
-            frames = detector.score_stream(decode_audio(Path(root) / item.file).samples).embeddings
+            origin, frames = _file_frames(detector, Path(root) / item.file)
         except MediaError as e:
             raise DatasetError(f"{item.file}: {e}") from None
         if len(frames) == 0:
-            continue  # no audio: nothing to embed
+            continue  # no media: nothing to embed
         for span in item.segments[label_key]:
-            lo = min(int(math.floor(span.start / step)), len(frames) - 1)
-            hi = max(lo + 1, min(int(math.ceil(span.end / step)), len(frames)))
+            lo = min(max(0, int(math.floor((span.start - origin) / step))), len(frames) - 1)
+            hi = max(lo + 1, min(int(math.ceil((span.end - origin) / step)), len(frames)))
             vectors.append(frames[lo:hi].mean(axis=0))
             names.append(str(item.raw[label_field]))
     if not vectors:
         raise DatasetError(f"the labelled files in {meta} hold no audio to embed")
     return np.stack(vectors).astype(np.float32), names
+
+
+def _file_frames(detector: Detector, path: Path) -> tuple[float, np.ndarray]:
+    """Stream time (s) of the first frame and the frame embeddings ``(F, D)`` of a whole file,
+    through the streaming path (the same windows, fusion and presence as replay)."""
+    processor, origin, frames = StreamProcessor(detector), 0.0, []
+    for seq, (block, final) in enumerate(with_final(iter_media(path, detector.config.replay.chunk_seconds,
+                                                               detector.config))):
+        trace = processor.feed("index", seq, block, final).trace
+        if trace is not None:
+            origin = trace.start if not frames else origin
+            frames.append(trace.embeddings)
+    return origin, np.concatenate(frames) if frames else np.zeros((0, detector.embedding_dim), np.float32)
 
 
 def _holdout(names: list[str], fraction: float, seed: int) -> np.ndarray:
@@ -94,7 +108,7 @@ def add_to_index(index_dir, meta, root, model_dir, label_field: str = "audio_mod
     """Append the labelled spans of ``meta`` to an existing index (same model required)."""
     index = AttributionIndex.load(index_dir)
     detector = load_checkpoint(model_dir)
-    check_model(index, detector.model_id, detector.weights_sha256, detector.spec.embedding_dim)
+    check_model(index, detector.model_id, detector.weights_sha256, detector.embedding_dim)
     vectors, names = span_embeddings(detector, meta, root, label_field, label_key, split)
     index.add(vectors, names)
     return index.save(index_dir)

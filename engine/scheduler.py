@@ -1,9 +1,10 @@
 """Batching across streams: chunks of many streams in, one model call per batch.
 
 :meth:`Scheduler.submit` takes a chunk of any stream and returns a future of
-its :class:`~engine.types.Verdict`. Chunks are decoded on a thread pool
-(``scheduler.decode_workers``), so the model never waits on PyAV while decoded
-work is queued. One model thread forms batches of at most
+its :class:`~engine.types.Verdict`. Chunks are decoded (and their video frames cropped to faces) on a thread pool
+(``scheduler.decode_workers``, :meth:`~engine.stream.StreamProcessor.load`),
+so the model never waits on PyAV or the face detector while decoded work is
+queued. One model thread forms batches of at most
 ``scheduler.batch_chunks`` decoded chunks, waiting at most
 ``scheduler.max_wait_ms`` after the first one is ready for more, and runs the
 branches once per batch (:meth:`engine.stream.StreamProcessor.feed_many`).
@@ -26,7 +27,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.config import SchedulerConfig
-from engine.decode import decode_chunk
 from engine.errors import DfstreamError, MediaError
 from engine.types import Chunk
 
@@ -80,7 +80,7 @@ class Scheduler:
             raise DfstreamError("the scheduler is closed")
         self._slots.acquire()
         item = _Item(chunk, time.perf_counter() if started is None else started,
-                     self._pool.submit(decode_chunk, chunk, self.processor.limits))
+                     self._pool.submit(self.processor.load, chunk))
         with self._cond:
             self._queues.setdefault(chunk.stream_id, deque()).append(item)
         item.decoded.add_done_callback(self._wake)

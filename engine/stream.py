@@ -1,10 +1,16 @@
 """Per-stream state and the one streaming path every entry point uses.
 
-``StreamProcessor.process(chunk)`` decodes a chunk, appends its audio to the
-stream's timeline, scores every analysis window the new audio completed, feeds
-the localizer, and returns the chunk's :class:`Verdict`. The state kept per
-stream id is small and explicit: the audio still needed as context, the next
-window index and the localizer (with its open span).
+``StreamProcessor.process(chunk)`` decodes a chunk, places each of its tracks
+(audio samples, sampled video frames) on the stream's timeline, scores every
+analysis window the new media completed, feeds the localizer, and returns the
+chunk's :class:`Verdict`. The state kept per stream id is small and explicit:
+per branch the input still needed as context and which of it is real media,
+the next window index and the localizer (with its open span).
+
+Every configured branch has a track in every stream. Media a block lacks (an
+audio file under an audio-visual model, a chunk without video) is filled in as
+*absent*: the branch is not run on windows with nothing present, and the
+fusion gives an absent modality no weight.
 """
 from __future__ import annotations
 
@@ -13,27 +19,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.decode import SAMPLE_RATE, AudioBlock, check_gap, decode_chunk, place
+from engine.decode import check_gap, place
 from engine.detector import Detector, FrameScores
+from engine.media import MediaBlock, as_media, decode_media
 from engine.stream_state import dump_state, load_state
 from engine.types import Chunk, Span, Trace, Verdict
 from fusion.localizer import Localizer
 
 
 @dataclass
+class Track:
+    """One branch's input on a stream's timeline, in the branch's units (samples, frames).
+
+    ``data`` ``(n, ...)`` holds units ``start .. start+n-1`` of the stream;
+    ``present`` ``(n,)`` says which of them are real media.
+    """
+
+    data: np.ndarray
+    present: np.ndarray
+    start: int = 0
+    received: int = 0
+
+
+@dataclass
 class StreamState:
-    """What one stream carries from chunk to chunk (samples are at 16 kHz)."""
+    """What one stream carries from chunk to chunk."""
 
-    origin: float                      # stream time (s) of sample 0
+    origin: float                      # stream time (s) of unit 0 of every track
     localizer: Localizer
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    audio_start: int = 0               # stream sample index of audio[0]
-    received: int = 0                  # samples placed on the timeline so far
+    tracks: dict = field(default_factory=dict)
     next_window: int = 0
-
-    @property
-    def end_time(self) -> float:
-        return self.origin + self.received / SAMPLE_RATE
+    end_time: float = 0.0              # stream time (s) the latest track has reached
 
 
 class StreamProcessor:
@@ -48,14 +64,15 @@ class StreamProcessor:
         without it detections carry ``attribution: []``.
     gate : callable, optional
         Speech gate: given the new audio of each window, ``(B, hop)`` float32,
-        returns a boolean ``(B,)``; rejected windows are not scored (their frames
-        get probability 0) and verdicts say whether any window held speech.
+        returns a boolean ``(B,)``; rejected windows' audio counts as absent (not
+        scored) and verdicts say whether any window held speech.
     """
 
     def __init__(self, detector: Detector, attributor=None, gate=None):
         self.detector, self.attributor, self.gate = detector, attributor, gate
         self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
+        self.rates = {name: spec.sample_rate for name, spec in detector.specs.items()}  # units per second
 
     def process(self, chunk: Chunk) -> Verdict:
         """Decode, check and score one chunk (raises MediaError for undecodable payloads or a timestamp jump)."""
@@ -63,22 +80,33 @@ class StreamProcessor:
         block = self.decode(chunk)
         return self.feed(chunk.stream_id, chunk.seq, block, chunk.final, started)
 
-    def decode(self, chunk: Chunk) -> AudioBlock:
-        """Decode ``chunk`` within ``limits`` and :meth:`check` it against its stream."""
-        block = decode_chunk(chunk, self.limits)
+    def decode(self, chunk: Chunk) -> MediaBlock:
+        """:meth:`load` ``chunk`` and :meth:`check` it against its stream."""
+        block = self.load(chunk)
         self.check(chunk.stream_id, block)
         return block
 
-    def check(self, stream_id: str, block: AudioBlock) -> None:
+    def load(self, chunk: Chunk) -> MediaBlock:
+        """Decode ``chunk`` within ``limits`` and prepare it for the branches (CPU work that
+        needs no stream state, so it may run on any thread)."""
+        return self.detector.prepare(decode_media(chunk, self.detector.config))
+
+    def admit(self, stream_id: str, block) -> MediaBlock:
+        """Prepare decoded media for the branches (face crops; CPU) and :meth:`check` it."""
+        block = self.detector.prepare(block)
+        self.check(stream_id, block)
+        return block
+
+    def check(self, stream_id: str, block) -> None:
         """MediaError ``timestamp-jump`` if ``block`` starts further past its stream's end than
         ``limits.max_gap_seconds`` (the gap would be filled with that much silence)."""
         state = self.states.get(stream_id)
         if state is not None:
-            check_gap(block.t0 - state.end_time, self.limits.max_gap_seconds)
+            check_gap(as_media(block).t0 - state.end_time, self.limits.max_gap_seconds)
 
-    def feed(self, stream_id: str, seq: int, block: AudioBlock, final: bool = False,
+    def feed(self, stream_id: str, seq: int, block, final: bool = False,
              started: float | None = None) -> Verdict:
-        """Score decoded audio ``block`` of ``stream_id``; ``final`` ends the stream."""
+        """Score decoded ``block`` (MediaBlock, or an AudioBlock) of ``stream_id``; ``final`` ends the stream."""
         return self.feed_many([(stream_id, seq, block, final)], started)[0]
 
     def feed_many(self, items: list[tuple], started=None) -> list[Verdict]:
@@ -92,41 +120,98 @@ class StreamProcessor:
         """
         started = time.perf_counter() if started is None else started
         starts = list(started) if isinstance(started, (list, tuple)) else [started] * len(items)
+        items = [(sid, seq, self.detector.prepare(block), final) for sid, seq, block, final in items]
         cuts = [self._cut(stream_id, block, final) for stream_id, _, block, final in items]
-        windows = [w for cut in cuts for w in cut[3]]
-        scores, passed = self._gated_score(np.stack(windows)) if windows else (None, None)
+        n_windows = sum(len(cut[2]) for cut in cuts)
+        scores, passed = None, None
+        if n_windows:
+            windows = {name: np.concatenate([cut[3][name] for cut in cuts if len(cut[2])])
+                       for name in self.detector.branches}
+            present = {name: np.concatenate([cut[4][name] for cut in cuts if len(cut[2])])
+                       for name in self.detector.branches}
+            scores, passed = self._gated_score(windows, present)
         verdicts, offset = [], 0
-        for (stream_id, seq, block, final), (state, first, keep, cut_windows), start in zip(items, cuts, starts):
-            n = len(cut_windows)
-            probs, emb = scores.flatten(keep, offset) if n else (np.zeros(0), None)
+        for (stream_id, seq, block, final), (state, first, keep, _, _), start in zip(items, cuts, starts):
+            n = len(keep)
+            probs, emb, branches = scores.flatten(keep, offset) if n else (np.zeros(0), None, {})
             speech = None if passed is None or not n else bool(passed[offset:offset + n].any())
             offset += n
-            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, speech, start))
+            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, branches,
+                                           speech, start))
         return verdicts
 
-    def _cut(self, stream_id: str, block: AudioBlock, final: bool):
-        """Place ``block`` on its stream's timeline and cut the windows it completes."""
+    def _new_state(self, origin: float) -> StreamState:
+        tracks = {name: Track(branch.empty_input(0), np.zeros(0, bool)) for name, branch in self.detector.branches.items()}
+        loc = Localizer(self.detector.config.localizer, self.detector.step, origin, tuple(self.detector.branches))
+        return StreamState(origin, loc, tracks, 0, origin)
+
+    def _media(self, block: MediaBlock, name: str):
+        """``(units, present, t0)`` of ``block``'s track for branch ``name``, or None."""
+        if name == "audio" and block.audio is not None:
+            return block.audio.samples, np.ones(len(block.audio.samples), bool), block.audio.t0
+        if name == "visual" and block.video is not None:
+            return block.video.images, np.asarray(block.video.faces, bool), block.video.t0
+        return None
+
+    def _cut(self, stream_id: str, block: MediaBlock, final: bool):
+        """Place ``block`` on its stream's timeline and cut the windows it completes.
+
+        Returns ``(state, first fused frame, kept fused frames per window,
+        windows {branch: (W, length, ...)}, present {branch: (W, hop_frames)})``.
+        """
         state = self.states.get(stream_id)
         if state is None:
-            state = self.states[stream_id] = StreamState(block.t0, self._localizer(block.t0))
-        start = round((block.t0 - state.origin) * SAMPLE_RATE)
-        samples = place(block.samples, start, state.received, SAMPLE_RATE, self.limits.max_gap_seconds)
-        state.audio = np.concatenate([state.audio, samples])
-        state.received += len(samples)
-        plan = self.detector.plan
-        first, last = state.next_window, plan.complete(state.received, final)
-        total = state.received if final else None
-        windows = [plan.cut(state.audio, state.audio_start, k, total) for k in range(first, last)]
-        keep = [plan.kept_frames(k, total) for k in range(first, last)]
+            state = self.states[stream_id] = self._new_state(block.t0)
+        det, limits = self.detector, self.limits
+        for name, track in state.tracks.items():
+            rate, media = self.rates[name], self._media(block, name)
+            if media is not None:
+                units, present, t0 = media
+                start = round((t0 - state.origin) * rate)
+                units = place(units, start, track.received, rate, limits.max_gap_seconds)
+                present = place(present, start, track.received, rate, limits.max_gap_seconds, fill=name == "audio")
+            else:  # absent here: fill up to the block's end so that the other tracks' windows complete
+                missing = max(0, round((block.end - state.origin) * rate) - track.received)
+                units = np.zeros((missing,) + track.data.shape[1:], track.data.dtype)
+                present = np.zeros(missing, bool)
+            track.data = np.concatenate([track.data, units])
+            track.present = np.concatenate([track.present, present])
+            track.received += len(units)
+            state.end_time = max(state.end_time, state.origin + track.received / rate)
+        plans = det.plans
+        counts = [plans[n].complete(t.received, final) for n, t in state.tracks.items()]
+        first, last = state.next_window, max(counts) if final else min(counts)
+        ks = range(first, last)
+        windows, present, kept = {}, {}, np.zeros(len(ks), int)
+        for name, track in state.tracks.items():
+            plan, total = plans[name], track.received if final else None
+            shape = (0, plan.length) + track.data.shape[1:]
+            windows[name] = np.stack([plan.cut(track.data, track.start, k, total) for k in ks]) if ks else \
+                np.zeros(shape, track.data.dtype)
+            frames = [plan.kept_frames(k, total) for k in ks]
+            present[name] = np.array([self._frame_presence(plan, plan.cut(track.present, track.start, k, total), n)
+                                      for k, n in zip(ks, frames)], bool).reshape(len(ks), plan.hop_frames)
+            kept = np.maximum(kept, np.array(frames, int) * det.ratios[name])
+        keep = [int(min(det.hop_frames, n)) for n in kept]
         state.next_window = max(first, last)
-        drop = plan.keep_from(state.next_window) - state.audio_start
-        if drop > 0:
-            state.audio, state.audio_start = state.audio[drop:], state.audio_start + drop
-        return state, first * plan.hop_frames, keep, windows
+        for name, track in state.tracks.items():
+            drop = plans[name].keep_from(state.next_window) - track.start
+            if drop > 0:
+                track.data, track.present, track.start = track.data[drop:], track.present[drop:], track.start + drop
+        return state, first * det.hop_frames, keep, windows, present
 
-    def _conclude(self, stream_id, seq, block, final, state, first_frame, probs, emb, speech, started) -> Verdict:
+    @staticmethod
+    def _frame_presence(plan, present: np.ndarray, kept: int) -> np.ndarray:
+        """Which of a window's ``hop_frames`` scored frames hold any present unit (and are kept)."""
+        lo = plan.context
+        frames = present[lo:lo + plan.hop].reshape(plan.hop_frames, plan.frame).any(axis=1)
+        frames[kept:] = False
+        return frames
+
+    def _conclude(self, stream_id, seq, block, final, state, first_frame, probs, emb, branches, speech,
+                  started) -> Verdict:
         """Localize the new frames and build the chunk's verdict."""
-        closed = state.localizer.push(probs, emb)
+        closed = state.localizer.push(probs, emb, branches)
         if final:
             closed += state.localizer.finish(state.end_time)
             self.states.pop(stream_id, None)
@@ -134,29 +219,29 @@ class StreamProcessor:
             closed = self.attributor(closed)
         score, scored, trace = None, None, None
         if len(probs):
-            step = self.detector.spec.frame_step
+            step = self.detector.step
             scored = Span(state.origin + first_frame * step,
                           min(state.origin + (first_frame + len(probs)) * step, state.end_time))
-            trace = Trace(scored.start, step, probs, {"audio": probs})
+            trace = Trace(scored.start, step, probs, dict(branches), emb)
             if speech is not False:
                 score = float(probs.max())
-        return Verdict(stream_id, seq, Span(block.t0, block.t0 + block.duration), score, scored,
+        dropped = block.video.dropped if block.video is not None else 0
+        return Verdict(stream_id, seq, Span(block.t0, block.end), score, scored,
                        tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
-                       speech, trace)
+                       speech, trace, dropped)
 
     def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
         """The stream's state as bytes (see :mod:`engine.stream_state`); None if it has none."""
         state = self.states.get(stream_id)
         if state is None:
             return None
-        return dump_state(state, self.detector.plan, self.detector.spec.frame_step, extra)
+        return dump_state(state, self.detector, extra)
 
     def import_state(self, stream_id: str, data: bytes) -> dict:
         """Take over a stream from :meth:`export_state` bytes; returns its ``extra``.
 
         Raises :class:`engine.stream_state.StateError` for bytes of another geometry."""
-        state, extra = load_state(data, self.detector.plan, self.detector.spec.frame_step,
-                                  self.detector.config.localizer, StreamState)
+        state, extra = load_state(data, self.detector, StreamState, Track)
         self.states[stream_id] = state
         return extra
 
@@ -172,20 +257,13 @@ class StreamProcessor:
         """Forget a stream's state (a stream abandoned before its final chunk)."""
         self.states.pop(stream_id, None)
 
-    def _localizer(self, origin: float) -> Localizer:
-        return Localizer(self.detector.config.localizer, self.detector.spec.frame_step, origin, "audio")
-
-    def _gated_score(self, windows: np.ndarray):
-        """Score the windows the gate passes; the others get zero probabilities and embeddings.
+    def _gated_score(self, windows: dict, present: dict):
+        """Score the windows; the gate (if any) marks the audio of windows without speech absent.
 
         Returns the scores and the gate's verdict per window (``None`` without a gate)."""
-        if self.gate is None:
-            return self.detector.score(windows), None
-        plan = self.detector.plan
-        passed = np.asarray(self.gate(windows[:, plan.context:plan.context + plan.hop]), bool)
-        probs = np.zeros((len(windows), plan.hop_frames), np.float32)
-        emb = np.zeros((len(windows), plan.hop_frames, self.detector.spec.embedding_dim), np.float32)
-        if passed.any():
-            scored = self.detector.score(windows[passed])
-            probs[passed], emb[passed] = scored.probs, scored.embeddings
-        return FrameScores(probs, emb), passed
+        if self.gate is None or "audio" not in windows:
+            return self.detector.score(windows, present), None
+        plan = self.detector.plans["audio"]
+        passed = np.asarray(self.gate(windows["audio"][:, plan.context:plan.context + plan.hop]), bool)
+        present = {**present, "audio": present["audio"] & passed[:, None]}
+        return self.detector.score(windows, present), passed

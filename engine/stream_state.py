@@ -3,10 +3,11 @@
 ``dfstream serve`` writes the state of a stream after each committed chunk to a
 compacted topic; the worker that takes the stream's partition over restores it
 and goes on as if it had processed the earlier chunks itself. The format is a
-safetensors file (arrays: the audio still needed, the open span's embedding
-sums) whose metadata holds the scalars as JSON — no pickle, nothing executable.
-The geometry the state was cut for (sample rate, hop, context, frame step) is
-stored and checked on restore: a state cut for another geometry is refused.
+safetensors file (arrays: each branch's input still needed and its presence
+mask, the open span's embedding sums) whose metadata holds the scalars as JSON
+— no pickle, nothing executable. The geometry the state was cut for (per
+branch rate, hop and context; the fused step) is stored and checked on
+restore: a state cut for another geometry is refused.
 """
 from __future__ import annotations
 
@@ -15,36 +16,40 @@ import json
 import numpy as np
 import safetensors.numpy
 
-from engine.decode import SAMPLE_RATE
 from engine.errors import DfstreamError
 from fusion.localizer import Localizer
 
-FORMAT = "dfstream.stream-state/1"
+FORMAT = "dfstream.stream-state/2"
 
 
 class StateError(DfstreamError):
     """A stored stream state is unreadable or was cut for another model geometry."""
 
 
-def _geometry(plan, frame_step: float) -> dict:
-    return {"rate": SAMPLE_RATE, "hop": plan.hop, "context": plan.context, "frame_step": frame_step}
+def _geometry(detector) -> dict:
+    return {"step": detector.step,
+            **{name: {"rate": detector.specs[name].sample_rate, "hop": plan.hop, "context": plan.context}
+               for name, plan in detector.plans.items()}}
 
 
-def dump_state(state, plan, frame_step: float, extra: dict | None = None) -> bytes:
+def dump_state(state, detector, extra: dict | None = None) -> bytes:
     """Serialize a :class:`engine.stream.StreamState` (and caller's ``extra`` JSON) to bytes."""
     loc = state.localizer
-    arrays = {"audio": np.ascontiguousarray(state.audio, np.float32)}
+    arrays = {}
+    for name, track in state.tracks.items():
+        arrays[f"{name}.data"] = np.ascontiguousarray(track.data)
+        arrays[f"{name}.present"] = np.ascontiguousarray(track.present, np.uint8)
     if loc.emb_sum is not None:
         arrays["emb_sum"] = np.asarray(loc.emb_sum, np.float64)
     if loc.at_gap[1] is not None:
         arrays["gap_emb_sum"] = np.asarray(loc.at_gap[1], np.float64)
     scalars = {
-        "geometry": _geometry(plan, frame_step),
-        "origin": state.origin, "audio_start": state.audio_start, "received": state.received,
-        "next_window": state.next_window,
-        "localizer": {"modality": loc.modality, "origin": loc.origin, "start": loc.start,
-                      "gap_start": loc.gap_start, "prob_sum": loc.prob_sum, "gap_prob_sum": loc.at_gap[0],
-                      "next_frame": loc.next_frame},
+        "geometry": _geometry(detector),
+        "origin": state.origin, "next_window": state.next_window, "end_time": state.end_time,
+        "tracks": {name: {"start": t.start, "received": t.received} for name, t in state.tracks.items()},
+        "localizer": {"origin": loc.origin, "start": loc.start, "gap_start": loc.gap_start,
+                      "prob_sum": loc.prob_sum, "gap_prob_sum": loc.at_gap[0], "next_frame": loc.next_frame,
+                      "branch_sums": loc.branch_sums, "gap_branch_sums": loc.at_gap[2]},
         "extra": extra or {},
     }
     return safetensors.numpy.save(arrays, metadata={"format": FORMAT, "state": json.dumps(scalars)})
@@ -62,7 +67,7 @@ def _metadata(data: bytes) -> dict:
         raise StateError("stream state has no readable safetensors header") from None
 
 
-def load_state(data: bytes, plan, frame_step: float, localizer_params, state_cls):
+def load_state(data: bytes, detector, state_cls, track_cls):
     """Rebuild a stream state from :func:`dump_state` bytes.
 
     Returns ``(state, extra)``. Raises :class:`StateError` when the bytes are
@@ -76,14 +81,16 @@ def load_state(data: bytes, plan, frame_step: float, localizer_params, state_cls
         arrays = safetensors.numpy.load(data)
     except Exception as e:  # safetensors raises its own error type for corrupt buffers
         raise StateError(f"stream state is corrupt: {e}") from None
-    if scalars["geometry"] != _geometry(plan, frame_step):
+    if scalars["geometry"] != _geometry(detector):
         raise StateError(f"stream state was cut for geometry {scalars['geometry']}, "
-                         f"this model uses {_geometry(plan, frame_step)}")
+                         f"this model uses {_geometry(detector)}")
     s = scalars["localizer"]
-    loc = Localizer(localizer_params, frame_step, s["origin"], s["modality"])
+    loc = Localizer(detector.config.localizer, detector.step, s["origin"], tuple(detector.branches))
     loc.start, loc.gap_start, loc.prob_sum, loc.next_frame = s["start"], s["gap_start"], s["prob_sum"], s["next_frame"]
+    loc.branch_sums = s["branch_sums"]
     loc.emb_sum = arrays.get("emb_sum")
-    loc.at_gap = (s["gap_prob_sum"], arrays.get("gap_emb_sum"))
-    state = state_cls(scalars["origin"], loc, arrays["audio"], scalars["audio_start"], scalars["received"],
-                      scalars["next_window"])
+    loc.at_gap = (s["gap_prob_sum"], arrays.get("gap_emb_sum"), s["gap_branch_sums"])
+    tracks = {name: track_cls(arrays[f"{name}.data"], arrays[f"{name}.present"].astype(bool), t["start"],
+                              t["received"]) for name, t in scalars["tracks"].items()}
+    state = state_cls(scalars["origin"], loc, tracks, scalars["next_window"], scalars["end_time"])
     return state, scalars["extra"]

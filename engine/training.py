@@ -1,11 +1,12 @@
 """``dfstream train``: fit the heads on AV-Deepfake1M / LAV-DF-format data.
 
-Training cuts every file into exactly the windows inference uses
-(:class:`engine.windows.WindowPlan`), so the model never sees a geometry at
-training time that it will not see live. Frame ``g`` of a file is labelled
-forged when its centre ``(g + 0.5) * 20 ms`` lies in a forged segment. With a
-frozen encoder (the default) the encoder's hidden states are computed once and
-cached; only the layer weights and the back-end are trained.
+Training cuts every file into exactly the windows inference uses (it runs
+the streaming path's own cutting, :class:`engine.stream.StreamProcessor`), so
+the model never sees a geometry at training time that it will not see live.
+Fused frame ``g`` of a file is labelled forged when its centre
+``(g + 0.5) * step`` lies in a forged segment. With frozen encoders (the
+default) the encoders' outputs are computed once and cached; only the audio
+layer weights, the back-ends and the fusion are trained.
 """
 from __future__ import annotations
 
@@ -22,46 +23,88 @@ from engine import metrics
 from engine.checkpoint import save_checkpoint
 from engine.config import Config, config_to_dict, replace
 from engine.dataset import Item, load_metadata
-from engine.decode import SAMPLE_RATE, decode_audio
 from engine.detector import Detector
 from engine.errors import DatasetError, MediaError
+from engine.media import iter_media, with_final
+from engine.stream import StreamProcessor
+from fusion.fusion import to_step
 
 VAL_SPLITS = ("val", "validation", "dev")
 
 
 @dataclass
 class Windows:
-    """Training windows: audio ``(N, samples)``, targets and mask ``(N, frames)``."""
+    """Training windows, exactly as streaming inference cuts them.
 
-    audio: np.ndarray
+    ``inputs`` and ``present`` map each branch to its windows ``(N, length, ...)``
+    and frame presence ``(N, hop_frames_b)``; ``targets`` ``(N, F)`` label the
+    fused frames (``label_key``), ``branch_targets`` each branch's modality
+    (``audio_fake_segments`` / ``visual_fake_segments``) on the same frames;
+    ``mask`` ``(N, F)`` marks frames inside the file; ``present_frames`` maps each
+    branch to its presence on the fused frames ``(N, F)`` (frames where no
+    modality is present are left out of the loss).
+    """
+
+    inputs: dict
+    present: dict
+    present_frames: dict
     targets: np.ndarray
+    branch_targets: dict
     mask: np.ndarray
     seconds: float
     fake_seconds: float
 
 
+BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
+
+
+def default_label_key(config: Config) -> str:
+    """What the fused curve learns: the one branch's own labels, or ``fake_segments`` for several."""
+    if len(config.branches) == 1:
+        return BRANCH_LABELS.get(config.branches[0], "fake_segments")
+    return "fake_segments"
+
+
+def _labels(segments, centres: np.ndarray) -> np.ndarray:
+    inside = np.zeros(centres.shape, bool)
+    for s in segments:
+        inside |= (centres >= s.start) & (centres < s.end)
+    return inside.astype(np.float32)
+
+
 def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, desc: str) -> Windows:
-    plan, step = detector.plan, detector.spec.frame_step
-    audio, targets, mask, seconds, fake = [], [], [], 0.0, 0.0
+    """Cut every file with the streaming path itself (:class:`engine.stream.StreamProcessor`,
+    blocks of ``replay.chunk_seconds``), so training sees the windows inference will."""
+    config, step, hop = detector.config, detector.step, detector.hop_frames
+    cutter = StreamProcessor(detector)
+    inputs = {n: [] for n in detector.branches}
+    present = {n: [] for n in detector.branches}
+    targets, branch_targets, mask = [], {n: [] for n in detector.branches}, []
+    seconds = fake = 0.0
     for item in tqdm(items, desc=f"decoding {desc}", unit="file", leave=False, disable=None):
         try:
-            samples = decode_audio(root / item.file).samples
+            for block, final in with_final(iter_media(root / item.file, config.replay.chunk_seconds, config)):
+                state, first, keep, windows, pres = cutter._cut(item.file, detector.prepare(block), final)
+                for n in detector.branches:
+                    inputs[n].append(windows[n])
+                    present[n].append(pres[n])
+                centres = state.origin + (first + np.arange(len(keep))[:, None] * hop + np.arange(hop) + 0.5) * step
+                targets.append(_labels(item.segments[label_key], centres))
+                for n in detector.branches:
+                    branch_targets[n].append(_labels(item.segments[BRANCH_LABELS.get(n, label_key)], centres))
+                mask.append((np.arange(hop)[None, :] < np.array(keep)[:, None]).astype(np.float32))
+                if final:
+                    seconds += state.end_time - state.origin
+                    cutter.close(item.file)
         except MediaError as e:
             raise DatasetError(f"{item.file}: {e}") from None
-        total = len(samples)
-        segments = item.segments[label_key]
-        seconds += total / SAMPLE_RATE
-        fake += sum(s.duration for s in segments)
-        for k in range(plan.complete(total, final=True)):
-            audio.append(plan.cut(samples, 0, k, total))
-            centres = (k * plan.hop_frames + np.arange(plan.hop_frames) + 0.5) * step
-            targets.append(np.array([any(s.contains(t) for s in segments) for t in centres], np.float32))
-            m = np.zeros(plan.hop_frames, np.float32)
-            m[:plan.kept_frames(k, total)] = 1
-            mask.append(m)
-    if not audio:
-        raise DatasetError(f"no audio in the {desc} files")
-    return Windows(np.stack(audio), np.stack(targets), np.stack(mask), seconds, fake)
+        fake += sum(s.duration for s in item.segments[label_key])
+    if not mask or not sum(len(m) for m in mask):
+        raise DatasetError(f"no media in the {desc} files")
+    present = {n: np.concatenate(v) for n, v in present.items()}
+    frames = {n: np.repeat(v, detector.ratios[n], axis=1) for n, v in present.items()}
+    return Windows({n: np.concatenate(v) for n, v in inputs.items()}, present, frames, np.concatenate(targets),
+                   {n: np.concatenate(v) for n, v in branch_targets.items()}, np.concatenate(mask), seconds, fake)
 
 
 def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
@@ -78,31 +121,48 @@ def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
 
 
 class _Trainer:
-    """Batches windows through the branch; caches encoder states when the encoder is frozen."""
+    """Batches windows through the branches and their fusion; caches encoder states when frozen.
+
+    The loss is frame-level BCE on the fused curve; with several branches each
+    branch's own curve also learns its modality's labels (on frames where the
+    modality is present), so that spans can say which modality carries them.
+    """
 
     def __init__(self, detector: Detector, config: Config):
-        self.branch, self.device, self.cfg = detector.branch, detector.device, config.train
-        self.plan = detector.plan
+        self.detector, self.device, self.cfg = detector, detector.device, config.train
         self.frozen = not config.train.finetune_encoder
-        if self.frozen:
-            self.branch.encoder.requires_grad_(False)
-        else:
-            self.branch.encoder.freeze_feature_encoder()
-        params = [p for p in self.branch.parameters() if p.requires_grad]
+        for branch in detector.branches.values():
+            if self.frozen:
+                branch.encoder.requires_grad_(False)
+            elif hasattr(branch.encoder, "freeze_feature_encoder"):
+                branch.encoder.freeze_feature_encoder()
+        params = [p for p in detector.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         self.cache: dict[tuple, torch.Tensor] = {}
 
-    def _logits(self, data: Windows, index: np.ndarray, key: tuple) -> torch.Tensor:
-        wav = torch.from_numpy(data.audio[index]).to(self.device)
-        if self.frozen:
-            if key not in self.cache:
-                with torch.no_grad():  # not inference_mode: the head's backward saves these
-                    self.cache[key] = self.branch.encode(wav)
-            logits, _ = self.branch.head_forward(self.cache[key])
-        else:
-            logits, _ = self.branch(wav)
-        lo = self.plan.first_kept
-        return logits[:, lo:lo + self.plan.hop_frames]
+    def _logits(self, data: Windows, index: np.ndarray, key: tuple) -> tuple[torch.Tensor, dict, dict]:
+        """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}`` and presence ``{name: (B, F)}``."""
+        det = self.detector
+        logits, embs, pres = {}, {}, {}
+        for name, branch in det.branches.items():
+            x = branch.preprocess(data.inputs[name][index]).to(self.device)
+            if self.frozen:
+                if (name, key) not in self.cache:
+                    with torch.no_grad():  # not inference_mode: the head's backward saves these
+                        self.cache[(name, key)] = branch.encode(x)
+                lg, em = branch.head_forward(self.cache[(name, key)])
+            else:
+                lg, em = branch(x)
+            plan, ratio = det.plans[name], det.ratios[name]
+            lo = plan.first_kept
+            logits[name] = to_step(lg[:, lo:lo + plan.hop_frames], ratio)
+            embs[name] = to_step(em[:, lo:lo + plan.hop_frames], ratio)
+            pres[name] = to_step(torch.from_numpy(data.present[name][index]).to(self.device), ratio)
+        if det.fusion is not None:
+            fused, _ = det.fusion(logits, embs, pres)
+        else:  # frames where the one modality is absent are left out of the loss (see _loss)
+            (fused,) = logits.values()
+        return fused, logits, pres
 
     def _batches(self, n: int, shuffle: bool, rng) -> list[np.ndarray]:
         # Fixed batch membership keeps the encoder cache valid; shuffle batch order only.
@@ -111,31 +171,44 @@ class _Trainer:
             rng.shuffle(batches)
         return batches
 
+    def _loss(self, data: Windows, b: np.ndarray, fused, logits, pres, pos_weight) -> tuple[torch.Tensor, float]:
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        mask = torch.from_numpy(data.mask[b] * np.any([data.present_frames[n][b] for n in logits], axis=0))
+        mask = mask.to(self.device)
+        target = torch.from_numpy(data.targets[b]).to(self.device)
+        loss = (bce(fused, target, pos_weight=pos_weight, reduction="none") * mask).sum() / mask.sum()
+        if len(logits) > 1:
+            for name, lg in logits.items():
+                m = mask * pres[name].float()
+                if m.sum() > 0:
+                    t = torch.from_numpy(data.branch_targets[name][b]).to(self.device)
+                    loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / m.sum()
+        return loss, float(mask.sum())
+
     def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str) -> float:
-        self.branch.train()
+        self.detector.model.train()
         if self.frozen:
-            self.branch.encoder.eval()
+            for branch in self.detector.branches.values():
+                branch.encoder.eval()
         total, weight = 0.0, 0.0
-        for b in self._batches(len(data.audio), True, rng):
-            logits = self._logits(data, b, (tag, int(b[0])))
-            target = torch.from_numpy(data.targets[b]).to(self.device)
-            mask = torch.from_numpy(data.mask[b]).to(self.device)
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, target, pos_weight=pos_weight, reduction="none") * mask).sum() / mask.sum()
+        for b in self._batches(len(data.mask), True, rng):
+            fused, logits, pres = self._logits(data, b, (tag, int(b[0])))
+            loss, w = self._loss(data, b, fused, logits, pres, pos_weight)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            total += float(loss.detach()) * float(mask.sum())
-            weight += float(mask.sum())
+            total += float(loss.detach()) * w
+            weight += w
         return total / max(weight, 1.0)
 
     @torch.no_grad()
     def evaluate(self, data: Windows, tag: str) -> dict:
-        self.branch.eval()
+        self.detector.model.eval()
         probs = []
-        for b in self._batches(len(data.audio), False, None):
-            probs.append(torch.sigmoid(self._logits(data, b, (tag, int(b[0])))).cpu().numpy())
-        p, m = np.concatenate(probs), data.mask.astype(bool)
+        for b in self._batches(len(data.mask), False, None):
+            probs.append(torch.sigmoid(self._logits(data, b, (tag, int(b[0])))[0]).cpu().numpy())
+        p = np.concatenate(probs)
+        m = data.mask.astype(bool) & np.any(list(data.present_frames.values()), axis=0)
         y, s = data.targets[m], p[m]
         eps = 1e-6
         bce = float(-np.mean(y * np.log(s + eps) + (1 - y) * np.log(1 - s + eps)))
@@ -143,11 +216,13 @@ class _Trainer:
 
 
 def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
-          description: str | None = None, label_key: str = "audio_fake_segments") -> dict:
+          description: str | None = None, label_key: str | None = None) -> dict:
     """Train a detector on the metadata's train split and save the best epoch to ``out``.
 
+    ``label_key`` is what the fused curve learns (default :func:`default_label_key`).
     Returns the training summary written into the checkpoint.
     """
+    label_key = label_key or default_label_key(config)
     meta, root = Path(meta), Path(root)
     items = load_metadata(meta)
     train_items, val_items = _split(items, config)
@@ -191,7 +266,9 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
                  "labels": label_key, "files": len(train_items), "val_files": len(val_items),
                  "seconds": round(train_data.seconds, 2), "fake_seconds": round(train_data.fake_seconds, 2)},
         "method": {"encoder": "frozen" if trainer.frozen else "fine-tuned",
-                   "objective": "frame-level BCE on 20 ms frames", **config_to_dict(config.train)},
+                   "objective": f"frame-level BCE on {detector.step * 1000:g} ms frames"
+                                + (" (fused; plus each branch on its modality's labels)" if len(detector.branches) > 1
+                                   else ""), **config_to_dict(config.train)},
         "best_epoch": best_epoch,
         "history": history,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -94,14 +94,17 @@ class Trace:
     """The frame probabilities behind one verdict, for reports (not serialized).
 
     ``fused`` ``(F,)`` is the curve the localizer decoded; ``branches`` maps each
-    branch that ran (``"audio"``, ...) to its own ``(F,)`` curve. Frame ``i``
-    covers ``[start + i * step, start + (i + 1) * step)`` seconds of stream time.
+    branch (``"audio"``, ``"visual"``) to its own ``(F,)`` curve (0 where its
+    modality is absent); ``embeddings`` ``(F, D)`` are the frames' embeddings.
+    Frame ``i`` covers ``[start + i * step, start + (i + 1) * step)`` seconds of
+    stream time.
     """
 
     start: float
     step: float
     fused: Any
     branches: dict = field(default_factory=dict)
+    embeddings: Any = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ class Verdict:
     ``detections`` are the spans that closed while processing this chunk; they
     may start in earlier chunks. ``speech`` is ``None`` without a speech gate,
     else whether any window this chunk completed held speech. ``trace`` holds the
-    frame probabilities of ``scored`` (not serialized).
+    frame probabilities of ``scored`` (not serialized). ``dropped_frames`` counts
+    corrupt video frames the decoder dropped from this chunk.
     """
 
     stream_id: str
@@ -128,6 +132,7 @@ class Verdict:
     final: bool = False
     speech: bool | None = None
     trace: Trace | None = field(default=None, compare=False, repr=False)
+    dropped_frames: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -142,6 +147,7 @@ class Verdict:
             "latency_ms": round(self.latency_ms, 3),
             "final": self.final,
             "speech": self.speech,
+            "dropped_frames": self.dropped_frames,
         }
 
     def to_json(self) -> str:
@@ -155,7 +161,8 @@ class Verdict:
             stream_id=d["stream_id"], seq=d["seq"], span=Span(*d["span"]),
             score=d["score"], scored=None if d["scored"] is None else Span(*d["scored"]),
             detections=tuple(Detection.from_dict(x) for x in d["detections"]),
-            model=d["model"], latency_ms=d["latency_ms"], final=d.get("final", False), speech=d.get("speech"))
+            model=d["model"], latency_ms=d["latency_ms"], final=d.get("final", False), speech=d.get("speech"),
+            dropped_frames=d.get("dropped_frames", 0))
 
 
 def error_record(stream_id: str, message: str, seq: int | None = None) -> dict:

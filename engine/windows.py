@@ -82,11 +82,13 @@ class WindowPlan:
         """Samples of window ``k`` from ``audio``, which holds stream samples from ``audio_start``.
 
         ``total`` (samples in the whole stream, known at its end) bounds the real audio.
+        Any array of units works (video frames ``(n, S, S, 3)``, masks); outside
+        the data the window holds zeros.
         """
         lo, hi = k * self.hop - self.context, (k + 1) * self.hop
         if total is not None:
             hi = min(hi, total)
-        out = np.zeros(self.length, np.float32)
+        out = np.zeros((self.length,) + audio.shape[1:], audio.dtype)
         a, b = max(lo, audio_start), min(hi, audio_start + len(audio))
         if b > a:
             out[a - lo:b - lo] = audio[a - audio_start:b - audio_start]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from engine.errors import lookup
 from modalities.audio.branch import AudioBranch
+from modalities.visual.branch import VisualBranch
 
-BRANCHES = {"audio": AudioBranch}
+BRANCHES = {"audio": AudioBranch, "visual": VisualBranch}
 
 
 def branch_class(name: str):

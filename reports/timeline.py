@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.decode import SAMPLE_RATE, AudioBlock
+from engine.media import as_media
 from engine.types import Detection, Span, Verdict
 
 ENVELOPE_RATE = 100  # envelope bins per second of audio
@@ -39,9 +40,11 @@ class StreamTimeline:
     _envelope: list = field(default_factory=list, repr=False)   # (t0, mins, maxs)
     _traces: list = field(default_factory=list, repr=False)     # engine.types.Trace
 
-    def add(self, block: AudioBlock, verdict: Verdict) -> None:
-        """Account for one chunk: its decoded audio and the verdict it got."""
-        self.add_audio(block)
+    def add(self, block, verdict: Verdict) -> None:
+        """Account for one chunk: its decoded media (a MediaBlock or AudioBlock) and the verdict it got."""
+        audio = as_media(block).audio
+        if audio is not None:
+            self.add_audio(audio)
         self.add_verdict(verdict)
 
     def add_audio(self, block: AudioBlock) -> None:

@@ -1,13 +1,14 @@
 """``dfstream replay``: archived files through the live streaming path.
 
-Each file is decoded once, incrementally, and cut at multiples of
-``chunk_seconds`` of stream time into raw PCM chunks (``audio/pcm;format=f32le``,
-with ``t0``), which go through exactly what a live chunk goes through:
-``processor.process(chunk)`` -> decode -> per-stream state -> windows ->
-localizer -> verdict. We cut decoded PCM rather than remuxing compressed
+Each file is decoded once, incrementally (audio and sampled video frames),
+and cut at multiples of ``chunk_seconds`` of stream time into blocks that go
+through what a decoded live chunk goes through: ``processor.admit`` (face
+crops, checks) -> ``processor.feed`` -> per-stream state -> windows -> fusion
+-> localizer -> verdict. We cut decoded media rather than remuxing compressed
 packets into container segments because a re-segmented lossy stream (AAC, MP3)
 gets decoder priming glitches at every cut, which the archive itself does not
-have.
+have. (:func:`file_chunks` still cuts a file's audio into raw PCM chunks, for
+producers and tests that need chunk bytes.)
 
 This module imports no torch: the processor is handed in.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -23,7 +25,8 @@ import av
 from tqdm import tqdm
 
 from engine.config import LimitsConfig
-from engine.decode import LIMITS, decode_chunk, iter_audio, raw_pcm_content_type
+from engine.decode import LIMITS, iter_audio, raw_pcm_content_type
+from engine.media import iter_media, with_final
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
 from reports.timeline import StreamTimeline
@@ -35,8 +38,11 @@ MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp
 
 class Processor(Protocol):
     limits: LimitsConfig
+    detector: object  # engine.detector.Detector: its config says which tracks to decode
 
-    def process(self, chunk: Chunk) -> Verdict: ...
+    def admit(self, stream_id: str, block) -> object: ...
+
+    def feed(self, stream_id: str, seq: int, block, final: bool = False, started: float | None = None) -> Verdict: ...
 
     def close(self, stream_id: str) -> None: ...
 
@@ -108,6 +114,11 @@ def file_chunks(path: Path, stream_id: str, chunk_seconds: float, limits: Limits
         yield Chunk(stream_id, seq, previous.samples.tobytes(), content_type, previous.t0, final=True)
 
 
+def file_blocks(path: Path, chunk_seconds: float, config) -> Iterator[tuple[object, bool]]:
+    """``(MediaBlock, final)`` for each ``chunk_seconds`` of a file (see :func:`engine.media.iter_media`)."""
+    return with_final(iter_media(path, chunk_seconds, config))
+
+
 def probe_seconds(path: Path) -> float:
     """Container duration in seconds for progress (0 when unknown or unreadable)."""
     try:
@@ -144,12 +155,14 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
             result = results[stream_id] = FileResult(stream_id)
             timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
             try:
-                for chunk in file_chunks(path, stream_id, chunk_seconds, processor.limits):
-                    verdict = processor.process(chunk)
+                for seq, (raw, final) in enumerate(file_blocks(path, chunk_seconds, processor.detector.config)):
+                    started = time.perf_counter()
+                    block = processor.admit(stream_id, raw)
+                    verdict = processor.feed(stream_id, seq, block, final, started)
                     writer.verdict(verdict)
                     result.add(verdict)
                     if timeline is not None:
-                        timeline.add(decode_chunk(chunk), verdict)
+                        timeline.add(block, verdict)
                     bar.update(round(verdict.span.duration, 3))
             except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
                 processor.close(stream_id)

@@ -15,12 +15,12 @@ Imports no torch.
 from __future__ import annotations
 
 import sys
+import time
 
 from kafka import TopicPartition
 from tqdm import tqdm
 
 from engine.config import KafkaConfig
-from engine.decode import decode_chunk
 from engine.errors import DfstreamError
 from engine.types import error_record
 from reports.timeline import StreamTimeline
@@ -76,8 +76,10 @@ def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> 
         return
     last_seq[chunk.stream_id] = chunk.seq
     result = results.setdefault(chunk.stream_id, FileResult(chunk.stream_id))
+    started = time.perf_counter()
     try:
-        verdict = processor.process(chunk)
+        block = processor.decode(chunk)
+        verdict = processor.feed(chunk.stream_id, chunk.seq, block, chunk.final, started)
     except DfstreamError as e:
         writer.record(error_record(chunk.stream_id, str(e), chunk.seq))
         if timelines is not None:
@@ -90,4 +92,4 @@ def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> 
     writer.verdict(verdict)
     result.add(verdict)
     if timelines is not None:
-        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(decode_chunk(chunk), verdict)
+        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(block, verdict)

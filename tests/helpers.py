@@ -17,6 +17,15 @@ TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2
         "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4}}
 
 
+TINY_VISUAL = {"encoder": {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                           "intermediate_size": 64}, "backend_dim": 16, "fps": 10.0}
+
+
+def tiny_av_config(**sections):
+    """A tiny audio+visual model (10 fps, 32 px crops)."""
+    return tiny_config(branches=("audio", "visual"), visual=TINY_VISUAL, **sections)
+
+
 # Windows scored in one batch and the same windows scored one at a time round differently in the last
 # float32 place (~1e-7): verdicts of batched paths equal the sequential ones within this (README, "Batching").
 SCORE_TOLERANCE = 1e-5
@@ -49,7 +58,7 @@ def assert_same_verdict(got, expected, tol: float = SCORE_TOLERANCE) -> None:
 def tiny_config(**sections):
     data = {k: dict(v) for k, v in TINY.items()}
     for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_dict(data)
 
 

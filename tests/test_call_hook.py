@@ -177,15 +177,17 @@ def test_long_call_memory_is_bounded():
     for _ in range(240):  # two minutes of 16 kHz audio
         screener.feed_samples(hop, 16000)
     state = processor.states["long"]
-    assert len(state.audio) <= processor.detector.plan.context + processor.detector.plan.hop
-    assert state.received == 240 * 8000 and len(screener.pending) < screener.hop
+    audio = state.tracks["audio"]
+    assert len(audio.data) <= processor.detector.plan.context + processor.detector.plan.hop
+    assert audio.received == 240 * 8000 and len(screener.pending) < screener.hop
 
 
 def test_vad_gate_costs_no_model_time(monkeypatch):
     config, processor = random_processor(vad=True)
     calls = []
-    real = processor.detector.score
-    monkeypatch.setattr(processor.detector, "score", lambda w: calls.append(len(w)) or real(w))
+    branch = processor.detector.branches["audio"]
+    real = branch.forward
+    monkeypatch.setattr(branch, "forward", lambda w: calls.append(len(w)) or real(w))
     screener = CallScreener(config, processor, "quiet")
     silent = screener.feed_samples(np.zeros(16000, np.float32), 16000)
     assert [v.speech for v in silent] == [False, False] and calls == []

@@ -24,7 +24,7 @@ def test_override_subset(tmp_path):
 
 
 @pytest.mark.parametrize("data,message", [
-    ({"localiser": {}}, "unknown config key localiser; valid keys here: attribution, audio, branches, call_hook, inference"),
+    ({"localiser": {}}, "unknown config key localiser; valid keys here: attribution, audio, branches, call_hook, fusion, inference"),
     ({"localizer": {"onsett": 0.5}}, "unknown config key localizer.onsett; valid keys here: merge_gap"),
     ({"localizer": {"onset": "high"}}, "localizer.onset must be float"),
     ({"train": {"epochs": 2.5}}, "train.epochs must be int"),

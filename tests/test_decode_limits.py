@@ -59,7 +59,7 @@ def test_a_timestamp_jump_between_chunks_is_refused_and_the_stream_goes_on():
     processor.process(Chunk("s", 0, pcm, raw_pcm_content_type(), 0.0))
     far = Chunk("s", 1, pcm, raw_pcm_content_type(), 1e9)                # would be 1e9 s of silence
     assert reason(lambda: processor.process(far)) == "timestamp-jump"
-    assert processor.states["s"].received == 8000                          # nothing was placed
+    assert processor.states["s"].tracks["audio"].received == 8000                          # nothing was placed
     verdict = processor.process(Chunk("s", 2, pcm, raw_pcm_content_type(), 0.5, final=True))
     assert verdict.span.start == 0.5 and "s" not in processor.states
 

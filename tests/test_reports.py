@@ -135,13 +135,13 @@ def test_interrupted_replay_keeps_completed_files_and_reports_them(media, tmp_pa
     from engine.stream import StreamProcessor
     root, _ = media
     (root / "broken.wav").unlink()
-    original = StreamProcessor.process
+    original = StreamProcessor.feed
 
-    def process(self, chunk):
-        if chunk.stream_id == EVIL:
+    def feed(self, stream_id, *args, **kwargs):
+        if stream_id == EVIL:
             raise KeyboardInterrupt
-        return original(self, chunk)
-    monkeypatch.setattr(StreamProcessor, "process", process)
+        return original(self, stream_id, *args, **kwargs)
+    monkeypatch.setattr(StreamProcessor, "feed", feed)
     out, report = tmp_path / "out", tmp_path / "report.html"
     assert main(["replay", str(root), "--out", str(out), "--config", str(tiny_yaml), "--quiet",
                  "--report", str(report)]) == 130

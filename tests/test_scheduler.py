@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import scheduler as scheduler_module
 from engine.config import SchedulerConfig, replace
-from engine.decode import LIMITS, decode_audio, raw_pcm_content_type
+from engine.decode import LIMITS, decode_audio, decode_chunk, raw_pcm_content_type
 from engine.detector import Detector
 from engine.errors import MediaError
 from engine.precision import int8_layers
@@ -42,6 +41,9 @@ class FakeProcessor:
     def check(self, stream_id, block):  # the real check is StreamProcessor's (test_decode_limits)
         pass
 
+    def load(self, chunk):
+        return decode_chunk(chunk, self.limits)
+
 
 def pcm(stream_id, seq, n=160, final=False):
     return Chunk(stream_id, seq, np.zeros(n, np.float32).tobytes(), raw_pcm_content_type(), seq * n / 16000, final)
@@ -68,15 +70,13 @@ def test_batched_through_the_scheduler_equals_one_chunk_at_a_time(clip):
     assert any(v.detections for f in futures.values() for v in (x.result() for x in f))
 
 
-def test_a_stream_reaches_the_model_in_order_even_when_decoding_finishes_out_of_order(monkeypatch):
-    decode = scheduler_module.decode_chunk
-
-    def slow_first(chunk, limits):
-        if chunk.seq == 0:
-            time.sleep(0.2)
-        return decode(chunk, limits)
-    monkeypatch.setattr(scheduler_module, "decode_chunk", slow_first)
-    fake = FakeProcessor()
+def test_a_stream_reaches_the_model_in_order_even_when_decoding_finishes_out_of_order():
+    class SlowFirst(FakeProcessor):
+        def load(self, chunk):
+            if chunk.seq == 0:
+                time.sleep(0.2)
+            return super().load(chunk)
+    fake = SlowFirst()
     with Scheduler(fake, SchedulerConfig(batch_chunks=8, max_wait_ms=0, decode_workers=4)) as sched:
         futures = [sched.submit(pcm("s", k)) for k in range(6)]
     assert [f.result().seq for f in futures] == list(range(6))

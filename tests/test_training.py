@@ -22,7 +22,7 @@ def test_frame_targets_follow_segment_centres(tmp_path):
     centres = (np.arange(len(frames)) + 0.5) * 0.02
     expected = [any(s.start <= t < s.end for s in item.segments["audio_fake_segments"]) for t in centres]
     assert frames.tolist() == [float(e) for e in expected] and 0 < frames.sum() < len(frames)
-    assert data.audio.shape[1] == det.plan.length
+    assert data.inputs["audio"].shape[1] == det.plan.length
 
 
 def test_validation_is_held_out_of_train_when_missing(tmp_path):

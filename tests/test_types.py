@@ -35,7 +35,7 @@ def test_verdict_json_round_trip():
                     "score": 0.9, "scored": [6.0, 8.0],
                     "detections": [{"start": 0.5, "end": 1.25, "score": 0.875, "modality": "audio",
                                     "attribution": [{"generator": "unknown"}]}],
-                    "model": "m", "latency_ms": 12.5, "final": True, "speech": None}
+                    "model": "m", "latency_ms": 12.5, "final": True, "speech": None, "dropped_frames": 0}
     assert Verdict.from_dict(data) == v
     empty = Verdict("s", 0, Span(0, 0.1), None, None, (), "m", 1.0)
     assert Verdict.from_dict(json.loads(empty.to_json())) == empty

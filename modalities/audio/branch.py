@@ -51,6 +51,10 @@ class AudioBranch(nn.Module):
         """The exact ``transformers`` config of the encoder, for checkpoints."""
         return self.encoder.config.to_dict()
 
+    def empty_input(self, samples: int) -> np.ndarray:
+        """``samples`` of silence, float32 ``(samples,)`` (absent audio)."""
+        return np.zeros(samples, np.float32)
+
     def preprocess(self, windows: np.ndarray) -> torch.Tensor:
         """CPU: float32 windows, shape ``(B, samples)``, as a tensor."""
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))

@@ -1,0 +1,315 @@
+"""PyAV decoding of video into RGB uint8 frames sampled on a grid of stream time.
+
+:func:`iter_video` opens a path or a bytes payload (the same way as
+:func:`engine.decode.iter_audio`), decodes the first video stream and samples
+it at ``fps`` on the grid of absolute stream times ``g / fps`` (integer ``g``),
+so that cutting a stream into chunks never moves the grid. Each grid point
+takes the frame displayed at that time, the latest decoded frame whose PTS is
+at or before it (sample-and-hold), which handles variable frame rates, gaps
+shorter than ``limits.max_gap_seconds`` and streams that start late. The stream
+ends at its last frame's time plus that frame's duration.
+
+Every frame of one decode has the shape of the first frame's display size
+(pixel aspect ratio and display rotation applied) scaled down, aspect kept,
+until its longer side is at most ``max_side``. Scaling happens in FFmpeg
+(swscale), so a large frame is never materialized at full size in NumPy.
+
+A packet the decoder rejects, or a frame it flags corrupt, is dropped and
+counted in :attr:`VideoBlock.dropped`; the frame before it is held in its
+place. Untrusted media is bounded by :class:`engine.config.LimitsConfig`:
+frame size (``frame-too-large``), timestamp jumps (``timestamp-jump``), and
+for chunks (bytes payloads) the number of sampled frames (``too-many-frames``)
+and the wall time spent decoding (``decode-timeout``, checked between packets).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import av
+import numpy as np
+
+from engine.config import LimitsConfig
+from engine.decode import LIMITS, _open, check_gap
+from engine.errors import MediaError
+
+_TOLERANCE = 1e-6  # seconds: a frame whose PTS is this close after a grid point still covers it
+
+
+@dataclass(frozen=True)
+class VideoBlock:
+    """Sampled video: ``frames`` uint8, shape ``(N, H, W, 3)``, RGB; frame ``i`` is at
+    stream time ``t0 + i / fps`` seconds, ``t0`` a grid point ``g0 / fps``. ``dropped``
+    counts the corrupt packets and frames dropped while decoding this block."""
+
+    frames: np.ndarray
+    t0: float
+    fps: float
+    dropped: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered: ``N / fps``."""
+        return len(self.frames) / self.fps
+
+
+def _video_stream(container):
+    """The first video stream that is not cover art, or None."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def has_video(source) -> bool:
+    """Whether ``source`` (path or bytes) declares a video stream (cover art does not count).
+
+    Reads the container header only. Raises MediaError when it cannot be opened.
+    """
+    with _open(source) as container:
+        return _video_stream(container) is not None
+
+
+def _check_pixels(width: int, height: int, limits: LimitsConfig) -> None:
+    if width * height > limits.max_frame_pixels:
+        raise MediaError(f"video frame {width}x{height} exceeds {limits.max_frame_pixels} pixels "
+                         "(limits.max_frame_pixels)", "frame-too-large")
+
+
+def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """The display transform of ``frame`` as (quarter turns counter-clockwise, mirror after).
+
+    Follows the ``ffmpeg`` command line's autorotation: the display matrix's
+    rotation, with flips read from the signs of its entries. Rotations that are
+    not multiples of 90 degrees are ignored.
+    """
+    side = frame.side_data.get("DISPLAYMATRIX")
+    if side is None:
+        return 0, False
+    m = np.frombuffer(bytes(side), np.int32)
+    theta = -float(frame.rotation)  # clockwise degrees, as ffmpeg's get_rotation
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return -1, bool(m[3] > 0)  # clockwise; mirrored: transpose
+    if abs(theta - 270) < 1:
+        return 1, bool(m[3] < 0)   # counter-clockwise; mirrored: anti-transpose
+    if abs(theta - 180) < 1 or abs(theta) < 1:
+        hflip, vflip = bool(m[0] < 0), bool(m[4] < 0)
+        return (2 if vflip else 0), hflip != vflip  # a vertical flip is a half turn, mirrored
+    return 0, False
+
+
+def _display_size(stream, frame: av.VideoFrame, turns: int) -> tuple[int, int]:
+    """(width, height) in pixels as displayed: pixel aspect ratio, then rotation."""
+    width, height = frame.width, frame.height
+    sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+    if sar and sar > 0 and sar != 1:
+        width = max(1, round(width * sar))
+    return (height, width) if turns % 2 else (width, height)
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Scale (width, height) down, aspect kept, so the longer side is at most ``max_side``."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class _Sampler:
+    """Sample-and-hold of decoded frames onto the grid ``g / fps``.
+
+    Holds one decoded frame (and its RGB conversion once a grid point needs
+    it); :meth:`push` and :meth:`end` yield one ``(H, W, 3)`` array per grid
+    point covered.
+    """
+
+    def __init__(self, stream, fps: float, max_side: int, limits: LimitsConfig):
+        self.stream, self.fps, self.max_side, self.limits = stream, fps, max_side, limits
+        rate = stream.average_rate or stream.guessed_rate
+        self.step = 1.0 / float(rate) if rate else 1.0 / fps  # native frame period (s)
+        self.g = self.g0 = None       # next and first grid index
+        self.size = None              # (W, H) of every output frame
+        self.held, self.held_rgb = None, None
+        self.held_time = self.held_end = 0.0
+
+    def push(self, frame: av.VideoFrame) -> Iterator[np.ndarray]:
+        """Hold ``frame``; yield the previous frame for the grid points before its time."""
+        _check_pixels(frame.width, frame.height, self.limits)
+        if frame.time is not None:
+            t = float(frame.time)
+        else:
+            t = self.held_time + self.step if self.held is not None else 0.0
+        if self.held is None:
+            self.g = self.g0 = math.ceil((t - _TOLERANCE) * self.fps)
+            turns, _ = _orientation(frame)
+            self.size = _fit(*_display_size(self.stream, frame, turns), self.max_side)
+        else:
+            check_gap(t - self.held_end, self.limits.max_gap_seconds)
+            yield from self._emit_until(t)
+        if frame.duration and frame.time_base is not None:
+            duration = float(frame.duration * frame.time_base)
+        else:
+            duration = self.step
+        self.held, self.held_rgb, self.held_time, self.held_end = frame, None, t, t + duration
+
+    def end(self) -> Iterator[np.ndarray]:
+        """Yield the held frame for the grid points before the stream's end."""
+        if self.held is not None:
+            yield from self._emit_until(self.held_end)
+
+    def _emit_until(self, t: float) -> Iterator[np.ndarray]:
+        while self.g / self.fps < t - _TOLERANCE:
+            if self.held_rgb is None:
+                self.held_rgb = self._rgb(self.held)
+            yield self.held_rgb
+            self.g += 1
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        turns, mirror = _orientation(frame)
+        width, height = self.size if turns % 2 == 0 else self.size[::-1]
+        rgb = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        rgb = np.rot90(rgb, turns)
+        return rgb[:, ::-1] if mirror else rgb
+
+
+def _decoded(container, stream, counter: list[int], deadline: float | None,
+             limits: LimitsConfig) -> Iterator[av.VideoFrame]:
+    """Decoded frames of ``stream``; undecodable packets and corrupt frames are counted in ``counter[0]``."""
+    packets = container.demux(stream)
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
+                             "(limits.decode_timeout_seconds)", "decode-timeout")
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError:
+            raise MediaError("corrupt: a packet refers to a stream the container does not declare",
+                             "corrupt") from None
+        try:
+            frames = packet.decode()
+        except av.error.DecoderNotFoundError:
+            raise
+        except av.error.FFmpegError:
+            counter[0] += 1
+            continue
+        for frame in frames:
+            if frame.is_corrupt:
+                counter[0] += 1
+            else:
+                yield frame
+
+
+def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bool,
+             limits: LimitsConfig) -> Iterator[np.ndarray]:
+    """One ``(H, W, 3)`` array per grid point, from the first frame's time to the stream's end."""
+    deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
+    try:
+        codec = stream.codec_context
+        if codec.width and codec.height:
+            _check_pixels(codec.width, codec.height, limits)  # before the decoder allocates anything
+        for frame in _decoded(container, stream, dropped, deadline, limits):
+            yield from sampler.push(frame)
+    except av.error.DecoderNotFoundError:
+        raise MediaError("unsupported codec: FFmpeg has no decoder for this video stream",
+                         "unsupported-codec") from None
+    except av.error.FFmpegError as e:  # the demuxer, not a packet's decode
+        raise MediaError(f"corrupt or truncated media after {sampler.held_time:.2f} s "
+                         f"({e.__class__.__name__})", "corrupt") from None
+    if sampler.held is None:
+        if dropped[0]:
+            raise MediaError(f"corrupt: no video frame decodes ({dropped[0]} packets dropped)", "corrupt")
+        raise MediaError("video stream holds no decodable frames", "no-video")
+    yield from sampler.end()
+
+
+def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
+            missing_ok: bool, result: list) -> Iterator[VideoBlock]:
+    """Consecutive blocks of at most ``block`` frames; ``result`` receives the sampler.
+
+    A full block is yielded only when the next frame arrives (or at the end), so
+    that drops counted after its last frame still land in a block.
+    """
+    if not (math.isfinite(fps) and fps > 0) or max_side < 1:
+        raise ValueError(f"fps must be > 0 and max_side >= 1, got fps={fps}, max_side={max_side}")
+    chunk = isinstance(source, (bytes, bytearray, memoryview))
+    with _open(source) as container:
+        stream = _video_stream(container)
+        if stream is None:
+            if missing_ok:
+                return
+            raise MediaError("no video stream", "no-video")
+        sampler = _Sampler(stream, fps, max_side, limits)
+        result.append(sampler)
+        dropped = [0]
+        frames, n, emitted = None, 0, 0
+        for rgb in _sampled(container, stream, sampler, dropped, chunk, limits):
+            if n == block:
+                yield VideoBlock(frames, (sampler.g0 + emitted) / fps, fps, dropped[0])
+                frames, n, emitted, dropped[0] = None, 0, emitted + n, 0
+            if chunk and emitted + n >= limits.max_chunk_frames:
+                raise MediaError(f"chunk samples to more than {limits.max_chunk_frames} video frames at "
+                                 f"{fps:g} fps (limits.max_chunk_frames)", "too-many-frames")
+            if frames is None:  # filled in place: the pages of a short last block are never touched
+                frames = np.empty((block, *rgb.shape), np.uint8)
+            frames[n] = rgb
+            n += 1
+        if n:
+            yield VideoBlock(frames[:n], (sampler.g0 + emitted) / fps, fps, dropped[0])
+
+
+def iter_video(source, fps: float, max_side: int, block_seconds: float | None = None,
+               limits: LimitsConfig = LIMITS) -> Iterator[VideoBlock]:
+    """Decode the first video stream of ``source`` incrementally, sampled at ``fps``.
+
+    Parameters
+    ----------
+    source : str | Path | bytes
+        A media file path, or the bytes of a self-contained container.
+    fps : float
+        Sampling rate (frames per second) of the grid ``g / fps`` of stream time.
+    max_side : int
+        Longest side (pixels) of the output frames; smaller frames are not upscaled.
+    block_seconds : float, optional
+        Yield blocks of exactly ``round(block_seconds * fps)`` frames (at least 1;
+        the last may be shorter); ``None`` yields blocks of at most one second
+        (``round(fps)`` frames).
+    limits : LimitsConfig
+        Bounds (see module doc); frame count and decode time apply to bytes only.
+
+    Yields
+    ------
+    VideoBlock
+        Consecutive blocks: frames uint8 ``(N, H, W, 3)`` RGB, one shape for the
+        whole decode; each block's ``t0`` follows the previous block's end.
+
+    Raises
+    ------
+    MediaError
+        Missing, empty, unreadable or video-less (``no-video``) input, an
+        unsupported codec, a stream of which nothing decodes (``corrupt``), or
+        input beyond ``limits``.
+    """
+    if block_seconds is not None and not block_seconds > 0:
+        raise ValueError(f"block_seconds must be > 0 or None, got {block_seconds}")
+    seconds = 1.0 if block_seconds is None else block_seconds
+    yield from _blocks(source, fps, max_side, max(1, round(seconds * fps)), limits, False, [])
+
+
+def decode_video(source, fps: float, max_side: int, limits: LimitsConfig = LIMITS) -> VideoBlock | None:
+    """All sampled frames of ``source`` in one :class:`VideoBlock` (see :func:`iter_video`).
+
+    Returns None when ``source`` has no video stream. A stream too short to
+    reach a grid point gives a block of zero frames, shape ``(0, H, W, 3)``.
+    """
+    result: list[_Sampler] = []
+    blocks = list(_blocks(source, fps, max_side, max(1, round(fps)), limits, True, result))
+    if not result:
+        return None
+    if not blocks:
+        width, height = result[0].size
+        return VideoBlock(np.zeros((0, height, width, 3), np.uint8), result[0].g0 / fps, fps)
+    frames = blocks[0].frames if len(blocks) == 1 else np.concatenate([b.frames for b in blocks])
+    return VideoBlock(frames, blocks[0].t0, fps, sum(b.dropped for b in blocks))

@@ -1,0 +1,99 @@
+"""Audio-visual fusion: both branches on one time step, weighed per step.
+
+Each branch's frames are repeated onto the finest branch step (audio: 20 ms;
+video at 5 fps: each frame covers 10 steps). :class:`DynamicFusion` then gives
+every present modality a weight per step from its own evidence (a small gate
+over the branch's embedding and logit), softmax over the modalities present,
+and the fused logit is the weighted sum of the branch logits. This follows the
+dynamic weighting of AVT2-DWF (Wang et al., 2024, "AVT2-DWF: Improving
+Deepfake Detection with Audio-Visual Fusion and Dynamic Weighting
+Strategies"), reduced to per-step scalar weights: an absent modality (no
+audio track, no face in the frame) gets no weight, so the fusion still works
+when one is missing and equals the other branch exactly then.
+
+A span's ``modality`` is read from the branch probabilities inside it
+(:func:`span_modality`), not from the weights: the weights say which branch
+the fusion trusted, the probabilities which branch saw a forgery.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ABSENT_LOGIT = -30.0
+"""Fused logit of a step where no modality is present (probability ~1e-13)."""
+
+
+class DynamicFusion(nn.Module):
+    """Per-step weights over modalities and the fused logit.
+
+    Parameters
+    ----------
+    dims : dict
+        Branch name -> embedding size, in the order the branches run.
+    hidden : int
+        Width of each modality's gate.
+    """
+
+    def __init__(self, dims: dict[str, int], hidden: int = 32):
+        super().__init__()
+        self.names = tuple(dims)
+        self.gates = nn.ModuleDict({
+            name: nn.Sequential(nn.LayerNorm(d + 1), nn.Linear(d + 1, hidden), nn.GELU(), nn.Linear(hidden, 1))
+            for name, d in dims.items()})
+
+    def forward(self, logits: dict, embeddings: dict, present: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fuse branch outputs already on the common step.
+
+        Parameters
+        ----------
+        logits : dict
+            Branch -> logits ``(B, F)``.
+        embeddings : dict
+            Branch -> embeddings ``(B, F, D_b)``.
+        present : dict
+            Branch -> bool ``(B, F)``: whether the modality exists at that step.
+
+        Returns
+        -------
+        fused : Tensor, shape (B, F)
+            Fused logits (:data:`ABSENT_LOGIT` where nothing is present).
+        weights : Tensor, shape (B, F, M)
+            Weight of each branch, in ``self.names`` order (0 where absent).
+        """
+        scores = torch.stack([
+            self.gates[n](torch.cat([embeddings[n], logits[n].unsqueeze(-1)], dim=-1)).squeeze(-1)
+            for n in self.names], dim=-1)
+        mask = torch.stack([present[n] for n in self.names], dim=-1)
+        weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        weights = torch.nan_to_num(weights, nan=0.0)  # steps where nothing is present
+        stacked = torch.stack([logits[n] for n in self.names], dim=-1)
+        fused = (weights * stacked).sum(-1)
+        return torch.where(mask.any(-1), fused, torch.full_like(fused, ABSENT_LOGIT)), weights
+
+
+def single_branch(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """The fused logits of a one-branch model: its own where present, :data:`ABSENT_LOGIT` elsewhere."""
+    return torch.where(present, logits, torch.full_like(logits, ABSENT_LOGIT))
+
+
+def to_step(x: torch.Tensor, ratio: int) -> torch.Tensor:
+    """Repeat each frame of ``x`` ``(B, F, ...)`` ``ratio`` times along dim 1 (onto a finer step)."""
+    return x if ratio == 1 else x.repeat_interleave(ratio, dim=1)
+
+
+def span_modality(means: dict[str, float], threshold: float) -> str:
+    """``audio``, ``visual`` or ``audio-visual`` from each branch's mean probability in a span.
+
+    Every branch at or above ``threshold`` carries the evidence; when none does
+    (the fused curve crossed the onset on weaker evidence from both), the one
+    with the higher mean does. A one-branch model's spans get its modality.
+    """
+    if len(means) == 1:
+        return next(iter(means))
+    carrying = sorted(n for n, m in means.items() if m >= threshold)
+    if len(carrying) == len(means):
+        return "audio-visual"
+    if carrying:
+        return carrying[0]
+    return max(sorted(means), key=lambda n: means[n])

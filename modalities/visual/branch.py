@@ -1,0 +1,89 @@
+"""Visual branch: face crops -> ViT per frame -> BiLSTM over frames -> frame logits.
+
+The ViT sees one crop at a time and returns its [CLS] state; the temporal
+back-end (a BiLSTM over the sampled frames, as the audio branch has over its
+20 ms frames) compares each frame with its neighbours, so that a mouth that
+stops following the speech, or a blend seam that appears for a second, shows
+as a change along time. Face detection and cropping are CPU work done in
+:meth:`VisualBranch.prepare`, off the model thread.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.config import VisualBranchConfig
+from engine.media import FrameBlock
+from engine.video import VideoBlock
+from modalities.base import Specifications
+from modalities.visual.encoder import build_vit
+from modalities.visual.faces import crop_faces, face_detector
+
+
+class VisualBranch(nn.Module):
+    """Per-frame (at ``fps``) forgery logits and embeddings from RGB crops.
+
+    Parameters
+    ----------
+    cfg : VisualBranchConfig
+        Encoder, sampling, cropping and back-end sizes.
+    saved_encoder : dict, optional
+        Exact ViT config from a checkpoint.
+    """
+
+    name = "visual"
+
+    def __init__(self, cfg: VisualBranchConfig, saved_encoder: dict | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_vit(cfg.encoder, saved_encoder)
+        hidden, dim = self.encoder.config.hidden_size, cfg.backend_dim
+        self.image_size = self.encoder.config.image_size
+        self.norm = nn.LayerNorm(hidden)
+        self.proj = nn.Linear(hidden, dim)
+        self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True, bidirectional=True,
+                            dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
+        self.head = nn.Linear(dim, 1)
+        self.specifications = Specifications("visual", cfg.fps, 1, 1, dim)
+        self._local = threading.local()  # one face detector per decoding thread (OpenCV's is not thread-safe)
+
+    def encoder_config(self) -> dict:
+        """The exact ``transformers`` config of the ViT, for checkpoints."""
+        return self.encoder.config.to_dict()
+
+    def prepare(self, video: VideoBlock) -> FrameBlock:
+        """CPU: decoded frames ``(N, H, W, 3)`` -> face (or whole-frame) crops at the encoder's size."""
+        detector = None
+        if self.cfg.crop == "face":
+            detector = getattr(self._local, "detector", None)
+            if detector is None:
+                detector = self._local.detector = face_detector(self.cfg.face_detector)
+        crops = crop_faces(video.frames, self.image_size, detector, self.cfg.face_margin)
+        return FrameBlock(crops.images, crops.faces, video.t0, video.fps, video.dropped)
+
+    def empty_input(self, frames: int) -> np.ndarray:
+        """``frames`` black crops, uint8 ``(frames, S, S, 3)`` (absent video)."""
+        return np.zeros((frames, self.image_size, self.image_size, 3), np.uint8)
+
+    def preprocess(self, windows: np.ndarray) -> torch.Tensor:
+        """CPU: uint8 windows ``(B, T, S, S, 3)`` -> float ``(B, T, 3, S, S)`` in [-1, 1]."""
+        x = torch.from_numpy(np.ascontiguousarray(windows))
+        return x.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """[CLS] states ``(B, T, hidden)`` of frames ``(B, T, 3, S, S)``."""
+        b, t = frames.shape[:2]
+        out = self.encoder(pixel_values=frames.flatten(0, 1))
+        return out.last_hidden_state[:, 0].reshape(b, t, -1)
+
+    def head_forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Back-end: logits ``(B, T)`` and embeddings ``(B, T, backend_dim)``."""
+        emb, _ = self.lstm(self.proj(self.norm(hidden)))
+        return self.head(emb).squeeze(-1), emb
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames ``(B, T, 3, S, S)`` -> logits ``(B, T)``, embeddings ``(B, T, D)``."""
+        return self.head_forward(self.encode(frames))

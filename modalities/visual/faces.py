@@ -1,0 +1,266 @@
+"""Offline face detection, tracking of the largest face, and margin crops for the visual encoder.
+
+Why a Haar cascade: ``opencv-python-headless`` 4.x ships its cascades inside the
+wheel (``cv2.data.haarcascades``), so detection needs no download at run time and
+no extra dependency. The usual alternatives do not fit this environment:
+mediapipe pins ``numpy<2`` and ``protobuf<5``; facenet-pytorch (MTCNN) needs
+torchvision, which does not import here. Haar finds frontal faces only; a frame
+without one is kept, whole, and marked (``Crops.faces``), never dropped.
+
+Detection parameters (:class:`HaarFaceDetector`): the frame is converted to
+gray, downscaled with ``INTER_AREA`` so its longer side is at most
+``detect_side`` px (no histogram equalisation: the cascade already normalises
+each window's variance, and a global equalisation of a flat background wrecked
+detection of the test faces), then
+``detectMultiScale(scaleFactor=1.15, minNeighbors=4, minSize=max(24 px, 10 % of
+the shorter side))``. A 15 % scale step costs ~25 % less than the usual 1.1
+(measured below) with boxes still within ~15 % of the face size; 4 neighbours
+gave no false detection on 240 synthetic texture/shape frames (minNeighbors=3:
+1; scaleFactor 1.1 with 3: 4) and every test face; faces under a tenth of the
+picture are too small to crop for the encoder and are not searched for. Recall
+on the test suite's synthetic faces (``tests/test_faces.py::draw_face``, random
+positions with the face's square box inside the frame, 40 per size): 39-40/40
+from 45 px in the detection image up to the full frame height, ~60 % at 37 px;
+so at ``detect_side=240`` a 640x480 frame needs faces of ~120 px or more (raise
+``detect_side`` for small faces). Faces cut by the frame edge are often missed.
+
+Measured per 640x480 frame, ``detect`` only, best of 10x10 calls, one OpenCV
+thread, on the 2-core development machine while other test suites were running
+(load average ~3, so an idle machine is faster)::
+
+    .venv/bin/python -c "import sys,timeit,numpy as np,cv2; sys.path.insert(0,'tests'); \
+    from test_faces import draw_face, gray; from modalities.visual.faces import HaarFaceDetector as D; \
+    r=np.random.default_rng(0); f=np.clip(128+60*cv2.resize(r.normal(0,1,(60,80,3)).astype('f4'), \
+    (640,480),interpolation=cv2.INTER_CUBIC),0,255).astype(np.uint8); draw_face(f,320,240,200); \
+    g=draw_face(gray(480,640),320,240,200); cv2.setNumThreads(1); \
+    [print(s,n,'%.1f ms' % (100*min(timeit.repeat(lambda: d.detect(i),number=10,repeat=10)))) \
+    for s in (240,320) for d in [D(s)] for n,i in (('texture',f),('gray',g))]"
+
+    detect_side  200 px face on smooth random texture   on flat gray
+    240          39.9 ms/frame  (scaleFactor 1.1: 51.9)  8.1 ms/frame
+    320          77.4 ms/frame  (scaleFactor 1.1: 104.5) 11.0 ms/frame
+
+With OpenCV's default threads (2) the textured case measured 23-48 ms at 240 and
+75-90 ms at 320 across repeated runs on the loaded machine.
+
+Threads: ``cv2.CascadeClassifier`` is not safe to call from several threads at
+once. Each detector owns its cascade and guards ``detect`` with its own lock, so
+sharing one instance is safe but serialised; for parallel detection make one
+detector per worker thread (construction loads the XML, ~15 ms).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from engine.errors import ConfigError, lookup
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+SCALE_FACTOR = 1.15
+MIN_NEIGHBORS = 4
+MIN_FACE_FRACTION = 0.10
+CASCADE_WINDOW = 24
+TRACK_IOU = 0.3
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in one frame."""
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """Face boxes in ``frame``.
+
+        Parameters
+        ----------
+        frame : np.ndarray
+            uint8, shape (H, W, 3), RGB.
+
+        Returns
+        -------
+        np.ndarray
+            float, shape (K, 4): (x0, y0, x1, y1) in the frame's pixels, any order.
+        """
+        ...
+
+
+class HaarFaceDetector:
+    """OpenCV's bundled frontal-face Haar cascade (see the module docstring).
+
+    Parameters
+    ----------
+    detect_side : int
+        Frames are downscaled so their longer side is at most this many pixels
+        before detection (speed); boxes come back in the input frame's pixels.
+    """
+
+    def __init__(self, detect_side: int = 240):
+        if int(detect_side) < CASCADE_WINDOW:
+            raise ConfigError(f"detect_side={detect_side} is smaller than the cascade's "
+                              f"{CASCADE_WINDOW} px window; use at least {CASCADE_WINDOW} (240 is typical)")
+        self.detect_side = int(detect_side)
+        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
+        if self._cascade.empty():
+            raise ConfigError(f"cannot load {CASCADE_FILE} from {cv2.data.haarcascades}; "
+                              "reinstall opencv-python-headless")
+        self._lock = threading.Lock()
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """Face boxes in ``frame``.
+
+        Parameters
+        ----------
+        frame : np.ndarray
+            uint8, shape (H, W, 3), RGB.
+
+        Returns
+        -------
+        np.ndarray
+            float64, shape (K, 4): (x0, y0, x1, y1) in ``frame``'s pixels; K = 0
+            when the frame is smaller than the cascade's window after downscaling.
+        """
+        _check_frames(frame, ndim=3)
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.detect_side / max(height, width))
+        gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        shorter = min(gray.shape)
+        if shorter < CASCADE_WINDOW:
+            return np.zeros((0, 4), np.float64)
+        side = max(CASCADE_WINDOW, round(MIN_FACE_FRACTION * shorter))
+        with self._lock:
+            found = self._cascade.detectMultiScale(gray, scaleFactor=SCALE_FACTOR,
+                                                   minNeighbors=MIN_NEIGHBORS, minSize=(side, side))
+        boxes = np.asarray(found, np.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        # Undo the downscale: x * (W / w) per axis, exact for the rounded size.
+        boxes *= np.array([width / gray.shape[1], height / gray.shape[0]] * 2)
+        return boxes
+
+
+FACE_DETECTORS = {"haar": HaarFaceDetector}
+
+
+def face_detector(name: str) -> FaceDetector:
+    """A new detector registered as ``name`` (the error lists the valid names)."""
+    return lookup(FACE_DETECTORS, name, "face detector")()
+
+
+@dataclass(frozen=True)
+class Crops:
+    """Face crops of a frame sequence.
+
+    Attributes
+    ----------
+    images : np.ndarray
+        uint8, shape (N, S, S, 3), RGB.
+    faces : np.ndarray
+        bool, shape (N,): whether frame i had a (tracked) face; False rows hold
+        the whole frame resized.
+    """
+
+    images: np.ndarray
+    faces: np.ndarray
+
+
+def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
+               margin: float = 0.25, hold: int = 2) -> Crops:
+    """Track the largest face through ``frames`` and crop it with a margin.
+
+    In each frame the detection overlapping the previous kept box most (IoU
+    above 0.3) is kept, else the largest one. A frame without detections reuses
+    the previous box for up to ``hold`` frames; after that the track is lost
+    and the frame gets ``faces[i] = False`` and the whole frame resized. The
+    crop is the box grown by ``margin`` of its width / height on each side,
+    made square about its centre, shifted inside the frame (clipped only when
+    larger than the frame), and resized with ``INTER_AREA`` when shrinking,
+    ``INTER_LINEAR`` when growing.
+
+    Parameters
+    ----------
+    frames : np.ndarray
+        uint8, shape (N, H, W, 3), RGB; N may be 0.
+    size : int
+        Side S of the square crops, pixels.
+    detector : FaceDetector or None
+        None = whole-frame mode: every frame resized, ``faces`` all True.
+    margin : float
+        Fraction of the box size added on each side.
+    hold : int
+        Consecutive frames without a detection that reuse the last kept box, frames.
+
+    Returns
+    -------
+    Crops
+        ``images`` uint8 (N, size, size, 3), ``faces`` bool (N,).
+    """
+    _check_frames(frames)
+    if int(size) < 1 or margin < 0 or hold < 0:
+        raise ValueError(f"need size >= 1, margin >= 0, hold >= 0; got {size}, {margin}, {hold}")
+    size = int(size)
+    images = np.zeros((len(frames), size, size, 3), np.uint8)
+    faces = np.zeros(len(frames), bool)
+    previous, missed = None, 0
+    for i, frame in enumerate(frames):
+        box = None
+        if detector is None:
+            faces[i] = True
+        else:
+            boxes = np.asarray(detector.detect(frame), np.float64).reshape(-1, 4)
+            if len(boxes):
+                overlap = _iou(previous, boxes) if previous is not None else np.zeros(len(boxes))
+                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+                box = boxes[overlap.argmax()] if overlap.max() > TRACK_IOU else boxes[areas.argmax()]
+                missed = 0
+            elif previous is not None and missed < hold:
+                box, missed = previous, missed + 1
+            previous = box
+            faces[i] = box is not None
+        region = frame if box is None else _square_crop(frame, box, margin)
+        images[i] = _resize(region, size)
+    return Crops(images=images, faces=faces)
+
+
+def _check_frames(frames, ndim: int = 4) -> None:
+    if not (isinstance(frames, np.ndarray) and frames.ndim == ndim and frames.shape[-1] == 3
+            and frames.dtype == np.uint8):
+        shape = getattr(frames, "shape", None)
+        dtype = getattr(frames, "dtype", type(frames).__name__)
+        raise ValueError(f"frames must be uint8 RGB of shape (N, H, W, 3) (one frame (H, W, 3)); "
+                         f"got shape {shape}, dtype {dtype}")
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box (4,) with each of boxes (K, 4), all (x0, y0, x1, y1); shape (K,)."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    union = area(box) + area(boxes) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _square_crop(frame: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
+    """The square, margin-grown region around ``box`` inside ``frame`` (a view, >= 1x1 px)."""
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max((x1 - x0) * (1 + 2 * margin), (y1 - y0) * (1 + 2 * margin), 1.0)
+    bounds = []
+    for centre, extent in ((cx, width), (cy, height)):
+        length = min(side, extent)
+        start = min(max(centre - side / 2, 0.0), extent - length)
+        lo = int(np.clip(np.floor(start + 0.5), 0, extent - 1))
+        bounds.append((lo, int(np.clip(lo + round(length), lo + 1, extent))))
+    (xa, xb), (ya, yb) = bounds
+    return frame[ya:yb, xa:xb]
+
+
+def _resize(region: np.ndarray, size: int) -> np.ndarray:
+    """``region`` (h, w, 3) resized to (size, size, 3): INTER_AREA shrinking, INTER_LINEAR growing."""
+    interpolation = cv2.INTER_AREA if max(region.shape[:2]) > size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=interpolation)

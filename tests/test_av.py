@@ -1,0 +1,199 @@
+"""Audio-visual streaming: fusion with a modality missing, span modality, A/V alignment, chunk invariance."""
+import numpy as np
+import pytest
+import torch
+
+from engine.config import LocalizerConfig
+from engine.decode import AudioBlock
+from engine.detector import Detector
+from engine.media import FrameBlock, MediaBlock, decode_media
+from engine.stream import StreamProcessor
+from engine.toyvideo import make_toy_av_set
+from engine.types import Chunk
+from fusion.fusion import ABSENT_LOGIT, DynamicFusion, span_modality
+from fusion.localizer import Localizer
+from helpers import assert_same_verdict, tiny_av_config
+from streams.replay import file_blocks
+
+
+@pytest.fixture(scope="module")
+def av_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("av")
+    meta = make_toy_av_set(root, files=4, seed=3, min_seconds=2.0, max_seconds=2.6, size=(160, 120))
+    return root, meta
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.from_config(tiny_av_config())
+
+
+def test_fusion_with_one_modality_missing_is_the_other_branch_exactly():
+    torch.manual_seed(0)
+    fusion = DynamicFusion({"audio": 4, "visual": 3})
+    b, f = 2, 5
+    logits = {"audio": torch.randn(b, f), "visual": torch.randn(b, f)}
+    embs = {"audio": torch.randn(b, f, 4), "visual": torch.randn(b, f, 3)}
+    yes, no = torch.ones(b, f, dtype=torch.bool), torch.zeros(b, f, dtype=torch.bool)
+    fused, w = fusion(logits, embs, {"audio": yes, "visual": no})
+    assert torch.equal(fused, logits["audio"]) and torch.equal(w[..., 1], torch.zeros(b, f))
+    fused, _ = fusion(logits, embs, {"audio": no, "visual": yes})
+    assert torch.equal(fused, logits["visual"])
+    fused, w = fusion(logits, embs, {"audio": no, "visual": no})
+    assert torch.all(fused == ABSENT_LOGIT) and torch.all(w == 0)
+    fused, w = fusion(logits, embs, {"audio": yes, "visual": yes})  # both: a convex combination
+    assert torch.allclose(w.sum(-1), torch.ones(b, f))
+    lo, hi = torch.minimum(logits["audio"], logits["visual"]), torch.maximum(logits["audio"], logits["visual"])
+    assert torch.all(fused >= lo - 1e-6) and torch.all(fused <= hi + 1e-6)
+
+
+def test_span_modality_rule():
+    assert span_modality({"audio": 0.9, "visual": 0.2}, 0.5) == "audio"
+    assert span_modality({"audio": 0.1, "visual": 0.7}, 0.5) == "visual"
+    assert span_modality({"audio": 0.6, "visual": 0.5}, 0.5) == "audio-visual"
+    assert span_modality({"audio": 0.3, "visual": 0.4}, 0.5) == "visual"   # neither: the stronger
+    assert span_modality({"audio": 0.1}, 0.5) == "audio"                    # one-branch model
+
+
+def test_localizer_assigns_modality_from_branch_curves():
+    params = LocalizerConfig(0.5, 0.3, 0.0, 0.0)
+    fused = np.array([0.1, 0.9, 0.9, 0.1, 0.1, 0.8, 0.8, 0.1, 0.9, 0.9, 0.1])
+    audio = np.array([0.0, 0.9, 0.8, 0.0, 0.0, 0.1, 0.2, 0.0, 0.7, 0.6, 0.0])
+    visual = np.array([0.0, 0.1, 0.2, 0.0, 0.0, 0.9, 0.7, 0.0, 0.6, 0.9, 0.0])
+    loc = Localizer(params, 0.1, 0.0, ("audio", "visual"))
+    found = loc.push(fused[:6], None, {"audio": audio[:6], "visual": visual[:6]})
+    found += loc.push(fused[6:], None, {"audio": audio[6:], "visual": visual[6:]})
+    assert [(round(d.span.start, 6), round(d.span.end, 6), d.modality) for d in found] == [
+        (0.1, 0.3, "audio"), (0.5, 0.7, "visual"), (0.8, 1.0, "audio-visual")]
+
+
+def frames_block(n, t0, fps, value=100, faces=True):
+    images = np.full((n, 32, 32, 3), value, np.uint8)
+    return FrameBlock(images, np.full(n, faces, bool), t0, fps)
+
+
+def test_audio_and_video_align_on_stream_time_not_on_counts(detector):
+    p = StreamProcessor(detector)
+    audio = AudioBlock(np.zeros(16000, np.float32), 0.0)        # 0-1 s
+    video = frames_block(5, 0.5, 10.0)                          # 0.5-1.0 s: starts late
+    v = p.feed("s", 0, MediaBlock(audio, video))
+    visual = v.trace.branches["visual"]                         # 20 ms steps over 0-1 s
+    assert len(visual) == 50 and np.all(visual[:25] == 0) and np.all(visual[25:] > 0)
+    # the next video frames come at 1.3 s: the gap is absent, not shifted onto 1.0 s
+    v = p.feed("s", 1, MediaBlock(AudioBlock(np.zeros(8000, np.float32), 1.0), frames_block(2, 1.3, 10.0)))
+    visual = v.trace.branches["visual"]
+    assert v.scored.start == pytest.approx(1.0) and len(visual) == 25
+    assert np.all(visual[:15] == 0) and np.all(visual[15:] > 0)
+    assert p.states["s"].tracks["visual"].received == 15
+
+
+def test_an_audio_file_under_an_av_model_never_runs_the_visual_branch(detector, monkeypatch):
+    calls = []
+    branch = detector.branches["visual"]
+    monkeypatch.setattr(branch, "forward", lambda x: calls.append(1) or None)
+    p = StreamProcessor(detector)
+    v = p.feed("a", 0, AudioBlock(np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32), 0.0), True)
+    assert calls == [] and v.score is not None
+    assert np.all(v.trace.branches["visual"] == 0) and np.all(v.trace.branches["audio"] > 0)
+    # one modality present: the fused curve is the audio branch's own
+    assert np.allclose(v.trace.fused, v.trace.branches["audio"], atol=1e-6)
+
+
+def test_a_video_without_audio_runs_the_visual_branch_alone(detector, monkeypatch):
+    calls = []
+    branch = detector.branches["audio"]
+    monkeypatch.setattr(branch, "forward", lambda x: calls.append(1) or None)
+    p = StreamProcessor(detector)
+    v = p.feed("v", 0, MediaBlock(None, frames_block(15, 0.0, 10.0)), True)
+    assert calls == [] and v.scored.duration == pytest.approx(1.5)
+    assert np.all(v.trace.branches["audio"] == 0)
+    assert np.allclose(v.trace.fused, v.trace.branches["visual"], atol=1e-6)
+
+
+def test_frames_without_a_face_count_as_absent_visual_evidence(detector):
+    p = StreamProcessor(detector)
+    faces = np.array([True] * 5 + [False] * 5)
+    block = FrameBlock(np.full((10, 32, 32, 3), 90, np.uint8), faces, 0.0, 10.0)
+    v = p.feed("f", 0, MediaBlock(None, block), True)
+    per_frame = v.trace.branches["visual"].reshape(10, 5)  # a 10 fps frame covers five 20 ms steps
+    assert np.all(per_frame[:5] > 0) and np.all(per_frame[5:] == 0) and np.all(v.trace.fused[25:] == 0)
+
+
+@pytest.mark.parametrize("chunk_seconds", [0.5, 1.0])
+def test_av_file_chunked_equals_whole(av_set, detector, chunk_seconds):
+    root, _ = av_set
+    path = next(root.glob("train/*.mp4"))
+    config = detector.config
+
+    def run(seconds):
+        p = StreamProcessor(detector)
+        verdicts = [p.feed("x", seq, p.admit("x", block), final)
+                    for seq, (block, final) in enumerate(file_blocks(path, seconds, config))]
+        fused = np.concatenate([v.trace.fused for v in verdicts if v.trace is not None])
+        return verdicts, fused
+    whole, fused_whole = run(100.0)
+    chunked, fused_chunked = run(chunk_seconds)
+    assert len(whole) == 1 and len(chunked) > 2
+    assert len(fused_whole) == len(fused_chunked) and np.abs(fused_whole - fused_chunked).max() < 1e-5
+    spans = [(d.span.start, d.span.end, d.modality) for v in chunked for d in v.detections]
+    assert spans == [(d.span.start, d.span.end, d.modality) for d in whole[0].detections]
+
+
+def test_state_moves_between_processors_mid_stream(av_set, detector):
+    root, _ = av_set
+    path = sorted(root.glob("*/*.mp4"))[0]
+    blocks = list(file_blocks(path, 0.5, detector.config))
+    one = StreamProcessor(detector)
+    expected = [one.feed("s", i, one.admit("s", b), f) for i, (b, f) in enumerate(blocks)]
+    first, second = StreamProcessor(detector), StreamProcessor(detector)
+    got = [first.feed("s", i, first.admit("s", b), f) for i, (b, f) in enumerate(blocks[:2])]
+    second.import_state("s", first.export_state("s"))
+    got += [second.feed("s", i, second.admit("s", b), f) for i, (b, f) in enumerate(blocks[2:], 2)]
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b)
+
+
+def test_video_chunk_bytes_decode_with_t0_override(av_set):
+    root, _ = av_set
+    path = sorted(root.glob("*/*.mp4"))[0]
+    config = tiny_av_config()
+    block = decode_media(Chunk("s", 0, path.read_bytes(), "video/mp4", t0=10.0), config)
+    assert block.audio is not None and block.video is not None
+    assert block.t0 == pytest.approx(10.0) and block.video.fps == 10.0
+    assert abs(block.video.t0 - block.audio.t0) < 0.1  # the container's own A/V offset is kept
+
+
+@pytest.mark.slow
+def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
+    import json
+    import yaml
+    from engine.cli import main
+    from helpers import TINY, TINY_VISUAL
+    data = tmp_path / "av"
+    assert main(["toyset", "--video", "--out", str(data), "--files", "12", "--seed", "5"]) == 0
+    entries = json.loads((data / "metadata.json").read_text())
+    visual_only = [e for e in entries if e["modify_type"] in ("real", "visual_modified")]
+    assert {e["modify_type"] for e in visual_only} == {"real", "visual_modified"}
+    (data / "visual_only.json").write_text(json.dumps(visual_only))
+    cfg = tmp_path / "av.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "branches": ["audio", "visual"], "visual": TINY_VISUAL,
+                                   "train": {"epochs": 2}}))
+    assert main(["train", "--meta", str(data / "visual_only.json"), "--root", str(data), "--out",
+                 str(tmp_path / "ck"), "--config", str(cfg), "--data-description", "SYNTHETIC toy AV"]) == 0
+    card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())
+    assert card["training"]["data"]["labels"] == "fake_segments"
+    assert set(card["architecture"]) == {"audio", "visual"} and card["specifications"]["visual"]["sample_rate"] == 10.0
+    out = tmp_path / "out"
+    assert main(["replay", str(data), "--root", str(data), "--model", str(tmp_path / "ck"), "--out", str(out),
+                 "--quiet"]) == 0
+    verdicts = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
+    assert {v["stream_id"] for v in verdicts} == {e["file"] for e in entries} and all("error" not in v for v in verdicts)
+    assert main(["eval", "--pred", str(out / "predictions.json"), "--scores", str(out / "scores.csv"),
+                 "--meta", str(data / "visual_only.json"), "--verdicts", str(out / "verdicts.jsonl"),
+                 "--out", str(out / "m.json")]) == 0
+    metrics = json.loads((out / "m.json").read_text())
+    assert set(metrics["by_modality"]) == {"visual"}  # no audio labels in a visual-only set
+    visual = metrics["by_modality"]["visual"]
+    assert visual["labels"] == "visual_fake_segments" and set(visual["ap"]) == {"0.5", "0.75", "0.9", "0.95"}
+    assert all(v is None or 0 <= v <= 1 for v in visual["ap"].values())
+    assert "visual spans" in capsys.readouterr().out
