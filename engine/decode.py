@@ -220,8 +220,8 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     return mono.astype(np.float32)
 
 
-def _frames(container, stream) -> Iterator[av.AudioFrame]:
-    """Decoded frames of ``stream``, like ``container.decode(stream)``.
+def demux(container, stream) -> Iterator[av.Packet]:
+    """Packets of ``stream``, like ``container.demux(stream)``.
 
     PyAV raises IndexError when a malformed file (seen with MPEG-TS) sends a
     packet for a stream it did not announce; that is a corrupt input here.
@@ -235,6 +235,19 @@ def _frames(container, stream) -> Iterator[av.AudioFrame]:
         except IndexError:
             raise MediaError("corrupt: a packet refers to a stream the container does not declare",
                              "corrupt") from None
+        yield packet
+
+
+def check_deadline(deadline: float | None, limits: LimitsConfig) -> None:
+    """MediaError ``decode-timeout`` once ``time.monotonic()`` is past ``deadline`` (None: no deadline)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
+                         "(limits.decode_timeout_seconds)", "decode-timeout")
+
+
+def _frames(container, stream) -> Iterator[av.AudioFrame]:
+    """Decoded frames of ``stream``, like ``container.decode(stream)`` (see :func:`demux`)."""
+    for packet in demux(container, stream):
         yield from packet.decode()
 
 
@@ -272,9 +285,7 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
         n_pending, emitted, t0 = 0, 0, 0.0
         try:
             for frame in _frames(container, stream):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
-                                     "(limits.decode_timeout_seconds)", "decode-timeout")
+                check_deadline(deadline, limits)
                 check_format(frame.sample_rate, frame.layout.nb_channels, limits)
                 if timeline is None:
                     t0 = float(frame.time) if frame.time is not None else 0.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.decode import check_gap, place
-from engine.detector import Detector, FrameScores
+from engine.detector import Detector
 from engine.media import MediaBlock, as_media, decode_media
 from engine.stream_state import dump_state, load_state
 from engine.types import Chunk, Span, Trace, Verdict

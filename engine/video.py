@@ -32,7 +32,7 @@ import av
 import numpy as np
 
 from engine.config import LimitsConfig
-from engine.decode import LIMITS, _open, check_gap
+from engine.decode import LIMITS, _open, check_deadline, check_gap, demux
 from engine.errors import MediaError
 
 _TOLERANCE = 1e-6  # seconds: a frame whose PTS is this close after a grid point still covers it
@@ -176,18 +176,8 @@ class _Sampler:
 def _decoded(container, stream, counter: list[int], deadline: float | None,
              limits: LimitsConfig) -> Iterator[av.VideoFrame]:
     """Decoded frames of ``stream``; undecodable packets and corrupt frames are counted in ``counter[0]``."""
-    packets = container.demux(stream)
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
-            raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
-                             "(limits.decode_timeout_seconds)", "decode-timeout")
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except IndexError:
-            raise MediaError("corrupt: a packet refers to a stream the container does not declare",
-                             "corrupt") from None
+    for packet in demux(container, stream):
+        check_deadline(deadline, limits)
         try:
             frames = packet.decode()
         except av.error.DecoderNotFoundError:

@@ -197,3 +197,14 @@ def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
     assert visual["labels"] == "visual_fake_segments" and set(visual["ap"]) == {"0.5", "0.75", "0.9", "0.95"}
     assert all(v is None or 0 <= v <= 1 for v in visual["ap"].values())
     assert "visual spans" in capsys.readouterr().out
+
+
+def test_audio_and_video_of_very_different_lengths(detector):
+    p = StreamProcessor(detector)
+    audio = AudioBlock(np.random.default_rng(1).normal(0, 0.1, 48000).astype(np.float32), 0.0)   # 3 s
+    video = FrameBlock(np.full((10, 32, 32, 3), 90, np.uint8), np.ones(10, bool), 0.0, 10.0, dropped=2)  # 1 s
+    v = p.feed("s", 0, MediaBlock(audio, video), final=True)
+    assert v.span.to_list() == [0.0, 3.0] and v.scored.to_list() == [0.0, 3.0] and v.dropped_frames == 2
+    visual = v.trace.branches["visual"]
+    assert len(visual) == 150 and np.all(visual[:50] > 0) and np.all(visual[50:] == 0)
+    assert np.all(v.trace.branches["audio"] > 0) and p.states == {}

@@ -125,7 +125,7 @@ def test_largest_face_is_tracked_when_the_other_grows():
     for i, other in enumerate([70, 80, 95, 110, 120, 130]):
         draw_face(frames[i], 100, 120, 105)
         draw_face(frames[i], 380, 120, other)
-    first, last = (np.sort(haar.detect(frames[i])[:, 2] - haar.detect(frames[i])[:, 0]) for i in (0, -1))
+    first, last = (np.sort(np.diff(haar.detect(frames[i])[:, ::2], axis=1)[:, 0]) for i in (0, -1))  # widths
     assert first.size == last.size == 2 and np.abs(first - [70, 105]).max() < 30 and last[1] > last[0] + 10
     crops = crop_faces(frames, 64, haar)
     assert crops.faces.all()

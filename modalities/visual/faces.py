@@ -108,18 +108,8 @@ class HaarFaceDetector:
         self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
-        """Face boxes in ``frame``.
-
-        Parameters
-        ----------
-        frame : np.ndarray
-            uint8, shape (H, W, 3), RGB.
-
-        Returns
-        -------
-        np.ndarray
-            float64, shape (K, 4): (x0, y0, x1, y1) in ``frame``'s pixels; K = 0
-            when the frame is smaller than the cascade's window after downscaling.
+        """Face boxes as :meth:`FaceDetector.detect` gives them (float64); none when the
+        frame is smaller than the cascade's window after downscaling.
         """
         _check_frames(frame, ndim=3)
         height, width = frame.shape[:2]
