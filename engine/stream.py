@@ -14,6 +14,7 @@ fusion gives an absent modality no weight.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -140,7 +141,13 @@ class StreamProcessor:
                                            speech, start))
         return verdicts
 
-    def _new_state(self, origin: float) -> StreamState:
+    def _new_state(self, t0: float) -> StreamState:
+        """A stream whose first media starts at ``t0``. With a visual branch the origin is the video
+        grid point at or before ``t0``, so sampled frames (at ``g / fps`` s) fall on whole track slots."""
+        origin = t0
+        if "visual" in self.rates:
+            fps = self.rates["visual"]
+            origin = math.floor(t0 * fps + 1e-6) / fps
         tracks = {name: Track(branch.empty_input(0), np.zeros(0, bool)) for name, branch in self.detector.branches.items()}
         loc = Localizer(self.detector.config.localizer, self.detector.step, origin, tuple(self.detector.branches))
         return StreamState(origin, loc, tracks, 0, origin)
@@ -168,8 +175,10 @@ class StreamProcessor:
             if media is not None:
                 units, present, t0 = media
                 start = round((t0 - state.origin) * rate)
+                # a gap inside the audio is silence (present); before the first media, nothing is
+                fill = name == "audio" and track.received > 0
                 units = place(units, start, track.received, rate, limits.max_gap_seconds)
-                present = place(present, start, track.received, rate, limits.max_gap_seconds, fill=name == "audio")
+                present = place(present, start, track.received, rate, limits.max_gap_seconds, fill=fill)
             else:  # absent here: fill up to the block's end so that the other tracks' windows complete
                 missing = max(0, round((block.end - state.origin) * rate) - track.received)
                 units = np.zeros((missing,) + track.data.shape[1:], track.data.dtype)

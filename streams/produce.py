@@ -1,10 +1,13 @@
 """``dfstream produce``: archived media cut into chunks and published in the contract's format.
 
 Each file becomes one stream (key = its stream id, named as ``dfstream replay``
-names it) of raw PCM chunks (``audio/pcm;format=f32le;rate=16000``, with
-``dfs-seq``, ``dfs-t0`` and ``dfs-final``), cut exactly as replay cuts them, so
-that ``dfstream serve`` produces the verdicts replay would. ``realtime`` sends
-each chunk when its last sample would have been heard. Imports no torch.
+names it), with ``dfs-seq``, ``dfs-t0`` and ``dfs-final``. An audio file is sent
+as raw PCM chunks (``audio/pcm;format=f32le;rate=16000``), cut exactly as
+replay cuts it, so that ``dfstream serve`` produces the verdicts replay would. A
+file with video is sent as a live encoder would send it: self-contained
+Matroska segments cut at keyframes, packets copied unchanged
+(:mod:`streams.segment`). ``realtime`` sends each chunk when its last sample
+would have been heard. Imports no torch.
 """
 from __future__ import annotations
 
@@ -16,9 +19,20 @@ from kafka.errors import KafkaError
 
 from engine.config import KafkaConfig
 from engine.errors import DfstreamError
+from engine.video import has_video
 from streams import kafka_io
 from streams.kafka_contract import chunk_headers
 from streams.replay import file_chunks
+from streams.segment import video_chunks
+
+
+def _chunks(path: Path, stream_id: str, chunk_seconds: float):
+    """``(chunk, media seconds)`` of one file: video segments if it has video, else PCM chunks."""
+    if has_video(path):
+        yield from video_chunks(path, stream_id, chunk_seconds)
+        return
+    for chunk in file_chunks(path, stream_id, chunk_seconds):
+        yield chunk, len(chunk.payload) / 4 / 16000
 
 
 def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, chunk_seconds: float,
@@ -38,8 +52,7 @@ def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, 
         for path, stream_id in inputs:
             start = time.monotonic()
             try:
-                for chunk in file_chunks(path, stream_id, chunk_seconds):
-                    seconds = len(chunk.payload) / 4 / 16000
+                for chunk, seconds in _chunks(path, stream_id, chunk_seconds):
                     if realtime:
                         time.sleep(max(0.0, start + (chunk.t0 or 0.0) + seconds - time.monotonic()))
                     futures.append(producer.send(topic, key=stream_id.encode(), value=chunk.payload,

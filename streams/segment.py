@@ -1,0 +1,94 @@
+"""Cut a video file into self-contained container segments, without re-encoding.
+
+``dfstream produce`` publishes a file with video as a live encoder would:
+segments that each start at a video keyframe and last at least
+``chunk_seconds``, every one a complete Matroska file (its own header, so a
+consumer decodes it alone), with the compressed packets copied unchanged.
+Matroska carries every codec dfstream decodes (H.264, VP8/VP9, AAC, Opus, ...).
+The ``dfs-t0`` of a segment is the stream time of its earliest packet, so
+audio and video keep their alignment whatever time base the muxer writes.
+Imports no torch.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from engine.decode import _open, demux
+from engine.errors import MediaError
+from engine.types import Chunk
+
+CONTENT_TYPE = "video/x-matroska"
+
+
+def _seconds(packet) -> float | None:
+    t = packet.pts if packet.pts is not None else packet.dts
+    return None if t is None or packet.time_base is None else float(t * packet.time_base)
+
+
+class _Segment:
+    """One Matroska file being written: the streams of the source, copied."""
+
+    def __init__(self, sources):
+        self.buffer = io.BytesIO()
+        # keep the source's timestamps (AAC priming is negative): a segment's frames stay on the stream's time grid
+        self.container = av.open(self.buffer, mode="w", format="matroska",
+                                 options={"avoid_negative_ts": "disabled"})
+        self.streams = {s.index: self.container.add_stream_from_template(s) for s in sources}
+        self.t0: float | None = None
+        self.end = 0.0
+
+    def mux(self, packet, t: float | None) -> None:
+        if t is not None:
+            self.t0 = t if self.t0 is None else min(self.t0, t)
+            duration = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
+            self.end = max(self.end, t + duration)
+        packet.stream = self.streams[packet.stream_index]
+        self.container.mux(packet)
+
+    def close(self) -> bytes:
+        self.container.close()
+        return self.buffer.getvalue()
+
+
+def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[tuple[Chunk, float]]:
+    """Segments of ``path``: ``(chunk, seconds)``, ``video/x-matroska`` chunks with ``t0``, the
+    last marked final; ``seconds`` is the media time the segment's packets cover.
+
+    A segment closes at the first video keyframe at least ``chunk_seconds`` after
+    its start, so segments are as long as the source's keyframe interval allows.
+    Raises MediaError for a file without video or that cannot be read.
+    """
+    with _open(path) as source:
+        video = next((s for s in source.streams.video
+                      if not s.disposition & av.stream.Disposition.attached_pic), None)
+        if video is None:
+            raise MediaError("no video stream", "no-video")
+        sources = [video] + list(source.streams.audio[:1])
+        segment, seq, previous = None, 0, None
+        try:
+            for packet in demux(source, sources):
+                if packet.size == 0:
+                    continue  # a demuxer's flush packet
+                t = _seconds(packet)
+                starts = (packet.stream_index == video.index and packet.is_keyframe and segment is not None
+                          and segment.t0 is not None and t is not None and t - segment.t0 >= chunk_seconds)
+                if segment is None or starts:
+                    if segment is not None:
+                        if previous is not None:
+                            yield previous
+                        previous = (Chunk(stream_id, seq, segment.close(), CONTENT_TYPE, segment.t0),
+                                    segment.end - segment.t0)
+                        seq += 1
+                    segment = _Segment(sources)
+                segment.mux(packet, t)
+        except av.error.FFmpegError as e:
+            raise MediaError(f"cannot cut {path} into segments ({e.__class__.__name__}: {e})", "corrupt") from None
+        if previous is not None:
+            yield previous
+        if segment is None:
+            raise MediaError("the video stream holds no packets", "no-video")
+        yield Chunk(stream_id, seq, segment.close(), CONTENT_TYPE, segment.t0, final=True), segment.end - segment.t0

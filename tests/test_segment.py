@@ -1,0 +1,60 @@
+"""Video files cut into self-contained Matroska segments for producers (streams/segment.py)."""
+import numpy as np
+import pytest
+
+from engine.detector import Detector
+from engine.errors import MediaError
+from engine.media import decode_media
+from engine.stream import StreamProcessor
+from engine.toyvideo import make_toy_av_set
+from engine.video import decode_video
+from helpers import encode, tiny_av_config
+from streams.produce import _chunks
+from streams.segment import CONTENT_TYPE, video_chunks
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seg")
+    make_toy_av_set(root, files=1, seed=2, min_seconds=4.2, max_seconds=4.4, size=(160, 120))
+    return next(root.glob("*/*.mp4"))
+
+
+def test_segments_start_at_keyframes_and_decode_alone(clip):
+    segments = list(video_chunks(clip, "cam", 1.0))
+    chunks = [c for c, _ in segments]
+    assert len(chunks) == 5 and [c.seq for c in chunks] == list(range(5))   # 1 s keyframe interval, 4.3 s
+    assert [c.final for c in chunks] == [False] * 4 + [True] and all(c.content_type == CONTENT_TYPE for c in chunks)
+    assert all(a.t0 < b.t0 for a, b in zip(chunks, chunks[1:]))
+    assert 4.2 <= sum(seconds for _, seconds in segments) <= 4.4 + 0.2  # plus AAC priming and padding
+    config = tiny_av_config()
+    for chunk in chunks:
+        block = decode_media(chunk, config)
+        assert block.video is not None and block.audio is not None and len(block.video.frames) >= 1
+        assert block.t0 == pytest.approx(chunk.t0)
+
+
+def test_segments_hold_exactly_the_files_frames_and_stream_through(clip):
+    config = tiny_av_config()
+    chunks = [c for c, _ in video_chunks(clip, "cam", 1.0)]
+    whole = decode_video(clip, config.visual.fps, config.visual.decode_side)
+    parts = [decode_video(c.payload, config.visual.fps, config.visual.decode_side) for c in chunks]
+    # packets are copied, not re-encoded: the same frames on the same stream-time grid
+    assert [round(p.t0 * 10) for p in parts] == [round(c.t0 * 10 + 0.5) for c in chunks]
+    assert np.array_equal(np.concatenate([p.frames for p in parts]), whole.frames)
+    live = StreamProcessor(Detector.from_config(config))
+    verdicts = [live.process(c) for c in chunks]
+    scored = [v.scored for v in verdicts if v.scored is not None]
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(scored, scored[1:]))
+    assert all(np.any(v.trace.branches["visual"] > 0) for v in verdicts if v.trace is not None)
+    assert live.states == {} and verdicts[-1].final
+
+
+def test_producer_sends_audio_files_as_pcm_and_video_files_as_segments(tmp_path, clip):
+    wav = tmp_path / "a.wav"
+    encode(wav, "wav", "pcm_s16le", 16000, 1, np.zeros(16000, np.float32))
+    pcm = list(_chunks(wav, "a", 0.5))
+    assert len(pcm) == 2 and pcm[0][1] == pytest.approx(0.5) and pcm[0][0].content_type.startswith("audio/pcm")
+    assert list(_chunks(clip, "v", 2.0))[0][0].content_type == CONTENT_TYPE
+    with pytest.raises(MediaError, match="no video"):
+        list(video_chunks(wav, "a", 1.0))
