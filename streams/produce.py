@@ -27,12 +27,12 @@ from streams.segment import video_chunks
 
 
 def _chunks(path: Path, stream_id: str, chunk_seconds: float):
-    """``(chunk, media seconds)`` of one file: video segments if it has video, else PCM chunks."""
+    """``(chunk, start, seconds)`` of one file: video segments if it has video, else PCM chunks."""
     if has_video(path):
         yield from video_chunks(path, stream_id, chunk_seconds)
         return
     for chunk in file_chunks(path, stream_id, chunk_seconds):
-        yield chunk, len(chunk.payload) / 4 / 16000
+        yield chunk, chunk.t0 or 0.0, len(chunk.payload) / 4 / 16000
 
 
 def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, chunk_seconds: float,
@@ -52,9 +52,9 @@ def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, 
         for path, stream_id in inputs:
             start = time.monotonic()
             try:
-                for chunk, seconds in _chunks(path, stream_id, chunk_seconds):
+                for chunk, t0, seconds in _chunks(path, stream_id, chunk_seconds):
                     if realtime:
-                        time.sleep(max(0.0, start + (chunk.t0 or 0.0) + seconds - time.monotonic()))
+                        time.sleep(max(0.0, start + t0 + seconds - time.monotonic()))
                     futures.append(producer.send(topic, key=stream_id.encode(), value=chunk.payload,
                                                  headers=chunk_headers(chunk)))
                     counts["chunks"] += 1

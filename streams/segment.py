@@ -5,8 +5,9 @@ segments that each start at a video keyframe and last at least
 ``chunk_seconds``, every one a complete Matroska file (its own header, so a
 consumer decodes it alone), with the compressed packets copied unchanged.
 Matroska carries every codec dfstream decodes (H.264, VP8/VP9, AAC, Opus, ...).
-The ``dfs-t0`` of a segment is the stream time of its earliest packet, so
-audio and video keep their alignment whatever time base the muxer writes.
+Each segment keeps the source's timestamps (the muxer is told not to shift
+negative ones, which AAC priming produces), so chunks carry no ``dfs-t0``:
+their own container times place audio and video on the stream's timeline.
 Imports no torch.
 """
 from __future__ import annotations
@@ -49,14 +50,17 @@ class _Segment:
         packet.stream = self.streams[packet.stream_index]
         self.container.mux(packet)
 
-    def close(self) -> bytes:
+    def chunk(self, stream_id: str, seq: int, final: bool = False) -> tuple[Chunk, float, float]:
+        """Close the file: ``(chunk, start, seconds)``."""
         self.container.close()
-        return self.buffer.getvalue()
+        start = self.t0 or 0.0
+        return Chunk(stream_id, seq, self.buffer.getvalue(), CONTENT_TYPE, None, final), start, self.end - start
 
 
-def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[tuple[Chunk, float]]:
-    """Segments of ``path``: ``(chunk, seconds)``, ``video/x-matroska`` chunks with ``t0``, the
-    last marked final; ``seconds`` is the media time the segment's packets cover.
+def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[tuple[Chunk, float, float]]:
+    """Segments of ``path``: ``(chunk, start, seconds)``, ``video/x-matroska`` chunks, the last
+    marked final; ``start`` is the stream time of the segment's earliest packet, ``seconds``
+    the media time its packets cover.
 
     A segment closes at the first video keyframe at least ``chunk_seconds`` after
     its start, so segments are as long as the source's keyframe interval allows.
@@ -80,8 +84,7 @@ def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[t
                     if segment is not None:
                         if previous is not None:
                             yield previous
-                        previous = (Chunk(stream_id, seq, segment.close(), CONTENT_TYPE, segment.t0),
-                                    segment.end - segment.t0)
+                        previous = segment.chunk(stream_id, seq)
                         seq += 1
                     segment = _Segment(sources)
                 segment.mux(packet, t)
@@ -91,4 +94,4 @@ def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[t
             yield previous
         if segment is None:
             raise MediaError("the video stream holds no packets", "no-video")
-        yield Chunk(stream_id, seq, segment.close(), CONTENT_TYPE, segment.t0, final=True), segment.end - segment.t0
+        yield segment.chunk(stream_id, seq, final=True)

@@ -366,3 +366,29 @@ def test_cli_produce_and_replay_from_topic(kafka_bootstrap, clip, tmp_path, caps
     assert json.loads((tmp_path / "o" / "predictions.json").read_text()).keys() == {clip.as_posix()}
     assert main(["replay", str(clip), "--from-topic", topic]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_audio_visual_segments_through_serve(kafka_bootstrap, tmp_path):
+    """A video file published as Matroska segments: serve's verdicts equal processing the segments locally."""
+    from engine.detector import Detector
+    from engine.toyvideo import make_toy_av_set
+    from helpers import tiny_av_config
+    from streams.segment import video_chunks
+    make_toy_av_set(tmp_path / "av", files=1, seed=4, min_seconds=3.0, max_seconds=3.2, size=(160, 120))
+    video = next((tmp_path / "av").glob("*/*.mp4"))
+    detector = Detector.from_config(tiny_av_config())
+    n = names("av")
+    kcfg, scfg = configs(kafka_bootstrap, n)
+    counts = produce_files([(video, "cam/v")], kcfg, n["in_topic"], 1.0, partitions=1)
+    segments = [c for c, _, _ in video_chunks(video, "cam/v", 1.0)]
+    assert counts["chunks"] == len(segments) >= 3 and counts["failed"] == 0
+    worker = ThreadWorker(StreamProcessor(detector), kcfg, scfg)
+    try:
+        got = wait_for(lambda: (lambda v: len(v) == len(segments) and v)(verdicts_by_key(
+            read_all(kafka_bootstrap, n["out_topic"]))), 60, "all verdicts")
+    finally:
+        worker.close()
+    local = StreamProcessor(detector)
+    for c in segments:
+        assert_same_verdict(got[("cam/v", c.seq)][0], without_latency(local.process(c).to_dict()))
+    assert not read_all(kafka_bootstrap, n["dlq_topic"])
