@@ -323,13 +323,14 @@ def cmd_toyset(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dfstream", epilog=EPILOG,
-        description="Streaming deepfake detection: forged time spans per segment of audio, "
+        description="Streaming deepfake detection: forged time spans per segment of audio and video, "
                     "live (Kafka, call hook) and over archives (replay).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("replay", epilog=EPILOG, help="score archived media files",
                        description="Score archived files, folders (recursive) or globs through the live "
-                                   "chunked streaming path. Writes OUT/verdicts.jsonl (schema dfstream.verdict/1), "
+                                   "chunked streaming path (audio; with a model whose branches include visual, "
+                                   "the video too: face crops, ViT, audio-visual fusion). Writes OUT/verdicts.jsonl (schema dfstream.verdict/1), "
                                    "OUT/predictions.json (AV-Deepfake1M localization format) and OUT/scores.csv "
                                    "(file;score). With --from-topic, the same over the chunks stored in a Kafka topic "
                                    "(one stream per key). Exit 1 if any file failed.")
