@@ -73,7 +73,9 @@ class VisualBranchConfig:
     so that their longer side is at most ``decode_side`` pixels (the face
     detector's input). ``crop`` ``face`` scores a crop of the tracked largest
     face, ``frame`` the whole frame; ``face_detector`` names an entry of
-    ``modalities.visual.faces.FACE_DETECTORS``.
+    ``modalities.visual.faces.FACE_DETECTORS``. ``detect_every`` > 1 runs the
+    detector on every n-th sampled frame while a face is tracked (the box is
+    kept in between).
     """
 
     encoder: ViTConfig = field(default_factory=ViTConfig)
@@ -82,6 +84,7 @@ class VisualBranchConfig:
     crop: str = "face"
     face_detector: str = "haar"
     face_margin: float = 0.25
+    detect_every: int = 1
     backend_dim: int = 128
     backend_layers: int = 1
     dropout: float = 0.1
@@ -333,8 +336,8 @@ def _check(cfg: Config) -> Config:
         (cfg.visual.fps > 0 and abs(0.02 * cfg.visual.fps * round(1 / (0.02 * cfg.visual.fps)) - 1) < 1e-9,
          "visual.fps must divide 50 (frames on the 20 ms audio grid: 1, 2, 2.5, 5, 10, 12.5, 25 or 50)"),
         (cfg.visual.crop in ("face", "frame"), "visual.crop must be 'face' or 'frame'"),
-        (cfg.visual.decode_side >= 16 and cfg.visual.face_margin >= 0,
-         "visual.decode_side must be >= 16 and visual.face_margin >= 0"),
+        (cfg.visual.decode_side >= 16 and cfg.visual.face_margin >= 0 and cfg.visual.detect_every >= 1,
+         "visual.decode_side must be >= 16, visual.face_margin >= 0 and visual.detect_every >= 1"),
         (cfg.visual.encoder.image_size % cfg.visual.encoder.patch_size == 0,
          "visual.encoder.image_size must be a multiple of patch_size"),
         (0 < loc.modality_threshold < 1, "localizer.modality_threshold must be in (0, 1)"),

@@ -202,3 +202,15 @@ def test_bad_input_and_registry(haar):
     assert isinstance(face_detector("haar"), HaarFaceDetector)
     with pytest.raises(RegistryError, match="haar"):
         face_detector("mtcnn")
+
+
+def test_detect_every_keeps_the_tracked_box_between_detections():
+    box = [40, 30, 80, 70]
+    frames = gray(48, 96, n=6)
+    every = Script([box] * 3)
+    sparse = crop_faces(frames, 16, every, detect_every=2)
+    dense = crop_faces(frames, 16, Script([box] * 6))
+    assert every.calls == 3 and sparse.faces.all()      # frames 0, 2 and 4 searched
+    np.testing.assert_array_equal(sparse.images, dense.images)
+    lost = Script([[]] * 6)                              # no track: every frame is searched
+    assert not crop_faces(frames, 16, lost, detect_every=3).faces.any() and lost.calls == 6

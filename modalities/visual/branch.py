@@ -61,7 +61,8 @@ class VisualBranch(nn.Module):
             detector = getattr(self._local, "detector", None)
             if detector is None:
                 detector = self._local.detector = face_detector(self.cfg.face_detector)
-        crops = crop_faces(video.frames, self.image_size, detector, self.cfg.face_margin)
+        crops = crop_faces(video.frames, self.image_size, detector, self.cfg.face_margin,
+                           detect_every=self.cfg.detect_every)
         return FrameBlock(crops.images, crops.faces, video.t0, video.fps, video.dropped)
 
     def empty_input(self, frames: int) -> np.ndarray:
