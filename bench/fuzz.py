@@ -102,7 +102,8 @@ def main() -> int:
         payload = mutate(seeds[container], edits)
         kind, what, seconds, rss = decoder.run(payload, args.hang_seconds)
         peak_kb = max(peak_kb, rss)
-        name = "/".join(map(str, SEEDS[container][:2]))
+        fmt, codec, _, _, *video = SEEDS[container]
+        name = "/".join([fmt, *video, codec])
         if seconds > slowest[0]:
             slowest = (seconds, name)
         label = what if kind == "ok" else "FINDING"

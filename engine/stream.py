@@ -99,11 +99,18 @@ class StreamProcessor:
         return block
 
     def check(self, stream_id: str, block) -> None:
-        """MediaError ``timestamp-jump`` if ``block`` starts further past its stream's end than
-        ``limits.max_gap_seconds`` (the gap would be filled with that much silence)."""
-        state = self.states.get(stream_id)
-        if state is not None:
-            check_gap(as_media(block).t0 - state.end_time, self.limits.max_gap_seconds)
+        """MediaError ``timestamp-jump`` if a track of ``block`` starts further past where its stream's
+        track ends (or, in a stream's first block, past the block's earliest track) than
+        ``limits.max_gap_seconds``: the gap would be filled with that much silence or absence.
+        Checked before :meth:`feed` changes any state."""
+        state, block = self.states.get(stream_id), as_media(block)
+        for name in self.detector.branches:
+            media = self._media(block, name)
+            if media is None:
+                continue
+            expected = block.t0 if state is None else \
+                state.origin + state.tracks[name].received / self.rates[name]
+            check_gap(media[2] - expected, self.limits.max_gap_seconds)
 
     def feed(self, stream_id: str, seq: int, block, final: bool = False,
              started: float | None = None) -> Verdict:

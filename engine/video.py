@@ -198,6 +198,8 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
     deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
     try:
         codec = stream.codec_context
+        if codec is None:  # PyAV opens no decoder for a codec id it does not know (fuzzing found it)
+            raise MediaError("unsupported codec: FFmpeg has no decoder for this video stream", "unsupported-codec")
         if codec.width and codec.height:
             _check_pixels(codec.width, codec.height, limits)  # before the decoder allocates anything
         for frame in _decoded(container, stream, dropped, deadline, limits):

@@ -69,14 +69,15 @@ def burst(rate: int, seconds: float, on: float, off: float, freq: float = 440.0)
 
 
 def encode(target, fmt: str, codec: str, rate: int, channels: int, signal: np.ndarray,
-           start: float = 0.0, video: bool = False) -> None:
-    """Encode mono ``signal`` (duplicated to ``channels``) into ``target`` (path or file object)."""
+           start: float = 0.0, video: bool = False, vcodec: str = "libx264") -> None:
+    """Encode mono ``signal`` (duplicated to ``channels``) into ``target`` (path or file object); with
+    ``video``, also 64x64 frames at 10 fps in ``vcodec``, each a flat gray that steps 10 levels a frame."""
     layout = "mono" if channels == 1 else "stereo"
     with av.open(target, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
         vstream = None
         if video:
-            vstream = out.add_stream("libx264", rate=10)
+            vstream = out.add_stream(vcodec, rate=10)
             vstream.width, vstream.height, vstream.pix_fmt = 64, 64, "yuv420p"
         size = stream.codec_context.frame_size or 1024
         data = np.tile(signal, (channels, 1))
@@ -94,9 +95,9 @@ def encode(target, fmt: str, codec: str, rate: int, channels: int, signal: np.nd
             out.mux(vstream.encode(None))
 
 
-def encode_bytes(fmt, codec, rate, channels, signal, start=0.0) -> bytes:
+def encode_bytes(fmt, codec, rate, channels, signal, start=0.0, video: bool = False, vcodec="libx264") -> bytes:
     buf = io.BytesIO()
-    encode(buf, fmt, codec, rate, channels, signal, start)
+    encode(buf, fmt, codec, rate, channels, signal, start, video, vcodec)
     return buf.getvalue()
 
 

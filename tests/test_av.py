@@ -6,6 +6,7 @@ import torch
 from engine.config import LocalizerConfig
 from engine.decode import AudioBlock
 from engine.detector import Detector
+from engine.errors import MediaError
 from engine.media import FrameBlock, MediaBlock, decode_media
 from engine.stream import StreamProcessor
 from engine.toyvideo import make_toy_av_set
@@ -225,3 +226,16 @@ def json_round_trip(verdict):
     import json
     from engine.types import Verdict
     return Verdict.from_dict(json.loads(verdict.to_json())).to_dict()
+
+
+def test_tracks_far_apart_inside_one_block_are_refused_before_any_state_changes(detector):
+    p = StreamProcessor(detector)
+    far = MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(2, 700.0, 10.0))
+    with pytest.raises(MediaError) as e:
+        p.admit("s", far)            # fuzzing found this one: 700 s of absent video before the first frame
+    assert e.value.reason == "timestamp-jump" and p.states == {}
+    p.feed("s", 0, MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(1, 0.0, 10.0)))
+    late = MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.1), frames_block(1, 650.0, 10.0))
+    with pytest.raises(MediaError):
+        p.admit("s", late)           # the video track of a running stream jumps
+    assert p.states["s"].tracks["visual"].received == 1
