@@ -14,6 +14,7 @@ import torch
 
 from engine.config import Config
 from engine.device import resolve_device, set_threads
+from engine.media import FrameBlock, MediaBlock, as_media
 from engine.precision import quantize_int8
 from engine.windows import WindowPlan
 from fusion.fusion import DynamicFusion, single_branch, to_step
@@ -117,7 +118,6 @@ class Detector:
         """CPU work before scoring, safe off the model thread: crop faces of decoded video
         (:meth:`modalities.visual.branch.VisualBranch.prepare`); video is dropped when no
         branch uses it. Returns a :class:`engine.media.MediaBlock`."""
-        from engine.media import FrameBlock, MediaBlock, as_media
         block = as_media(block)
         video = block.video
         if video is not None and not isinstance(video, FrameBlock):
@@ -168,17 +168,12 @@ class Detector:
         """Run a full batch of empty windows ``batches`` times (first-call allocations, kernel
         selection, CUDA context)."""
         size = self.config.inference.batch_size
-        windows = {name: np.zeros((size, plan.length) + self._unit_shape(name), self._unit_dtype(name))
+        empty = {name: branch.empty_input(0) for name, branch in self.branches.items()}
+        windows = {name: np.zeros((size, plan.length) + empty[name].shape[1:], empty[name].dtype)
                    for name, plan in self.plans.items()}
         present = {name: np.ones((size, plan.hop_frames), bool) for name, plan in self.plans.items()}
         for _ in range(batches):
             self._forward(windows, present)
-
-    def _unit_shape(self, name: str) -> tuple:
-        return self.branches[name].empty_input(1).shape[1:]
-
-    def _unit_dtype(self, name: str):
-        return self.branches[name].empty_input(1).dtype
 
     def _forward(self, windows: dict, present: dict) -> FrameScores:
         logits, embs, pres = {}, {}, {}

@@ -18,7 +18,7 @@ from engine.config import Config
 from engine.decode import AudioBlock, decode_audio, decode_chunk, is_raw_pcm, iter_audio
 from engine.errors import MediaError
 from engine.types import Chunk
-from engine.video import VideoBlock, decode_video, iter_video
+from engine.video import VideoBlock, decode_video, has_video, iter_video
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,6 @@ def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBloc
     audio = iter_audio(path, block_seconds, limits) if audio_wanted else iter(())
     video = iter(())
     if video_wanted:
-        from engine.video import has_video
         if has_video(path):
             video = iter_video(path, visual.fps, visual.decode_side, block_seconds, limits)
     first = True
@@ -144,13 +143,14 @@ def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBloc
         yield MediaBlock(a, v)
 
 
-def with_final(blocks) -> Iterator[tuple[MediaBlock, bool]]:
-    """``(block, final)`` pairs: ``final`` is True for the last block only."""
+def with_final(items) -> Iterator[tuple[object, bool]]:
+    """``(item, final)`` pairs of an iterable of non-None items: ``final`` is True for the
+    last one only (one item of look-ahead)."""
     previous = None
-    for block in blocks:
+    for item in items:
         if previous is not None:
             yield previous, False
-        previous = block
+        previous = item
     if previous is not None:
         yield previous, True
 

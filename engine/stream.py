@@ -33,13 +33,20 @@ class Track:
     """One branch's input on a stream's timeline, in the branch's units (samples, frames).
 
     ``data`` ``(n, ...)`` holds units ``start .. start+n-1`` of the stream;
-    ``present`` ``(n,)`` says which of them are real media.
+    ``present`` ``(n,)`` says which of them are real media; ``rate`` is units per
+    second.
     """
 
     data: np.ndarray
     present: np.ndarray
+    rate: float
     start: int = 0
     received: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Stream seconds placed so far, from the stream's origin."""
+        return self.received / self.rate
 
 
 @dataclass
@@ -50,7 +57,11 @@ class StreamState:
     localizer: Localizer
     tracks: dict = field(default_factory=dict)
     next_window: int = 0
-    end_time: float = 0.0              # stream time (s) the latest track has reached
+
+    @property
+    def end_time(self) -> float:
+        """Stream time (s) the latest track has reached."""
+        return self.origin + max((t.seconds for t in self.tracks.values()), default=0.0)
 
 
 class StreamProcessor:
@@ -108,8 +119,7 @@ class StreamProcessor:
             media = self._media(block, name)
             if media is None:
                 continue
-            expected = block.t0 if state is None else \
-                state.origin + state.tracks[name].received / self.rates[name]
+            expected = block.t0 if state is None else state.origin + state.tracks[name].seconds
             check_gap(media[2] - expected, self.limits.max_gap_seconds)
 
     def feed(self, stream_id: str, seq: int, block, final: bool = False,
@@ -129,7 +139,7 @@ class StreamProcessor:
         started = time.perf_counter() if started is None else started
         starts = list(started) if isinstance(started, (list, tuple)) else [started] * len(items)
         items = [(sid, seq, self.detector.prepare(block), final) for sid, seq, block, final in items]
-        cuts = [self._cut(stream_id, block, final) for stream_id, _, block, final in items]
+        cuts = [self.cut(stream_id, block, final) for stream_id, _, block, final in items]
         n_windows = sum(len(cut[2]) for cut in cuts)
         scores, passed = None, None
         if n_windows:
@@ -155,9 +165,10 @@ class StreamProcessor:
         if "visual" in self.rates:
             fps = self.rates["visual"]
             origin = math.floor(t0 * fps + 1e-6) / fps
-        tracks = {name: Track(branch.empty_input(0), np.zeros(0, bool)) for name, branch in self.detector.branches.items()}
+        tracks = {name: Track(branch.empty_input(0), np.zeros(0, bool), self.rates[name])
+                  for name, branch in self.detector.branches.items()}
         loc = Localizer(self.detector.config.localizer, self.detector.step, origin, tuple(self.detector.branches))
-        return StreamState(origin, loc, tracks, 0, origin)
+        return StreamState(origin, loc, tracks)
 
     def _media(self, block: MediaBlock, name: str):
         """``(units, present, t0)`` of ``block``'s track for branch ``name``, or None."""
@@ -167,8 +178,9 @@ class StreamProcessor:
             return block.video.images, np.asarray(block.video.faces, bool), block.video.t0
         return None
 
-    def _cut(self, stream_id: str, block: MediaBlock, final: bool):
-        """Place ``block`` on its stream's timeline and cut the windows it completes.
+    def cut(self, stream_id: str, block: MediaBlock, final: bool):
+        """Place prepared ``block`` on its stream's timeline and cut the windows it completes
+        (what :meth:`feed_many` scores; training cuts its windows with it too).
 
         Returns ``(state, first fused frame, kept fused frames per window,
         windows {branch: (W, length, ...)}, present {branch: (W, hop_frames)})``.
@@ -178,7 +190,7 @@ class StreamProcessor:
             state = self.states[stream_id] = self._new_state(block.t0)
         det, limits = self.detector, self.limits
         for name, track in state.tracks.items():
-            rate, media = self.rates[name], self._media(block, name)
+            rate, media = track.rate, self._media(block, name)
             if media is not None:
                 units, present, t0 = media
                 start = round((t0 - state.origin) * rate)
@@ -193,7 +205,6 @@ class StreamProcessor:
             track.data = np.concatenate([track.data, units])
             track.present = np.concatenate([track.present, present])
             track.received += len(units)
-            state.end_time = max(state.end_time, state.origin + track.received / rate)
         plans = det.plans
         counts = [plans[n].complete(t.received, final) for n, t in state.tracks.items()]
         first, last = state.next_window, max(counts) if final else min(counts)

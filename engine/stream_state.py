@@ -45,7 +45,7 @@ def dump_state(state, detector, extra: dict | None = None) -> bytes:
         arrays["gap_emb_sum"] = np.asarray(loc.at_gap[1], np.float64)
     scalars = {
         "geometry": _geometry(detector),
-        "origin": state.origin, "next_window": state.next_window, "end_time": state.end_time,
+        "origin": state.origin, "next_window": state.next_window,
         "tracks": {name: {"start": t.start, "received": t.received} for name, t in state.tracks.items()},
         "localizer": {"origin": loc.origin, "start": loc.start, "gap_start": loc.gap_start,
                       "prob_sum": loc.prob_sum, "gap_prob_sum": loc.at_gap[0], "next_frame": loc.next_frame,
@@ -90,7 +90,8 @@ def load_state(data: bytes, detector, state_cls, track_cls):
     loc.branch_sums = s["branch_sums"]
     loc.emb_sum = arrays.get("emb_sum")
     loc.at_gap = (s["gap_prob_sum"], arrays.get("gap_emb_sum"), s["gap_branch_sums"])
-    tracks = {name: track_cls(arrays[f"{name}.data"], arrays[f"{name}.present"].astype(bool), t["start"],
-                              t["received"]) for name, t in scalars["tracks"].items()}
-    state = state_cls(scalars["origin"], loc, tracks, scalars["next_window"], scalars["end_time"])
+    tracks = {name: track_cls(arrays[f"{name}.data"], arrays[f"{name}.present"].astype(bool),
+                              detector.specs[name].sample_rate, t["start"], t["received"])
+              for name, t in scalars["tracks"].items()}
+    state = state_cls(scalars["origin"], loc, tracks, scalars["next_window"])
     return state, scalars["extra"]

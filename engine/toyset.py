@@ -106,32 +106,43 @@ def make_toyset(out: str | Path, files: int = 96, seed: int = 0, min_seconds: fl
     out = Path(out)
     rng = np.random.default_rng(seed)
     entries = []
-    n_val = n_test = max(1, round(files * 0.15)) if files >= 3 else 0
     try:
         for i in tqdm(range(files), desc="toyset", unit="file", disable=None, leave=False):
-            entries.append(_toy_file(out, rng, i, n_test, n_val, min_seconds, max_seconds, generators))
+            entries.append(_toy_file(out, rng, i, split_of(i, files), min_seconds, max_seconds, generators))
     finally:  # also on Ctrl-C: the metadata of the files written so far
         path = write_metadata(out, entries, _readme(generators))
     return path
 
 
-def _toy_file(out: Path, rng, i: int, n_test: int, n_val: int, min_seconds: float, max_seconds: float,
-              generators: tuple[str, ...]) -> dict:
-    """Write toy file number ``i`` and return its metadata entry."""
-    split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
-    n = int(duration * RATE)
-    generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
-    genuine, forged = _signal(rng, n, generator)
-    segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
-    mix = np.zeros(n)
+def split_of(i: int, files: int) -> str:
+    """Split of toy file ``i`` of ``files``: the first 15% test, the next 15% val, the rest train
+    (at least one test and one val file when ``files`` >= 3)."""
+    n_val = n_test = max(1, round(files * 0.15)) if files >= 3 else 0
+    return "test" if i < n_test else "val" if i < n_test + n_val else "train"
+
+
+def splice(genuine: np.ndarray, forged: np.ndarray, segments) -> np.ndarray:
+    """``genuine`` with ``forged`` in ``segments`` ([start, end] seconds), cross-faded over up to
+    10 ms at each edge, scaled by 0.1 (float64, 16 kHz)."""
+    mix = np.zeros(len(genuine))
     for s, e in segments:
         a, b = int(s * RATE), int(e * RATE)
         ramp = min(160, (b - a) // 4)
         mask = np.ones(b - a)
         mask[:ramp], mask[-ramp:] = np.linspace(0, 1, ramp), np.linspace(1, 0, ramp)
         mix[a:b] = mask
-    audio = 0.1 * ((1 - mix) * genuine + mix * forged)
+    return 0.1 * ((1 - mix) * genuine + mix * forged)
+
+
+def _toy_file(out: Path, rng, i: int, split: str, min_seconds: float, max_seconds: float,
+              generators: tuple[str, ...]) -> dict:
+    """Write toy file number ``i`` and return its metadata entry."""
+    duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
+    n = int(duration * RATE)
+    generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
+    genuine, forged = _signal(rng, n, generator)
+    segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
+    audio = splice(genuine, forged, segments)
     name = f"{split}/{i:04d}.wav"
     (out / split).mkdir(parents=True, exist_ok=True)
     _write_wav(out / name, audio)

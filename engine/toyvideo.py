@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.errors import ConfigError
-from engine.toyset import GENERATORS, RATE, _signal, write_metadata
+from engine.toyset import GENERATORS, RATE, _signal, splice, split_of, write_metadata
 
 VISUAL_GENERATORS = ("toy-blend", "toy-freeze", "toy-shuffle")
 KINDS = ("real", "audio_modified", "visual_modified", "both_modified")
@@ -170,10 +170,9 @@ def plan_clips(files: int = 24, seed: int = 0, min_seconds: float = 3.0, max_sec
     if fps < 1 or min(size) < 32 or size[0] % 2 or size[1] % 2:
         raise ConfigError(f"toy clips need fps >= 1 and an even frame size of at least 32x32; got {fps}, {size}")
     rng = np.random.default_rng(seed)
-    n_val = n_test = max(1, round(files * 0.15)) if files >= 3 else 0
     clips = []
     for i in range(files):
-        split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+        split = split_of(i, files)
         kind = KINDS[i % 4]
         duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
         spans = _spans(rng, duration) if kind != "real" else ()
@@ -192,14 +191,7 @@ def render_audio(clip: ToyClip) -> tuple[np.ndarray, np.ndarray]:
     n = clip.audio_frames
     genuine, forged = _signal(np.random.default_rng([clip.seed, 0]), n,
                               clip.audio_model or GENERATORS[clip.index % len(GENERATORS)])
-    mix = np.zeros(n)
-    for s, e in clip.audio_segments:  # as engine/toyset.py's _toy_file
-        a, b = int(s * RATE), int(e * RATE)
-        ramp = min(160, (b - a) // 4)
-        mask = np.ones(b - a)
-        mask[:ramp], mask[-ramp:] = np.linspace(0, 1, ramp), np.linspace(1, 0, ramp)
-        mix[a:b] = mask
-    return 0.1 * ((1 - mix) * genuine + mix * forged), genuine
+    return splice(genuine, forged, clip.audio_segments), genuine
 
 
 def face_track(clip: ToyClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -84,7 +84,7 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
     for item in tqdm(items, desc=f"decoding {desc}", unit="file", leave=False, disable=None):
         try:
             for block, final in with_final(iter_media(root / item.file, config.replay.chunk_seconds, config)):
-                state, first, keep, windows, pres = cutter._cut(item.file, detector.prepare(block), final)
+                state, first, keep, windows, pres = cutter.cut(item.file, detector.prepare(block), final)
                 for n in detector.branches:
                     inputs[n].append(windows[n])
                     present[n].append(pres[n])

@@ -192,6 +192,10 @@ def _decoded(container, stream, counter: list[int], deadline: float | None,
                 yield frame
 
 
+def _no_decoder() -> MediaError:
+    return MediaError("unsupported codec: FFmpeg has no decoder for this video stream", "unsupported-codec")
+
+
 def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bool,
              limits: LimitsConfig) -> Iterator[np.ndarray]:
     """One ``(H, W, 3)`` array per grid point, from the first frame's time to the stream's end."""
@@ -199,14 +203,13 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
     try:
         codec = stream.codec_context
         if codec is None:  # PyAV opens no decoder for a codec id it does not know (fuzzing found it)
-            raise MediaError("unsupported codec: FFmpeg has no decoder for this video stream", "unsupported-codec")
+            raise _no_decoder()
         if codec.width and codec.height:
             _check_pixels(codec.width, codec.height, limits)  # before the decoder allocates anything
         for frame in _decoded(container, stream, dropped, deadline, limits):
             yield from sampler.push(frame)
     except av.error.DecoderNotFoundError:
-        raise MediaError("unsupported codec: FFmpeg has no decoder for this video stream",
-                         "unsupported-codec") from None
+        raise _no_decoder() from None
     except av.error.FFmpegError as e:  # the demuxer, not a packet's decode
         raise MediaError(f"corrupt or truncated media after {sampler.held_time:.2f} s "
                          f"({e.__class__.__name__})", "corrupt") from None

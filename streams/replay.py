@@ -37,7 +37,6 @@ MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp
 
 
 class Processor(Protocol):
-    limits: LimitsConfig
     detector: object  # engine.detector.Detector: its config says which tracks to decode
 
     def admit(self, stream_id: str, block) -> object: ...
@@ -101,17 +100,11 @@ def expand_inputs(args: list[str], root: str | Path | None = None) -> list[tuple
 
 def file_chunks(path: Path, stream_id: str, chunk_seconds: float, limits: LimitsConfig = LIMITS) -> Iterator[Chunk]:
     """Chunks of ``chunk_seconds`` of one file, the last marked final (raises MediaError)."""
-    previous, seq = None, 0
-    content_type = raw_pcm_content_type()
-    for block in iter_audio(path, chunk_seconds, limits):
-        if previous is not None:
-            yield Chunk(stream_id, seq, previous.samples.tobytes(), content_type, previous.t0)
-            seq += 1
-        previous = block
-    if previous is None:  # an audio stream that decodes to nothing: one empty final chunk
+    content_type, seq = raw_pcm_content_type(), -1
+    for seq, (block, final) in enumerate(with_final(iter_audio(path, chunk_seconds, limits))):
+        yield Chunk(stream_id, seq, block.samples.tobytes(), content_type, block.t0, final)
+    if seq < 0:  # an audio stream that decodes to nothing: one empty final chunk
         yield Chunk(stream_id, 0, b"", content_type, 0.0, final=True)
-    else:
-        yield Chunk(stream_id, seq, previous.samples.tobytes(), content_type, previous.t0, final=True)
 
 
 def file_blocks(path: Path, chunk_seconds: float, config) -> Iterator[tuple[object, bool]]:

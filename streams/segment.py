@@ -20,7 +20,9 @@ import av
 
 from engine.decode import _open, demux
 from engine.errors import MediaError
+from engine.media import with_final
 from engine.types import Chunk
+from engine.video import _video_stream
 
 CONTENT_TYPE = "video/x-matroska"
 
@@ -67,31 +69,32 @@ def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[t
     Raises MediaError for a file without video or that cannot be read.
     """
     with _open(path) as source:
-        video = next((s for s in source.streams.video
-                      if not s.disposition & av.stream.Disposition.attached_pic), None)
+        video = _video_stream(source)
         if video is None:
             raise MediaError("no video stream", "no-video")
-        sources = [video] + list(source.streams.audio[:1])
-        segment, seq, previous = None, 0, None
+        seq = -1
         try:
-            for packet in demux(source, sources):
-                if packet.size == 0:
-                    continue  # a demuxer's flush packet
-                t = _seconds(packet)
-                starts = (packet.stream_index == video.index and packet.is_keyframe and segment is not None
-                          and segment.t0 is not None and t is not None and t - segment.t0 >= chunk_seconds)
-                if segment is None or starts:
-                    if segment is not None:
-                        if previous is not None:
-                            yield previous
-                        previous = segment.chunk(stream_id, seq)
-                        seq += 1
-                    segment = _Segment(sources)
-                segment.mux(packet, t)
+            for seq, (segment, final) in enumerate(with_final(_segments(source, video, chunk_seconds))):
+                yield segment.chunk(stream_id, seq, final)
         except av.error.FFmpegError as e:
             raise MediaError(f"cannot cut {path} into segments ({e.__class__.__name__}: {e})", "corrupt") from None
-        if previous is not None:
-            yield previous
-        if segment is None:
+        if seq < 0:
             raise MediaError("the video stream holds no packets", "no-video")
-        yield segment.chunk(stream_id, seq, final=True)
+
+
+def _segments(source, video, chunk_seconds: float) -> Iterator[_Segment]:
+    """The segments of ``source`` (its ``video`` stream and first audio stream), each still open."""
+    sources = [video] + list(source.streams.audio[:1])
+    segment = None
+    for packet in demux(source, sources):
+        if packet.size == 0:
+            continue  # a demuxer's flush packet
+        t = _seconds(packet)
+        if segment is None or (packet.stream_index == video.index and packet.is_keyframe
+                               and segment.t0 is not None and t is not None and t - segment.t0 >= chunk_seconds):
+            if segment is not None:
+                yield segment
+            segment = _Segment(sources)
+        segment.mux(packet, t)
+    if segment is not None:
+        yield segment

@@ -211,8 +211,7 @@ def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
             boxes = np.asarray(detector.detect(frame), np.float64).reshape(-1, 4)
             if len(boxes):
                 overlap = _iou(previous, boxes) if previous is not None else np.zeros(len(boxes))
-                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-                box = boxes[overlap.argmax()] if overlap.max() > TRACK_IOU else boxes[areas.argmax()]
+                box = boxes[overlap.argmax()] if overlap.max() > TRACK_IOU else boxes[_area(boxes).argmax()]
                 missed = 0
             elif previous is not None and missed < hold:
                 box, missed = previous, missed + 1
@@ -232,13 +231,17 @@ def _check_frames(frames, ndim: int = 4) -> None:
                          f"got shape {shape}, dtype {dtype}")
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    """Areas of boxes ``(..., 4)`` as (x0, y0, x1, y1); shape ``(...)``."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one box (4,) with each of boxes (K, 4), all (x0, y0, x1, y1); shape (K,)."""
     w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
     inter = w * h
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    union = area(box) + area(boxes) - inter
+    union = _area(box) + _area(boxes) - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
