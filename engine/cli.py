@@ -480,11 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("produce", epilog=EPILOG, help="publish archived media to a Kafka topic as chunks",
                        description="Cut media files into chunks of stream time and publish them in the serve "
-                                   "contract's format (key = stream id; headers dfs-seq, dfs-t0, dfs-final, "
-                                   "content-type). Audio files go as raw float32 PCM at 16 kHz, cut exactly as replay "
+                                   "contract's format (key = stream id; headers dfs-seq, dfs-final, content-type). "
+                                   "Audio files go as raw float32 PCM at 16 kHz with dfs-t0, cut exactly as replay "
                                    "cuts them; files with video as self-contained Matroska segments cut at keyframes "
-                                   "(packets copied, not re-encoded; a segment lasts at least --chunk-seconds, as long "
-                                   "as the keyframe interval allows). Waits for every chunk to be acknowledged.")
+                                   "(packets copied, not re-encoded, with the file's own timestamps and no dfs-t0; a "
+                                   "segment lasts at least --chunk-seconds, as long as the keyframe interval allows). "
+                                   "Waits for every chunk to be acknowledged.")
     p.add_argument("paths", nargs="+", metavar="FILE", help="media files, folders or quoted globs")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: from the config)")
     p.add_argument("--topic", default="media.segments", help="topic to publish to (default: %(default)s)")

@@ -1,12 +1,12 @@
 """``dfstream produce``: archived media cut into chunks and published in the contract's format.
 
 Each file becomes one stream (key = its stream id, named as ``dfstream replay``
-names it), with ``dfs-seq``, ``dfs-t0`` and ``dfs-final``. An audio file is sent
-as raw PCM chunks (``audio/pcm;format=f32le;rate=16000``), cut exactly as
+names it), with ``dfs-seq`` and ``dfs-final``. An audio file is sent as raw PCM
+chunks (``audio/pcm;format=f32le;rate=16000``, with ``dfs-t0``), cut exactly as
 replay cuts it, so that ``dfstream serve`` produces the verdicts replay would. A
 file with video is sent as a live encoder would send it: self-contained
-Matroska segments cut at keyframes, packets copied unchanged
-(:mod:`streams.segment`). ``realtime`` sends each chunk when its last sample
+Matroska segments cut at keyframes, packets copied unchanged, carrying their
+own timestamps instead of ``dfs-t0`` (:mod:`streams.segment`). ``realtime`` sends each chunk when its last sample
 would have been heard. Imports no torch.
 """
 from __future__ import annotations
