@@ -1,8 +1,11 @@
 """Batching across streams: chunks of many streams in, one model call per batch.
 
 :meth:`Scheduler.submit` takes a chunk of any stream and returns a future of
-its :class:`~engine.types.Verdict`. Chunks are decoded (and their video frames cropped to faces) on a thread pool
-(``scheduler.decode_workers``, :meth:`~engine.stream.StreamProcessor.load`),
+its :class:`~engine.types.Verdict`; :meth:`Scheduler.submit_block` does the
+same for media a caller decoded itself (replay decodes each file incrementally).
+Chunks are decoded (and video frames of either cropped to faces) on a thread pool
+(``scheduler.decode_workers``, :meth:`~engine.stream.StreamProcessor.load` /
+:meth:`~engine.stream.StreamProcessor.prepare`),
 so the model never waits on PyAV or the face detector while decoded work is
 queued. One model thread forms batches of at most
 ``scheduler.batch_chunks`` decoded chunks, waiting at most
@@ -16,7 +19,9 @@ batch served first, so a busy stream cannot starve a quiet one. Bound: at most
 ``scheduler.max_pending`` chunks are submitted and unresolved; ``submit``
 blocks beyond that (backpressure to the caller). A chunk that fails to decode
 (or to pass :meth:`~engine.stream.StreamProcessor.check` against its stream)
-resolves to its :class:`~engine.errors.MediaError`; the stream goes on.
+resolves to its :class:`~engine.errors.MediaError`; the stream goes on, unless
+the chunk was its final one. ``close(cancel=True)`` resolves what has not
+reached the model yet with :class:`Cancelled` instead of scoring it.
 """
 from __future__ import annotations
 
@@ -31,9 +36,15 @@ from engine.errors import DfstreamError, MediaError
 from engine.types import Chunk
 
 
+class Cancelled(DfstreamError):
+    """The scheduler was closed with ``cancel=True`` before this chunk reached the model."""
+
+
 @dataclass
 class _Item:
-    chunk: Chunk
+    stream_id: str
+    seq: int
+    final: bool
     started: float
     decoded: Future
     result: Future = field(default_factory=Future)
@@ -76,22 +87,52 @@ class Scheduler:
 
         ``started`` (a ``perf_counter`` time, default now) is when the chunk
         arrived; its verdict's latency counts from it."""
+        return self._enqueue(chunk.stream_id, chunk.seq, chunk.final, started, self.processor.load, chunk)
+
+    def submit_block(self, stream_id: str, seq: int, block, final: bool = False,
+                     started: float | None = None) -> Future:
+        """Queue decoded media (a MediaBlock or AudioBlock) as chunk ``seq`` of ``stream_id``;
+        it is prepared for the branches on the pool. Otherwise as :meth:`submit`."""
+        return self._enqueue(stream_id, seq, final, started, self.processor.prepare, block)
+
+    def submit_error(self, stream_id: str, seq: int, error: Exception) -> Future:
+        """Queue a failure in the stream's order: once the stream's earlier chunks are scored its
+        state is dropped and the future raises ``error`` (a file that stopped decoding mid-way)."""
+        def fail():
+            raise error
+        return self._enqueue(stream_id, seq, True, None, fail)
+
+    def _enqueue(self, stream_id, seq, final, started, work, *args) -> Future:
         if self._closing:
             raise DfstreamError("the scheduler is closed")
         self._slots.acquire()
-        item = _Item(chunk, time.perf_counter() if started is None else started,
-                     self._pool.submit(self.processor.load, chunk))
+        item = _Item(stream_id, seq, final, time.perf_counter() if started is None else started,
+                     self._pool.submit(work, *args))
         with self._cond:
-            self._queues.setdefault(chunk.stream_id, deque()).append(item)
+            self._queues.setdefault(stream_id, deque()).append(item)
         item.decoded.add_done_callback(self._wake)
         return item.result
 
-    def close(self) -> None:
-        """Resolve everything submitted, then stop the model thread and the decode pool."""
+    def close(self, cancel: bool = False) -> None:
+        """Resolve everything submitted, then stop the model thread and the decode pool.
+
+        With ``cancel``, chunks not yet taken into a batch resolve to :class:`Cancelled`
+        (their streams' states are dropped) instead of being scored."""
+        cancelled = []
         with self._cond:
             self._closing = True
+            if cancel:
+                for sid, queue in self._queues.items():
+                    for item in queue:
+                        item.decoded.cancel()
+                        item.result.set_exception(Cancelled(f"{sid}: cancelled before it was scored"))
+                        self._slots.release()
+                    cancelled.append(sid)
+                self._queues.clear()
             self._cond.notify_all()
         self._thread.join()
+        for sid in cancelled:  # after the model thread: it owns the processor's states until then
+            self.processor.close(sid)
         self._pool.shutdown()
 
     def __enter__(self) -> Scheduler:
@@ -156,18 +197,18 @@ class Scheduler:
             error = item.decoded.exception()
             if error is None:
                 try:
-                    self.processor.check(item.chunk.stream_id, item.decoded.result())
+                    self.processor.check(item.stream_id, item.decoded.result())
                 except MediaError as e:
                     error = e
             if error is not None:
-                if item.chunk.final:  # the stream ends here: forget its state
-                    self.processor.close(item.chunk.stream_id)
+                if item.final:  # the stream ends here: forget its state
+                    self.processor.close(item.stream_id)
                 item.result.set_exception(error)
             else:
                 good.append(item)
         tic = time.perf_counter()
         if good:
-            items = [(i.chunk.stream_id, i.chunk.seq, i.decoded.result(), i.chunk.final) for i in good]
+            items = [(i.stream_id, i.seq, i.decoded.result(), i.final) for i in good]
             try:
                 verdicts = self.processor.feed_many(items, [i.started for i in good])
             except Exception as e:  # noqa: BLE001 - handed to every caller's future; the model thread goes on

@@ -101,11 +101,15 @@ class StreamProcessor:
     def load(self, chunk: Chunk) -> MediaBlock:
         """Decode ``chunk`` within ``limits`` and prepare it for the branches (CPU work that
         needs no stream state, so it may run on any thread)."""
-        return self.detector.prepare(decode_media(chunk, self.detector.config))
+        return self.prepare(decode_media(chunk, self.detector.config))
+
+    def prepare(self, block) -> MediaBlock:
+        """Decoded media made ready for the branches (face crops; CPU work, any thread)."""
+        return self.detector.prepare(block)
 
     def admit(self, stream_id: str, block) -> MediaBlock:
-        """Prepare decoded media for the branches (face crops; CPU) and :meth:`check` it."""
-        block = self.detector.prepare(block)
+        """:meth:`prepare` decoded media and :meth:`check` it."""
+        block = self.prepare(block)
         self.check(stream_id, block)
         return block
 

@@ -2,9 +2,9 @@
 
 Each file is decoded once, incrementally (audio and sampled video frames),
 and cut at multiples of ``chunk_seconds`` of stream time into blocks that go
-through what a decoded live chunk goes through: ``processor.admit`` (face
-crops, checks) -> ``processor.feed`` -> per-stream state -> windows -> fusion
--> localizer -> verdict. We cut decoded media rather than remuxing compressed
+through what a decoded live chunk goes through in the scheduler
+(:mod:`engine.scheduler`): face crops on the decode pool -> checks -> a batch
+across files -> per-stream state -> windows -> fusion -> localizer -> verdict. We cut decoded media rather than remuxing compressed
 packets into container segments because a re-segmented lossy stream (AAC, MP3)
 gets decoder priming glitches at every cut, which the archive itself does not
 have. (:func:`file_chunks` still cuts a file's audio into raw PCM chunks, for
@@ -15,8 +15,11 @@ This module imports no torch: the processor is handed in.
 from __future__ import annotations
 
 import glob
+import queue
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -37,11 +40,15 @@ MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp
 
 
 class Processor(Protocol):
+    """What replay needs of :class:`engine.stream.StreamProcessor` (through the scheduler)."""
+
     detector: object  # engine.detector.Detector: its config says which tracks to decode
 
-    def admit(self, stream_id: str, block) -> object: ...
+    def prepare(self, block) -> object: ...
 
-    def feed(self, stream_id: str, seq: int, block, final: bool = False, started: float | None = None) -> Verdict: ...
+    def check(self, stream_id: str, block) -> None: ...
+
+    def feed_many(self, items: list[tuple], started=None) -> list[Verdict]: ...
 
     def close(self, stream_id: str) -> None: ...
 
@@ -122,6 +129,7 @@ def probe_seconds(path: Path) -> float:
 
 
 INTERRUPTED = "interrupted before the end of the file"
+_END = object()  # a file's reader is done
 
 
 def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | Path,
@@ -129,48 +137,95 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
            timelines: dict | None = None) -> dict[str, FileResult]:
     """Run every input through ``processor`` chunk by chunk and write the results.
 
+    Files are decoded on ``scheduler.decode_workers`` reader threads, several at
+    once, and their chunks scored in batches across files by an
+    :class:`engine.scheduler.Scheduler` (see ``scheduler.*`` in the config); the
+    results are taken in input order, so ``verdicts.jsonl`` reads file by file,
+    chunk by chunk, as if the files had been replayed one after another.
+    At most ``2 x decode_workers`` files are open or waiting to be written.
+
     Writes ``verdicts.jsonl`` as it goes, ``predictions.json`` and ``scores.csv``
     at the end — also when interrupted (Ctrl-C), for the files completed, before
-    the interrupt propagates; the file in progress then gets the error
-    :data:`INTERRUPTED` and stays out of them. ``results`` (filled and returned)
+    the interrupt propagates; the files in progress then get the error
+    :data:`INTERRUPTED` and stay out of them. ``results`` (filled and returned)
     lets a caller keep what was done when the interrupt propagates. With
     ``timelines`` (a dict), each file's :class:`reports.timeline.StreamTimeline`
     is recorded there for a report.
     """
+    from engine.scheduler import Scheduler  # imports no torch itself; the processor holds the model
+    config = processor.detector.config
     writer = ResultWriter(out_dir)
     results = {} if results is None else results
     total = sum(probe_seconds(p) for p, _ in inputs)
     bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, disable=not progress, mininterval=0.5,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} media-s [{elapsed}<{remaining}]")
+    workers = config.scheduler.decode_workers
+    open_files, stop = threading.Semaphore(2 * workers), threading.Event()
+    runs = [queue.Queue() for _ in inputs]
+    scheduler = Scheduler(processor, config.scheduler)
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="dfstream-replay")
+
+    def read(path: Path, stream_id: str, out: queue.Queue) -> None:
+        """Decode one file into the scheduler; ``out`` gets ``(block or None, future)`` per chunk, then _END."""
+        open_files.acquire()
+        seq = 0
+        try:
+            if stop.is_set():
+                return
+            for seq, (block, final) in enumerate(file_blocks(path, chunk_seconds, config)):
+                if stop.is_set():
+                    return
+                out.put((block if timelines is not None else None,
+                         scheduler.submit_block(stream_id, seq, block, final, time.perf_counter())))
+        except DfstreamError as e:
+            if not stop.is_set():
+                out.put((None, scheduler.submit_error(stream_id, seq + 1, e)))
+        finally:
+            out.put(_END)
+
+    current = None  # (result, timeline) of the file being written, until its last chunk
     try:
-        for index, (path, stream_id) in enumerate(inputs, 1):
+        for (path, stream_id), out in zip(inputs, runs):
+            readers.submit(read, path, stream_id, out)
+        for index, ((path, stream_id), out) in enumerate(zip(inputs, runs), 1):
             bar.set_description_str(f"replay file {index}/{len(inputs)}")
             result = results[stream_id] = FileResult(stream_id)
             timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
+            current = (result, timeline)
             try:
-                for seq, (raw, final) in enumerate(file_blocks(path, chunk_seconds, processor.detector.config)):
-                    started = time.perf_counter()
-                    block = processor.admit(stream_id, raw)
-                    verdict = processor.feed(stream_id, seq, block, final, started)
+                while (entry := out.get()) is not _END:
+                    block, future = entry
+                    verdict = future.result()
                     writer.verdict(verdict)
                     result.add(verdict)
                     if timeline is not None:
                         timeline.add(block, verdict)
                     bar.update(round(verdict.span.duration, 3))
             except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
-                processor.close(stream_id)
+                current = None
                 _fail(result, timeline, f"not finished: {e}")
                 raise
-            except DfstreamError as e:
-                processor.close(stream_id)
+            except DfstreamError as e:  # the file failed here; what follows of it is not reported
                 _fail(result, timeline, str(e))
                 writer.record(error_record(stream_id, result.error))
                 tqdm.write(f"dfstream: {stream_id}: {result.error}", file=sys.stderr)
-            except KeyboardInterrupt:
-                processor.close(stream_id)
-                _fail(result, timeline, INTERRUPTED)
-                raise
+                while out.get() is not _END:  # the rest of the file (its final chunk drops the stream's state)
+                    pass
+            finally:
+                open_files.release()
+            current = None
+    except BaseException:
+        stop.set()
+        scheduler.close(cancel=True)
+        if current is not None:
+            _fail(*current, INTERRUPTED)
+        raise
     finally:
+        stop.set()
+        for _ in inputs:  # readers waiting for a file slot may go (they stop at once)
+            open_files.release()
+        readers.shutdown(wait=True)
+        scheduler.close()
         bar.close()
         writer.finish(results)
     return results

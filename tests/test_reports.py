@@ -132,16 +132,16 @@ def test_eval_report_loads_in_chromium(tmp_path):
 
 
 def test_interrupted_replay_keeps_completed_files_and_reports_them(media, tmp_path, tiny_yaml, monkeypatch, capsys):
-    from engine.stream import StreamProcessor
+    from streams.results import ResultWriter
     root, _ = media
     (root / "broken.wav").unlink()
-    original = StreamProcessor.feed
+    original = ResultWriter.verdict
 
-    def feed(self, stream_id, *args, **kwargs):
-        if stream_id == EVIL:
+    def verdict(self, v):  # Ctrl-C reaches the main thread while it writes EVIL's first verdict
+        if v.stream_id == EVIL:
             raise KeyboardInterrupt
-        return original(self, stream_id, *args, **kwargs)
-    monkeypatch.setattr(StreamProcessor, "feed", feed)
+        return original(self, v)
+    monkeypatch.setattr(ResultWriter, "verdict", verdict)
     out, report = tmp_path / "out", tmp_path / "report.html"
     assert main(["replay", str(root), "--out", str(out), "--config", str(tiny_yaml), "--quiet",
                  "--report", str(report)]) == 130

@@ -12,11 +12,11 @@ from engine.decode import LIMITS, decode_audio, decode_chunk, raw_pcm_content_ty
 from engine.detector import Detector
 from engine.errors import MediaError
 from engine.precision import int8_layers
-from engine.scheduler import Scheduler
+from engine.scheduler import Cancelled, Scheduler
 from engine.stream import StreamProcessor
 from engine.types import Chunk, Span, Verdict
 from helpers import assert_same_verdict, busy_detector
-from streams.replay import file_chunks
+from streams.replay import file_blocks, file_chunks
 
 
 class FakeProcessor:
@@ -141,3 +141,60 @@ def test_precision_paths_agree_on_cpu(clip):
     assert all(type(m) is torch.nn.Linear for n, m in int8.model.named_modules() if "q_proj" in n)
     got = int8.score_stream(audio).probs
     assert got.shape == reference.shape and np.abs(got - reference).max() < 0.05  # documented tolerance
+
+
+def test_decoded_blocks_and_a_failure_keep_their_stream_order():
+    fake = FakeProcessor()
+    fake.prepare = lambda block: block
+    with Scheduler(fake, SchedulerConfig(batch_chunks=4, max_wait_ms=20)) as sched:
+        blocks = [sched.submit_block("s", k, decode_chunk(pcm("s", k), LIMITS)) for k in range(2)]
+        failed = sched.submit_error("s", 2, MediaError("the file broke here", "corrupt"))
+        other = sched.submit(pcm("t", 0))
+    assert [f.result().seq for f in blocks] == [0, 1] and other.result().stream_id == "t"
+    with pytest.raises(MediaError, match="broke here"):
+        failed.result()
+    assert fake.closed == ["s"]  # the failure ends its stream: its state is dropped
+    assert [seq for b in fake.batches for sid, seq in b if sid == "s"] == [0, 1]
+
+
+def test_cancel_resolves_what_the_model_has_not_taken():
+    gate = threading.Event()
+    fake = FakeProcessor(gate)
+    sched = Scheduler(fake, SchedulerConfig(batch_chunks=1, max_wait_ms=0))
+    first = sched.submit(pcm("s", 0))
+    assert fake.entered.wait(5)  # the model thread holds chunk 0
+    rest = [sched.submit(pcm("s", k)) for k in range(1, 4)] + [sched.submit(pcm("t", 0))]
+    time.sleep(0.2)
+    threading.Timer(0.2, gate.set).start()
+    sched.close(cancel=True)
+    assert first.result().seq == 0
+    for future in rest:
+        with pytest.raises(Cancelled):
+            future.result()
+    assert sorted(fake.closed) == ["s", "t"] and fake.batches == [[("s", 0)]]
+
+
+def test_replay_scores_files_together_and_writes_them_in_input_order(clip, tmp_path):
+    """Several files in flight, batched across them: each file's verdicts equal replaying it alone."""
+    import json
+    import shutil
+    from streams.replay import replay
+    det = busy_detector(clip)
+    config = replace(replace(det.config, "scheduler.decode_workers", 2), "scheduler.batch_chunks", 4)
+    det = Detector(config, det.model, det.model_id, None)
+    inputs = []
+    for name in ("c.mkv", "a.mkv", "b.mkv"):
+        shutil.copy(clip, tmp_path / name)
+        inputs.append((tmp_path / name, name))
+    reference = {}
+    for path, sid in inputs:
+        one = StreamProcessor(det)
+        blocks = list(file_blocks(path, 0.9, config))
+        reference[sid] = [one.feed(sid, seq, block, final) for seq, (block, final) in enumerate(blocks)]
+    results = replay(inputs, StreamProcessor(det), tmp_path / "out", 0.9, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
+    assert [v["stream_id"] for v in lines] == [sid for _, sid in inputs for _ in reference[sid]]
+    for line, expected in zip(lines, [v for _, sid in inputs for v in reference[sid]], strict=True):
+        assert_same_verdict(line, expected)
+    assert all(results[sid].error is None for _, sid in inputs)
+    assert any(v.detections for vs in reference.values() for v in vs)
