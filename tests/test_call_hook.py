@@ -332,3 +332,19 @@ def test_a_thousand_connections_opened_and_dropped(server):
     with connect(f"{srv.url}/?mode=raw&rate=16000") as ws:  # still serving
         ws.send(b"\0\0" * 8000)
         assert json.loads(ws.recv(timeout=10))["event"] == "verdict"
+
+
+def test_call_audio_is_resampled_with_2_ms_of_look_ahead():
+    """8 kHz call audio reaches the hops at most 32 samples (2 ms at 16 kHz) behind what was sent,
+    and equals an offline resampling of the whole call in its band."""
+    config, processor = random_processor()
+    screener = CallScreener(config, processor, "tone")
+    t = np.arange(8000 * 3) / 8000
+    x = (0.5 * np.sin(2 * np.pi * 1000 * t) + 0.2 * np.sin(2 * np.pi * 3100 * t)).astype(np.float32)
+    out = []
+    for i in range(0, len(x), 160):  # 20 ms telephony frames
+        out += screener.cut(x[i:i + 160], 8000)
+        assert 2 * (i + 160) - (len(out) * screener.hop + len(screener.pending)) <= 32
+    got = np.concatenate(out + [screener.pending])
+    offline = soxr.resample(x, 8000, 16000, quality="VHQ")
+    assert np.abs(got[800:-800] - offline[800:len(got) - 800]).max() < 2e-3
