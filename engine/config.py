@@ -24,6 +24,11 @@ class EncoderConfig:
     ``kind`` is ``wavlm`` or ``wav2vec2``. With ``pretrained`` set to a local
     directory, weights load with ``local_files_only=True`` and the size fields
     are ignored; otherwise the encoder is built from these sizes (random init).
+    ``feature_norm`` is the convolutional feature extractor's normalisation:
+    ``layer`` (each 20 ms frame normalised on its own, as in WavLM Large) keeps
+    every frame's features a function of its own 25 ms of audio, so a stream's
+    overlapping windows share them (:mod:`modalities.audio.frontend`); ``group``
+    (WavLM Base) normalises over the whole window, so every window recomputes them.
     """
 
     kind: str = "wavlm"
@@ -33,6 +38,7 @@ class EncoderConfig:
     num_heads: int = 4
     intermediate_size: int = 1024
     conv_dim: int = 256
+    feature_norm: str = "layer"
     seed: int = 0
 
 
@@ -304,6 +310,7 @@ def _check(cfg: Config) -> Config:
     inf, loc = cfg.inference, cfg.localizer
     rules = [
         (cfg.audio.encoder.kind in ("wavlm", "wav2vec2"), "audio.encoder.kind must be 'wavlm' or 'wav2vec2'"),
+        (cfg.audio.encoder.feature_norm in ("layer", "group"), "audio.encoder.feature_norm must be 'layer' or 'group'"),
         (inf.hop_seconds > 0, "inference.hop_seconds must be > 0"),
         (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
         (inf.batch_size >= 1, "inference.batch_size must be >= 1"),

@@ -87,6 +87,9 @@ class Detector:
         self.ratios = {name: round(s.frame_step / self.step) for name, s in self.specs.items()}
         self.hop_frames = round(config.inference.hop_seconds / self.step)
         self.embedding_dim = sum(s.embedding_dim for s in self.specs.values())
+        # branches whose feature-extractor frames a stream's next window can reuse (engine/frame_cache.py)
+        self.cacheable = tuple(name for name, b in self.branches.items()
+                               if getattr(b, "cacheable", False) and self.plans[name].context >= self.plans[name].frame)
         first = config.branches[0]  # the primary branch: the one raw arrays passed to score() are for
         self.branch, self.spec, self.plan = self.branches[first], self.specs[first], self.plans[first]
 
@@ -126,7 +129,8 @@ class Detector:
             return MediaBlock(None, video)
         return MediaBlock(block.audio, video)
 
-    def score(self, windows, present: dict | None = None) -> FrameScores:
+    def score(self, windows, present: dict | None = None, keys: list | None = None,
+              caches: dict | None = None) -> FrameScores:
         """Score a batch of windows.
 
         Parameters
@@ -138,6 +142,10 @@ class Detector:
             Branch name -> bool ``(B, plan.hop_frames)``: which scored frames hold
             real media of that modality; default all. A branch absent from
             ``windows`` is absent everywhere.
+        keys : list, optional
+            ``(stream id, window index)`` of each row, rows of a stream in window order; with
+            ``caches`` (branch name -> :class:`engine.frame_cache.FrameCache`, for branches in
+            :attr:`cacheable`) a window reuses its stream's previous window's feature frames.
 
         Returns the frames each window scores on the fused step, batched by ``inference.batch_size``.
         """
@@ -149,7 +157,8 @@ class Detector:
                    for name in self.branches}
         size = self.config.inference.batch_size
         parts = [self._forward({k: v[i:i + size] for k, v in windows.items()},
-                               {k: v[i:i + size] for k, v in present.items()}) for i in range(0, n, size)]
+                               {k: v[i:i + size] for k, v in present.items()},
+                               None if keys is None else keys[i:i + size], caches) for i in range(0, n, size)]
         return FrameScores(np.concatenate([p.probs for p in parts]), np.concatenate([p.embeddings for p in parts]),
                            {k: np.concatenate([p.branches[k] for p in parts]) for k in self.branches})
 
@@ -175,7 +184,8 @@ class Detector:
         for _ in range(batches):
             self._forward(windows, present)
 
-    def _forward(self, windows: dict, present: dict) -> FrameScores:
+    def _forward(self, windows: dict, present: dict, keys: list | None = None,
+                 caches: dict | None = None) -> FrameScores:
         logits, embs, pres = {}, {}, {}
         with torch.inference_mode():
             for name, branch in self.branches.items():
@@ -190,7 +200,13 @@ class Detector:
                     x = branch.preprocess(windows[name][rows])
                     if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
                         x = x.pin_memory()
-                    out_l, out_e = branch(x.to(self.device, self.dtype, non_blocking=True))
+                    x = x.to(self.device, self.dtype, non_blocking=True)
+                    cache = (caches or {}).get(name)
+                    if cache is not None and keys is not None:
+                        frames = cache.features(branch, plan, x, [keys[r] for r in rows])
+                        out_l, out_e = branch.forward_features(frames)
+                    else:
+                        out_l, out_e = branch(x)
                     index = torch.from_numpy(rows).to(self.device)
                     lg[index], em[index] = out_l[:, lo:lo + hop].to(self.dtype), out_e[:, lo:lo + hop].to(self.dtype)
                 logits[name], embs[name], pres[name] = to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.decode import check_gap, place
 from engine.detector import Detector
+from engine.frame_cache import FrameCache
 from engine.media import MediaBlock, as_media, decode_media
 from engine.stream_state import dump_state, load_state
 from engine.types import Chunk, Span, Trace, Verdict
@@ -85,6 +86,7 @@ class StreamProcessor:
         self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
         self.rates = {name: spec.sample_rate for name, spec in detector.specs.items()}  # units per second
+        self.frames = {name: FrameCache() for name in detector.cacheable}  # per stream, not in its state
 
     def process(self, chunk: Chunk) -> Verdict:
         """Decode, check and score one chunk (raises MediaError for undecodable payloads or a timestamp jump)."""
@@ -151,7 +153,9 @@ class StreamProcessor:
                        for name in self.detector.branches}
             present = {name: np.concatenate([cut[4][name] for cut in cuts if len(cut[2])])
                        for name in self.detector.branches}
-            scores, passed = self._gated_score(windows, present)
+            hop = self.detector.hop_frames
+            keys = [(item[0], cut[1] // hop + j) for item, cut in zip(items, cuts) for j in range(len(cut[2]))]
+            scores, passed = self._gated_score(windows, present, keys)
         verdicts, offset = [], 0
         for (stream_id, seq, block, final), (state, first, keep, _, _), start in zip(items, cuts, starts):
             n = len(keep)
@@ -245,7 +249,7 @@ class StreamProcessor:
         closed = state.localizer.push(probs, emb, branches)
         if final:
             closed += state.localizer.finish(state.end_time)
-            self.states.pop(stream_id, None)
+            self._forget(stream_id)
         if closed and self.attributor is not None:
             closed = self.attributor(closed)
         score, scored, trace = None, None, None
@@ -273,12 +277,14 @@ class StreamProcessor:
 
         Raises :class:`engine.stream_state.StateError` for bytes of another geometry."""
         state, extra = load_state(data, self.detector, StreamState, Track)
+        self._forget(stream_id)
         self.states[stream_id] = state
         return extra
 
     def finish(self, stream_id: str) -> list:
         """End a stream that stopped without a final chunk: its still-open span, closed at its end."""
-        state = self.states.pop(stream_id, None)
+        state = self.states.get(stream_id)
+        self._forget(stream_id)
         if state is None:
             return []
         closed = state.localizer.finish(state.end_time)
@@ -286,15 +292,21 @@ class StreamProcessor:
 
     def close(self, stream_id: str) -> None:
         """Forget a stream's state (a stream abandoned before its final chunk)."""
-        self.states.pop(stream_id, None)
+        self._forget(stream_id)
 
-    def _gated_score(self, windows: dict, present: dict):
-        """Score the windows; the gate (if any) marks the audio of windows without speech absent.
+    def _forget(self, stream_id: str) -> None:
+        self.states.pop(stream_id, None)
+        for cache in self.frames.values():
+            cache.drop(stream_id)
+
+    def _gated_score(self, windows: dict, present: dict, keys: list):
+        """Score the windows (``keys``: ``(stream id, window index)`` per row); the gate (if any)
+        marks the audio of windows without speech absent.
 
         Returns the scores and the gate's verdict per window (``None`` without a gate)."""
         if self.gate is None or "audio" not in windows:
-            return self.detector.score(windows, present), None
+            return self.detector.score(windows, present, keys, self.frames), None
         plan = self.detector.plans["audio"]
         passed = np.asarray(self.gate(windows["audio"][:, plan.context:plan.context + plan.hop]), bool)
         present = {**present, "audio": present["audio"] & passed[:, None]}
-        return self.detector.score(windows, present), passed
+        return self.detector.score(windows, present, keys, self.frames), passed

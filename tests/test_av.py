@@ -103,7 +103,7 @@ def test_an_audio_file_under_an_av_model_never_runs_the_visual_branch(detector, 
 def test_a_video_without_audio_runs_the_visual_branch_alone(detector, monkeypatch):
     calls = []
     branch = detector.branches["audio"]
-    monkeypatch.setattr(branch, "forward", lambda x: calls.append(1) or None)
+    monkeypatch.setattr(branch, "head_forward", lambda x: calls.append(1) or None)  # ends every audio path
     p = StreamProcessor(detector)
     v = p.feed("v", 0, MediaBlock(None, frames_block(15, 0.0, 10.0)), True)
     assert calls == [] and v.scored.duration == pytest.approx(1.5)

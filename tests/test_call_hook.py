@@ -186,8 +186,8 @@ def test_vad_gate_costs_no_model_time(monkeypatch):
     config, processor = random_processor(vad=True)
     calls = []
     branch = processor.detector.branches["audio"]
-    real = branch.forward
-    monkeypatch.setattr(branch, "forward", lambda w: calls.append(len(w)) or real(w))
+    real = branch.head_forward  # every path through the branch ends here
+    monkeypatch.setattr(branch, "head_forward", lambda h: calls.append(len(h)) or real(h))
     screener = CallScreener(config, processor, "quiet")
     silent = screener.feed_samples(np.zeros(16000, np.float32), 16000)
     assert [v.speech for v in silent] == [False, False] and calls == []

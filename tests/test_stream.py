@@ -121,9 +121,13 @@ def test_feed_many_equals_feeding_one_by_one(clip):
 
 
 def test_state_moves_between_processors(clip):
-    """A stream exported after chunk k and imported elsewhere goes on exactly as if never moved."""
+    """A stream exported after chunk k and imported elsewhere goes on exactly as if never moved.
+
+    Bit for bit with carried feature frames off (a moved stream recomputes them: equal up to float
+    rounding, tested in test_frame_cache.py)."""
     from engine.stream_state import StateError
     det = busy_detector(clip)
+    det.cacheable = ()
     chunks = list(file_chunks(clip, "s", 0.7))
     whole = [StreamProcessor(det).process(c) for c in chunks]  # fresh processor per chunk would lose state
     one = StreamProcessor(det)

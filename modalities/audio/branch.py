@@ -46,6 +46,32 @@ class AudioBranch(nn.Module):
                             bidirectional=True, dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
         self.head = nn.Linear(dim, 1)
         self.specifications = Specifications("audio", 16000, 320, 400, dim)
+        self.encoder.feature_extractor.register_forward_hook(_given_features)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether each frame's :meth:`frontend` features depend on its own receptive field only
+        (per-frame normalisation), so that overlapping windows can share them."""
+        return getattr(self.encoder.config, "feat_extract_norm", None) == "layer"
+
+    def frontend(self, wav: torch.Tensor) -> torch.Tensor:
+        """The convolutional feature extractor's frames, shape ``(B, frames, conv_dim)``."""
+        return self.encoder.feature_extractor(wav).transpose(1, 2)
+
+    def encode_features(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode` from :meth:`frontend` features: the encoder runs from its feature
+        projection on (the feature extractor is handed these instead of computing them)."""
+        extractor = self.encoder.feature_extractor
+        extractor.given_features = features.transpose(1, 2)
+        try:
+            out = self.encoder(features.new_zeros((len(features), 400)), output_hidden_states=True)
+        finally:
+            extractor.given_features = None
+        return torch.stack(out.hidden_states, dim=1)
+
+    def forward_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from :meth:`frontend` features."""
+        return self.head_forward(self.encode_features(features))
 
     def encoder_config(self) -> dict:
         """The exact ``transformers`` config of the encoder, for checkpoints."""
@@ -83,3 +109,9 @@ class AudioBranch(nn.Module):
     def postprocess(logits: torch.Tensor, emb: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(B, frames)`` and embeddings as float32 NumPy arrays."""
         return torch.sigmoid(logits.float()).cpu().numpy(), emb.float().cpu().numpy()
+
+
+def _given_features(module, inputs, output):
+    """Forward hook of the feature extractor: features handed in by ``encode_features`` replace its output."""
+    given = getattr(module, "given_features", None)
+    return output if given is None else given

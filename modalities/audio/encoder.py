@@ -22,7 +22,7 @@ def _sized_config(cfg: EncoderConfig):
         hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
         num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
         conv_dim=(cfg.conv_dim,) * 7, num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
-        feat_extract_norm="group", do_stable_layer_norm=False,
+        feat_extract_norm=cfg.feature_norm, conv_bias=cfg.feature_norm == "layer", do_stable_layer_norm=False,
         apply_spec_augment=False, layerdrop=0.0, mask_time_prob=0.0)
 
 

@@ -1,0 +1,59 @@
+"""Feature-extractor frames carried from one window of a stream to the next.
+
+Window ``k`` of a stream sees ``context`` samples it shares with window
+``k-1``. When a branch's feature extractor is local (every output frame a
+function of its own receptive field: :attr:`AudioBranch.cacheable`), the frames
+of that shared audio need not be computed twice: window ``k`` keeps them, and
+window ``k+1`` computes only the frames of its new audio. One frame is computed
+again: the last frame of a window sees ``receptive - frame`` samples of zero
+padding (so it is complete without the next chunk, see :mod:`engine.windows`);
+the next window recomputes it from the real samples. The result equals scoring
+every window from scratch up to float rounding (tested).
+
+The store is keyed by stream id and holds, per stream, the index of the window
+it is ready for and ``context_frames - 1`` frames; a window whose predecessor was
+not scored (the stream's first window, a window the speech gate turned away, a
+state moved from another worker) computes all its frames.
+"""
+from __future__ import annotations
+
+import torch
+
+from engine.windows import WindowPlan
+
+
+class FrameCache:
+    """Per-stream frames of a branch's feature extractor (on the model's device, in its dtype)."""
+
+    def __init__(self):
+        self._store: dict[str, tuple[int, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def drop(self, key: str) -> None:
+        """Forget a stream (it ended, was closed or its state replaced)."""
+        self._store.pop(key, None)
+
+    def features(self, branch, plan: WindowPlan, x: torch.Tensor, keys: list[tuple[str, int]]) -> torch.Tensor:
+        """Feature-extractor frames of windows ``x`` ``(B, plan.length)``, row ``i`` being window
+        ``keys[i] = (stream id, window index)``; rows of one stream come in window order.
+
+        Computes only the new frames of each window whose predecessor is in this batch or in the
+        store, and leaves each stream's last window's frames in the store for its next window."""
+        frame, context_frames = plan.frame, plan.context // plan.frame
+        carry = slice(plan.hop_frames, plan.hop_frames + context_frames - 1)  # the next window's context frames
+        ready = {key: k for key, (k, _) in self._store.items()}  # the window each stream's frames are for
+        chained = []
+        for key, k in keys:
+            chained.append(ready.get(key) == k)
+            ready[key] = k + 1
+        new = iter(branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame:])
+                   if any(chained) else ())
+        full = iter(branch.frontend(x[[i for i, c in enumerate(chained) if not c]])
+                    if not all(chained) else ())
+        out = []
+        for (key, k), c in zip(keys, chained):
+            out.append(torch.cat([self._store[key][1], next(new)]) if c else next(full))
+            self._store[key] = (k + 1, out[-1][carry].clone())  # a copy: not a view keeping the batch alive
+        return torch.stack(out)

@@ -1,0 +1,68 @@
+"""Feature-extractor frames carried between a stream's windows: the same verdicts, less audio encoded."""
+import numpy as np
+import pytest
+
+from engine.config import replace
+from engine.decode import AudioBlock, decode_audio
+from engine.detector import Detector
+from engine.stream import StreamProcessor
+from helpers import assert_same_verdict, busy_detector, tiny_config
+from streams.replay import file_chunks
+
+
+def counting(processor):
+    """Record the samples each window row gives the audio branch's feature extractor."""
+    branch, seen = processor.detector.branches["audio"], []
+    real = branch.frontend
+    def frontend(wav):
+        seen.extend([wav.shape[-1]] * len(wav))
+        return real(wav)
+    branch.frontend = frontend
+    return seen
+
+
+@pytest.mark.parametrize("chunk_seconds", [0.3, 0.5, 1.7])
+def test_carried_frames_give_the_verdicts_of_windows_scored_from_scratch(clip, chunk_seconds):
+    det = busy_detector(clip)
+    assert det.cacheable == ("audio",)
+    cached, scratch = StreamProcessor(det), StreamProcessor(det)
+    scratch.frames = {}
+    chunks = list(file_chunks(clip, "s", chunk_seconds))
+    seen = counting(cached)
+    got = [cached.process(c) for c in chunks]
+    expected = [scratch.process(c) for c in chunks]
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b)
+    assert any(v.detections for v in got)
+    plan = det.plan
+    # the first window encodes all its audio; every later one only its hop (+ one frame of context)
+    assert sorted(seen) == [plan.length - plan.context + plan.frame] * (len(seen) - 1) + [plan.length]
+    assert len(cached.frames["audio"]) == 0  # the final chunk forgets the stream
+
+
+def test_interleaved_streams_in_one_batch_and_a_stream_that_restarts(clip):
+    det = busy_detector(clip)
+    audio = decode_audio(clip).samples
+    hop = det.plan.hop
+    items = [(sid, k, AudioBlock(audio[k * hop:(k + 1) * hop], k * hop / 16000), False)
+             for k in range(4) for sid in ("a", "b")]
+    cached, scratch = StreamProcessor(det), StreamProcessor(det)
+    scratch.frames = {}
+    got = cached.feed_many(items)  # four windows of each of two streams in one batch
+    expected = [scratch.feed(*item) for item in items]
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b)
+    # a state moved to another processor starts without carried frames and still agrees
+    moved = StreamProcessor(det)
+    moved.import_state("a", cached.export_state("a"))
+    more = (("a", 4, AudioBlock(audio[4 * hop:5 * hop], 4 * hop / 16000), True))
+    assert_same_verdict(moved.feed(*more), scratch.feed(*more))
+    cached.close("b")
+    assert len(cached.frames["audio"]) == 1  # "a" stays until it ends here
+
+
+def test_per_window_normalisation_shares_nothing():
+    det = Detector.from_config(tiny_config(audio={"encoder": {"feature_norm": "group"}}))
+    assert det.cacheable == () and StreamProcessor(det).frames == {}
+    no_context = Detector.from_config(tiny_config(inference={"context_seconds": 0.0}))
+    assert no_context.cacheable == ()
