@@ -9,7 +9,8 @@ calls with p95 < 300 ms.
 
 * engine: the shipped path (default architecture, random weights - speed does
   not depend on them; 0.5 s hop, 1.5 s context, Silero VAD gate, hops of all
-  calls batched when the model thread frees up).
+  calls batched when the model thread frees up, each hop's feature frames
+  computed once and carried to the call's next windows: engine/frame_cache.py).
 * baseline (how peers run): every hop re-scores the whole rolling 4 s window
   from scratch, batch 1, float32, no VAD, no state.
 
@@ -171,7 +172,8 @@ def main() -> None:
                 "paced in real time",
         "engine": {"description": f"default architecture (random init), {config.inference.dtype} weights, hop "
                                   f"{config.call_hook.hop_seconds} s, context {config.call_hook.context_seconds} s, "
-                                  f"VAD {'on' if config.call_hook.vad else 'off'}",
+                                  f"VAD {'on' if config.call_hook.vad else 'off'}, feature frames carried "
+                                  f"{'on' if detector.cacheable else 'off'}",
                    "levels": engine_rows, "capacity_calls": capacity(engine_rows)},
         "baseline": {"description": "re-score the rolling 4 s window from scratch every hop, batch 1, float32, no VAD",
                      "levels": baseline_rows, "capacity_calls": capacity(baseline_rows)},

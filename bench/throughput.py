@@ -7,10 +7,12 @@ and resampling it is real work).
 
 * engine: :class:`engine.scheduler.Scheduler` - decoding on a thread pool,
   chunks of all streams batched (``scheduler.batch_chunks``), the precision the
-  engine config sets (``--engine-config``, default bf16 weights).
+  engine config sets (``--engine-config``, default bf16 weights, forward passes of
+  4 windows), feature frames carried from each window to the stream's next
+  (:mod:`engine.frame_cache`; with a ``feature_norm: layer`` encoder).
 * baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
   on the model thread, per-stream state kept (the same windows, so the same
-  detections).
+  detections), every window encoded from scratch.
 
 Modes: as fast as possible (default; every chunk available at once, the
 producer held back only by the scheduler's ``max_pending``), or ``--realtime``:
@@ -19,7 +21,8 @@ staggered over one chunk). Chunk latency = verdict time - arrival time.
 
 Reports media-seconds per wall-second, chunks/s, p50/p95 chunk latency, peak
 host memory (RSS sampled every 20 ms) and device memory, the model stage's
-achieved FLOP/s (FLOPs of one window counted with torch's FlopCounterMode) and
+achieved FLOP/s (FLOPs of one window counted with torch's FlopCounterMode; for the
+engine, of the frames it actually computes) and
 its fraction of the device's peak, and the engine/baseline ratio. On CPU it
 also times one window through the encoder's feature extractor and through the
 whole branch for float32, bf16 and int8 at batch 1 and 16 (``ms_per_window``). With
@@ -58,7 +61,7 @@ from engine.types import Chunk
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 48000
-ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16", "batch_size": 16}}
+ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16", "batch_size": 4}}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
 GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
 
@@ -174,15 +177,23 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> dict:
                      "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)})
 
 
-def run_baseline(detector, order) -> dict:
+def peer_processor(detector) -> StreamProcessor:
+    """Per-stream state as peers keep it: windows cut from carried audio, every window's feature
+    frames computed from scratch (no :mod:`engine.frame_cache`)."""
     processor = StreamProcessor(detector)
+    processor.frames = {}
+    return processor
+
+
+def run_baseline(detector, order) -> dict:
+    processor = peer_processor(detector)
     latencies, verdicts, model = [], [], [0.0]
     score = detector.score
 
-    def timed(windows):
+    def timed(*args, **kwargs):
         tic = time.perf_counter()
         try:
-            return score(windows)
+            return score(*args, **kwargs)
         finally:
             model[0] += time.perf_counter() - tic
     detector.score = timed
@@ -208,8 +219,9 @@ def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
             "model_s": round(model_seconds, 3), **extra}
 
 
-def window_flops(detector) -> int:
-    """FLOPs of one analysis window through the branches (torch's FlopCounterMode, float32 copy)."""
+def window_flops(detector) -> tuple[int, int]:
+    """FLOPs of one analysis window through the branches (torch's FlopCounterMode, float32 copy):
+    scored from scratch, and with its predecessor's feature frames reused (engine/frame_cache.py)."""
     import copy
     from torch.nn.utils import parametrize
     from torch.utils.flop_counter import FlopCounterMode
@@ -218,11 +230,17 @@ def window_flops(detector) -> int:
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations):
                 parametrize.remove_parametrizations(module, name)
-    wav = branch.preprocess(np.zeros((1, detector.plan.length), np.float32))
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        branch(wav.to(detector.device, detector.dtype))
-    return counter.get_total_flops()
+    wav = branch.preprocess(np.zeros((1, detector.plan.length), np.float32)).to(detector.device, detector.dtype)
+    plan = detector.plan
+    def count(fn, *args) -> int:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            fn(*args)
+        return counter.get_total_flops()
+    total = count(branch, wav)
+    if not detector.cacheable:
+        return total, total
+    return total, total + count(branch.frontend, wav[:, plan.context - plan.frame:]) - count(branch.frontend, wav)
 
 
 def stage_profile(model: str | None, repeats: int = 3) -> dict:
@@ -255,12 +273,12 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
     return profile
 
 
-def ap_at_05(detector, data: Path) -> float | None:
-    """AP@0.5 on the test split of a toyset-format dataset, scored chunk by chunk."""
+def ap_at_05(detector, data: Path, peer: bool = False) -> float | None:
+    """AP@0.5 on the test split of a toyset-format dataset, scored chunk by chunk (``peer``: no carried frames)."""
     from engine.dataset import load_metadata
     from engine.metrics import average_precision
     from streams.replay import file_chunks
-    processor, predictions, labels = StreamProcessor(detector), {}, {}
+    processor, predictions, labels = peer_processor(detector) if peer else StreamProcessor(detector), {}, {}
     for item in load_metadata(data / "metadata.json"):
         if item.split != "test":
             continue
@@ -319,11 +337,14 @@ def main() -> None:
     if baseline.device.type == "cuda":
         result_baseline["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
-    flops = window_flops(baseline)
+    flops, carried = window_flops(baseline)
+    carried = carried if engine.cacheable else flops
     n_windows = sum(baseline.plan.complete(round(args.seconds * 16000), final=True) for _ in streams)
     peak, peak_note = device_peak(engine.device)
-    for result in (result_engine, result_baseline):
-        achieved = flops * n_windows / result["model_s"] if result["model_s"] else None
+    # the engine computes a stream's first window whole and the rest from carried frames
+    engine_flops = (flops + carried * (n_windows // len(streams) - 1)) * len(streams) / n_windows
+    for result, per_window in ((result_engine, engine_flops), (result_baseline, flops)):
+        achieved = per_window * n_windows / result["model_s"] if result["model_s"] else None
         result["model_flops_per_s"] = None if achieved is None else round(achieved / 1e9, 2) * 1e9
         result["fraction_of_peak"] = None if achieved is None or not peak else round(achieved / peak, 4)
     report = {
@@ -338,7 +359,8 @@ def main() -> None:
         "engine_config": {"inference": config_to_dict(engine.config.inference),
                           "scheduler": config_to_dict(scheduler_config)},
         "baseline_config": "batch 1, float32, decode inline, one chunk at a time",
-        "window_gflops": round(flops / 1e9, 3), "windows": n_windows,
+        "window_gflops": round(flops / 1e9, 3), "carried_window_gflops": round(carried / 1e9, 3),
+        "windows": n_windows,
         "device_peak_flops": peak, "device_peak_note": peak_note,
         "engine": result_engine,
         "baseline": result_baseline,
@@ -349,7 +371,7 @@ def main() -> None:
     if args.accuracy_model and args.accuracy_data:
         acc_engine = load(args.accuracy_model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
         acc_base = load(args.accuracy_model, baseline_overrides)
-        a, b = ap_at_05(acc_engine, Path(args.accuracy_data)), ap_at_05(acc_base, Path(args.accuracy_data))
+        a, b = ap_at_05(acc_engine, Path(args.accuracy_data)), ap_at_05(acc_base, Path(args.accuracy_data), peer=True)
         report["accuracy"] = {"data": f"test split of {args.accuracy_data} (SYNTHETIC toyset)",
                               "model": acc_engine.describe(), "ap50_engine": a, "ap50_baseline": b,
                               "ap50_difference": None if a is None or b is None else round(a - b, 4)}

@@ -184,6 +184,11 @@ class Detector:
         for _ in range(batches):
             self._forward(windows, present)
 
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
+            x = x.pin_memory()
+        return x.to(self.device, self.dtype, non_blocking=True)
+
     def _forward(self, windows: dict, present: dict, keys: list | None = None,
                  caches: dict | None = None) -> FrameScores:
         logits, embs, pres = {}, {}, {}
@@ -196,17 +201,15 @@ class Detector:
                 b = len(mask)
                 lg = torch.zeros((b, hop), dtype=self.dtype, device=self.device)
                 em = torch.zeros((b, hop, self.specs[name].embedding_dim), dtype=self.dtype, device=self.device)
+                cache = (caches or {}).get(name) if keys is not None else None
+                if cache is not None:  # every row: windows without media still carry their frames forward
+                    frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
+                                            keys, np.asarray(present[name]).any(axis=1))
                 if len(rows):
-                    x = branch.preprocess(windows[name][rows])
-                    if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
-                        x = x.pin_memory()
-                    x = x.to(self.device, self.dtype, non_blocking=True)
-                    cache = (caches or {}).get(name)
-                    if cache is not None and keys is not None:
-                        frames = cache.features(branch, plan, x, [keys[r] for r in rows])
+                    if cache is not None:
                         out_l, out_e = branch.forward_features(frames)
                     else:
-                        out_l, out_e = branch(x)
+                        out_l, out_e = branch(self._to_device(branch.preprocess(windows[name][rows])))
                     index = torch.from_numpy(rows).to(self.device)
                     lg[index], em[index] = out_l[:, lo:lo + hop].to(self.dtype), out_e[:, lo:lo + hop].to(self.dtype)
                 logits[name], embs[name], pres[name] = to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)

@@ -35,25 +35,39 @@ class FrameCache:
         """Forget a stream (it ended, was closed or its state replaced)."""
         self._store.pop(key, None)
 
-    def features(self, branch, plan: WindowPlan, x: torch.Tensor, keys: list[tuple[str, int]]) -> torch.Tensor:
+    def features(self, branch, plan: WindowPlan, x: torch.Tensor, keys: list[tuple[str, int]],
+                 needed=None) -> torch.Tensor:
         """Feature-extractor frames of windows ``x`` ``(B, plan.length)``, row ``i`` being window
         ``keys[i] = (stream id, window index)``; rows of one stream come in window order.
 
         Computes only the new frames of each window whose predecessor is in this batch or in the
-        store, and leaves each stream's last window's frames in the store for its next window."""
+        store, and leaves each stream's last window's frames in the store for its next window.
+        ``needed`` (bool ``(B,)``, default all) marks the rows whose frames are returned; the
+        others (windows the speech gate turned away) only carry their frames forward, when that
+        is cheap (their predecessor's frames are at hand), so the next window need not start over.
+        """
+        needed = [True] * len(keys) if needed is None else [bool(n) for n in needed]
         frame, context_frames = plan.frame, plan.context // plan.frame
         carry = slice(plan.hop_frames, plan.hop_frames + context_frames - 1)  # the next window's context frames
         ready = {key: k for key, (k, _) in self._store.items()}  # the window each stream's frames are for
         chained = []
-        for key, k in keys:
+        for (key, k), need in zip(keys, needed):
             chained.append(ready.get(key) == k)
-            ready[key] = k + 1
+            if chained[-1] or need:
+                ready[key] = k + 1
+            else:
+                ready.pop(key, None)
+        full_rows = [i for i, (c, n) in enumerate(zip(chained, needed)) if n and not c]
         new = iter(branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame:])
                    if any(chained) else ())
-        full = iter(branch.frontend(x[[i for i, c in enumerate(chained) if not c]])
-                    if not all(chained) else ())
+        full = iter(branch.frontend(x[full_rows]) if full_rows else ())
         out = []
-        for (key, k), c in zip(keys, chained):
-            out.append(torch.cat([self._store[key][1], next(new)]) if c else next(full))
-            self._store[key] = (k + 1, out[-1][carry].clone())  # a copy: not a view keeping the batch alive
-        return torch.stack(out)
+        for (key, k), c, need in zip(keys, chained, needed):
+            if not (c or need):
+                self._store.pop(key, None)
+                continue
+            frames = torch.cat([self._store[key][1], next(new)]) if c else next(full)
+            self._store[key] = (k + 1, frames[carry].clone())  # a copy: not a view keeping the batch alive
+            if need:
+                out.append(frames)
+        return torch.stack(out) if out else x.new_zeros((0, 0, 0))

@@ -66,3 +66,24 @@ def test_per_window_normalisation_shares_nothing():
     assert det.cacheable == () and StreamProcessor(det).frames == {}
     no_context = Detector.from_config(tiny_config(inference={"context_seconds": 0.0}))
     assert no_context.cacheable == ()
+
+
+def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
+    det = busy_detector(clip)
+    def gate(hops):  # windows 1, 4, 7, ... of the stream are "not speech"
+        n = np.arange(gate.seen, gate.seen + len(hops))
+        gate.seen += len(hops)
+        return n % 3 != 1
+    gate.seen = 0
+    cached, scratch = StreamProcessor(det, gate=gate), StreamProcessor(det, gate=gate)
+    scratch.frames = {}
+    seen = counting(cached)
+    chunks = list(file_chunks(clip, "s", 0.5))  # one window per chunk
+    got = [cached.process(c) for c in chunks]
+    windows, gate.seen = gate.seen, 0
+    expected = [scratch.process(c) for c in chunks]
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b)
+    assert windows >= 6 and any(v.speech is False for v in got)
+    plan = det.plan
+    assert seen.count(plan.length) == 1  # only the stream's first window is encoded whole
