@@ -251,6 +251,7 @@ def cmd_call_hook(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     detector, config = _detector(args.model, args.config, call=True)
     detector.warn_if_untrained()
+    detector.warm_up()  # a call's first verdicts should not pay for first-call kernel selection
     processor = call_processor(config, detector, _attributor(detector, args.index))
     hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
                     batch_scorer(processor))
@@ -275,6 +276,7 @@ def cmd_serve(args) -> int:
     from streams.serve_metrics import ServeMetrics
     detector, config = _detector(args.model, args.config)
     detector.warn_if_untrained()
+    detector.warm_up()
     serve = config.serve
     for name in ("in_topic", "out_topic", "dlq_topic", "group"):
         if getattr(args, name) is not None:

@@ -174,15 +174,28 @@ class Detector:
         return FrameScores(*scores.flatten([plan.kept_frames(k, total) for k in ks]))
 
     def warm_up(self, batches: int = 2) -> None:
-        """Run a full batch of empty windows ``batches`` times (first-call allocations, kernel
-        selection, CUDA context)."""
+        """Run empty windows through the model before the first real ones: a full batch
+        ``batches`` times, then every smaller batch once, and (for :attr:`cacheable` branches)
+        every batch with carried feature frames too. First calls of each input shape pay for
+        allocations and kernel selection (oneDNN primitives for bf16 on CPUs, the CUDA context);
+        a live stream's first windows should not."""
+        from engine.frame_cache import FrameCache
         size = self.config.inference.batch_size
         empty = {name: branch.empty_input(0) for name, branch in self.branches.items()}
-        windows = {name: np.zeros((size, plan.length) + empty[name].shape[1:], empty[name].dtype)
-                   for name, plan in self.plans.items()}
-        present = {name: np.ones((size, plan.hop_frames), bool) for name, plan in self.plans.items()}
+        def run(n: int, keys=None, caches=None) -> None:
+            windows = {name: np.zeros((n, plan.length) + empty[name].shape[1:], empty[name].dtype)
+                       for name, plan in self.plans.items()}
+            present = {name: np.ones((n, plan.hop_frames), bool) for name, plan in self.plans.items()}
+            self._forward(windows, present, keys, caches)
         for _ in range(batches):
-            self._forward(windows, present)
+            run(size)
+        for n in range(1, size + 1):
+            if not self.cacheable:
+                run(n)
+                continue
+            caches = {name: FrameCache() for name in self.cacheable}
+            for k in (0, 1):  # window 0 of each warm-up stream from scratch; window 1 reuses its frames
+                run(n, [(f"warm-up-{i}", k) for i in range(n)], caches)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
