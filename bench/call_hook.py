@@ -160,6 +160,7 @@ def main() -> None:
         calls = [soxr.resample(decode_audio(p).samples, SAMPLE_RATE, 8000).astype(np.float32)
                  for p in sorted(Path(tmp).rglob("*.wav"))]
     detector = Detector.from_config(call_config(config))
+    detector.warm_up()  # as `dfstream call-hook` does at start
     processor = call_processor(config, detector)
     engine_rows = sweep(lambda sid: CallScreener(config, processor, sid), config.call_hook, calls, levels,
                         batch_scorer(processor))
