@@ -14,6 +14,7 @@ import torch
 
 from engine.config import Config
 from engine.device import resolve_device, set_threads
+from engine.frame_cache import FrameCache
 from engine.media import FrameBlock, MediaBlock, as_media
 from engine.precision import quantize_int8
 from engine.windows import WindowPlan
@@ -179,7 +180,6 @@ class Detector:
         every batch with carried feature frames too. First calls of each input shape pay for
         allocations and kernel selection (oneDNN primitives for bf16 on CPUs, the CUDA context);
         a live stream's first windows should not."""
-        from engine.frame_cache import FrameCache
         size = self.config.inference.batch_size
         empty = {name: branch.empty_input(0) for name, branch in self.branches.items()}
         def run(n: int, keys=None, caches=None) -> None:

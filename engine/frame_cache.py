@@ -11,9 +11,11 @@ the next window recomputes it from the real samples. The result equals scoring
 every window from scratch up to float rounding (tested).
 
 The store is keyed by stream id and holds, per stream, the index of the window
-it is ready for and ``context_frames - 1`` frames; a window whose predecessor was
-not scored (the stream's first window, a window the speech gate turned away, a
-state moved from another worker) computes all its frames.
+it is ready for and ``context_frames - 1`` frames. A window the speech gate turns
+away still carries its frames forward when its predecessor's are at hand (its new
+frames only; they are not scored). A window whose predecessor's frames are not at
+hand (the stream's first window, a state moved from another worker) computes all
+its frames.
 """
 from __future__ import annotations
 
