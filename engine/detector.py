@@ -215,9 +215,12 @@ class Detector:
                 lg = torch.zeros((b, hop), dtype=self.dtype, device=self.device)
                 em = torch.zeros((b, hop, self.specs[name].embedding_dim), dtype=self.dtype, device=self.device)
                 cache = (caches or {}).get(name) if keys is not None else None
-                if cache is not None:  # every row: windows without media still carry their frames forward
+                if cache is not None and branch.carry_unscored:  # unscored windows carry their frames on too
                     frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
                                             keys, np.asarray(present[name]).any(axis=1))
+                elif cache is not None and len(rows):  # an unscored window ends its stream's chain
+                    frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name][rows])),
+                                            [keys[r] for r in rows])
                 if len(rows):
                     if cache is not None:
                         out_l, out_e = branch.forward_features(frames)

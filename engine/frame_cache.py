@@ -47,6 +47,8 @@ class FrameCache:
         ``needed`` (bool ``(B,)``, default all) marks the rows whose frames are returned; the
         others (windows the speech gate turned away) only carry their frames forward, when that
         is cheap (their predecessor's frames are at hand), so the next window need not start over.
+        A caller that leaves a window out instead ends its stream's chain there: the stream's
+        next window computes all its frames.
         """
         needed = [True] * len(keys) if needed is None else [bool(n) for n in needed]
         frame, context_frames = plan.frame, plan.context // plan.frame

@@ -87,3 +87,35 @@ def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
     assert windows >= 6 and any(v.speech is False for v in got)
     plan = det.plan
     assert seen.count(plan.length) == 1  # only the stream's first window is encoded whole
+
+
+def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
+    """Video frames are encoded once too (the ViT sees each frame alone); a chunk without video ends
+    the visual chain instead of encoding its black filler."""
+    from engine.media import FrameBlock, MediaBlock
+    from helpers import tiny_av_config
+    det = Detector.from_config(tiny_av_config())
+    assert det.cacheable == ("audio", "visual")
+    rng = np.random.default_rng(4)
+    blocks = []
+    for k in range(8):  # 0.5 s chunks: audio always, video in all but chunk 5
+        audio = AudioBlock(rng.normal(0, 0.1, 8000).astype(np.float32), k * 0.5)
+        video = None if k == 5 else FrameBlock(rng.integers(0, 255, (5, 32, 32, 3), np.uint8),
+                                              np.arange(5) != 2, k * 0.5, 10.0)
+        blocks.append(MediaBlock(audio, video))
+    cached, scratch = StreamProcessor(det), StreamProcessor(det)
+    scratch.frames = {}
+    vit, frames_seen = det.branches["visual"], []
+    real = vit.encode
+    vit.encode = lambda x: frames_seen.append(x.shape[0] * x.shape[1]) or real(x)
+    got = [cached.feed("av", k, b, k == 7) for k, b in enumerate(blocks)]
+    carried = sum(frames_seen)
+    frames_seen.clear()
+    expected = [scratch.feed("av", k, b, k == 7) for k, b in enumerate(blocks)]
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b)
+    plan = det.plans["visual"]
+    whole, new = plan.length, plan.hop_frames + 1
+    assert sum(frames_seen) == 7 * whole  # from scratch: every window with video, all its frames
+    # carried: windows 0 and 6 whole (6 follows the chunk without video), the others their new frames
+    assert carried == 2 * whole + 5 * new

@@ -48,6 +48,8 @@ class AudioBranch(nn.Module):
         self.specifications = Specifications("audio", 16000, 320, 400, dim)
         self.encoder.feature_extractor.register_forward_hook(_given_features)
 
+    carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
+
     @property
     def cacheable(self) -> bool:
         """Whether each frame's :meth:`frontend` features depend on its own receptive field only

@@ -85,6 +85,20 @@ class VisualBranch(nn.Module):
         emb, _ = self.lstm(self.proj(self.norm(hidden)))
         return self.head(emb).squeeze(-1), emb
 
+    # The ViT sees each frame alone, so a stream's next window can reuse the [CLS] states of the
+    # frames it shares with this one (engine/frame_cache.py). Unscored windows (no face anywhere,
+    # or no video) are not encoded to keep that chain going: they cost as much as they would save.
+    cacheable = True
+    carry_unscored = False
+
+    def frontend(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame features for :mod:`engine.frame_cache`: the [CLS] states, :meth:`encode`."""
+        return self.encode(frames)
+
+    def forward_features(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from :meth:`frontend` features."""
+        return self.head_forward(hidden)
+
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames ``(B, T, 3, S, S)`` -> logits ``(B, T)``, embeddings ``(B, T, D)``."""
         return self.head_forward(self.encode(frames))
