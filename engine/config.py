@@ -27,7 +27,7 @@ class EncoderConfig:
     ``feature_norm`` is the convolutional feature extractor's normalisation:
     ``layer`` (each 20 ms frame normalised on its own, as in WavLM Large) keeps
     every frame's features a function of its own 25 ms of audio, so a stream's
-    overlapping windows share them (:mod:`modalities.audio.frontend`); ``group``
+    overlapping windows share them (:mod:`engine.frame_cache`); ``group``
     (WavLM Base) normalises over the whole window, so every window recomputes them.
     """
 

@@ -2,7 +2,9 @@
 
 Window ``k`` of a stream sees ``context`` samples it shares with window
 ``k-1``. When a branch's feature extractor is local (every output frame a
-function of its own receptive field: :attr:`AudioBranch.cacheable`), the frames
+function of its own receptive field: the audio branch with per-frame
+normalisation, ``AudioBranch.cacheable``; the visual branch, whose ViT sees each
+frame alone), the frames
 of that shared audio need not be computed twice: window ``k`` keeps them, and
 window ``k+1`` computes only the frames of its new audio. One frame is computed
 again: the last frame of a window sees ``receptive - frame`` samples of zero
