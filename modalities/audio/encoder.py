@@ -5,13 +5,12 @@ Nothing is ever fetched from a hub: pretrained weights load with
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
 from engine.config import EncoderConfig
-from engine.errors import ConfigError, lookup
+from engine.errors import lookup
+from modalities.pretrained import load_local
 
 ENCODERS = {"wavlm": (WavLMConfig, WavLMModel), "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model)}
 
@@ -41,14 +40,7 @@ def build_encoder(cfg: EncoderConfig, saved: dict | None = None) -> torch.nn.Mod
     if saved is not None:
         return model_cls(config_cls.from_dict(saved))
     if cfg.pretrained:
-        path = Path(cfg.pretrained)
-        if not (path / "config.json").exists():
-            raise ConfigError(f"audio.encoder.pretrained={path} has no config.json; point it at a "
-                              "local copy of a WavLM / wav2vec2 model directory")
-        try:
-            model = model_cls.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load encoder weights from {path}: {e}") from None
+        model = load_local(model_cls, cfg.pretrained, "audio.encoder.pretrained", "WavLM / wav2vec2")
         model.config.apply_spec_augment = False
         model.config.layerdrop = 0.0
         return model

@@ -5,14 +5,12 @@ Nothing is ever fetched from a hub: pretrained weights load with
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTModel
 
 from engine.config import ViTConfig
-from engine.errors import ConfigError
+from modalities.pretrained import load_local
 
 
 def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:
@@ -22,14 +20,7 @@ def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:
     if saved is not None:
         return ViTModel(HFViTConfig.from_dict(saved), add_pooling_layer=False)
     if cfg.pretrained:
-        path = Path(cfg.pretrained)
-        if not (path / "config.json").exists():
-            raise ConfigError(f"visual.encoder.pretrained={path} has no config.json; point it at a "
-                              "local copy of a ViT model directory")
-        try:
-            return ViTModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load ViT weights from {path}: {e}") from None
+        return load_local(ViTModel, cfg.pretrained, "visual.encoder.pretrained", "ViT", add_pooling_layer=False)
     config = HFViTConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
                          num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
                          intermediate_size=cfg.intermediate_size, hidden_dropout_prob=0.0,
