@@ -180,9 +180,7 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> dict:
 def peer_processor(detector) -> StreamProcessor:
     """Per-stream state as peers keep it: windows cut from carried audio, every window's feature
     frames computed from scratch (no :mod:`engine.frame_cache`)."""
-    processor = StreamProcessor(detector)
-    processor.frames = {}
-    return processor
+    return StreamProcessor(detector, reuse_frames=False)
 
 
 def run_baseline(detector, order) -> dict:

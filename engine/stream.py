@@ -79,14 +79,18 @@ class StreamProcessor:
         Speech gate: given the new audio of each window, ``(B, hop)`` float32,
         returns a boolean ``(B,)``; rejected windows' audio counts as absent (not
         scored) and verdicts say whether any window held speech.
+    reuse_frames : bool
+        Carry each stream's feature-extractor frames to its next window
+        (:mod:`engine.frame_cache`, for the detector's ``cacheable`` branches); False
+        encodes every window from scratch, as peer detectors do.
     """
 
-    def __init__(self, detector: Detector, attributor=None, gate=None):
+    def __init__(self, detector: Detector, attributor=None, gate=None, reuse_frames: bool = True):
         self.detector, self.attributor, self.gate = detector, attributor, gate
         self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
         self.rates = {name: spec.sample_rate for name, spec in detector.specs.items()}  # units per second
-        self.frames = {name: FrameCache() for name in detector.cacheable}  # per stream, not in its state
+        self.frames = {name: FrameCache() for name in detector.cacheable if reuse_frames}  # not in stream states
 
     def process(self, chunk: Chunk) -> Verdict:
         """Decode, check and score one chunk (raises MediaError for undecodable payloads or a timestamp jump)."""

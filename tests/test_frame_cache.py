@@ -25,8 +25,7 @@ def counting(processor):
 def test_carried_frames_give_the_verdicts_of_windows_scored_from_scratch(clip, chunk_seconds):
     det = busy_detector(clip)
     assert det.cacheable == ("audio",)
-    cached, scratch = StreamProcessor(det), StreamProcessor(det)
-    scratch.frames = {}
+    cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
     chunks = list(file_chunks(clip, "s", chunk_seconds))
     seen = counting(cached)
     got = [cached.process(c) for c in chunks]
@@ -46,8 +45,7 @@ def test_interleaved_streams_in_one_batch_and_a_stream_that_restarts(clip):
     hop = det.plan.hop
     items = [(sid, k, AudioBlock(audio[k * hop:(k + 1) * hop], k * hop / 16000), False)
              for k in range(4) for sid in ("a", "b")]
-    cached, scratch = StreamProcessor(det), StreamProcessor(det)
-    scratch.frames = {}
+    cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
     got = cached.feed_many(items)  # four windows of each of two streams in one batch
     expected = [scratch.feed(*item) for item in items]
     for a, b in zip(got, expected, strict=True):
@@ -75,8 +73,7 @@ def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
         gate.seen += len(hops)
         return n % 3 != 1
     gate.seen = 0
-    cached, scratch = StreamProcessor(det, gate=gate), StreamProcessor(det, gate=gate)
-    scratch.frames = {}
+    cached, scratch = StreamProcessor(det, gate=gate), StreamProcessor(det, gate=gate, reuse_frames=False)
     seen = counting(cached)
     chunks = list(file_chunks(clip, "s", 0.5))  # one window per chunk
     got = [cached.process(c) for c in chunks]
@@ -103,8 +100,7 @@ def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
         video = None if k == 5 else FrameBlock(rng.integers(0, 255, (5, 32, 32, 3), np.uint8),
                                               np.arange(5) != 2, k * 0.5, 10.0)
         blocks.append(MediaBlock(audio, video))
-    cached, scratch = StreamProcessor(det), StreamProcessor(det)
-    scratch.frames = {}
+    cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
     vit, frames_seen = det.branches["visual"], []
     real = vit.encode
     vit.encode = lambda x: frames_seen.append(x.shape[0] * x.shape[1]) or real(x)

@@ -127,17 +127,18 @@ def test_state_moves_between_processors(clip):
     rounding, tested in test_frame_cache.py)."""
     from engine.stream_state import StateError
     det = busy_detector(clip)
-    det.cacheable = ()
+    def fresh():
+        return StreamProcessor(det, reuse_frames=False)
     chunks = list(file_chunks(clip, "s", 0.7))
-    whole = [StreamProcessor(det).process(c) for c in chunks]  # fresh processor per chunk would lose state
-    one = StreamProcessor(det)
+    whole = [fresh().process(c) for c in chunks]  # fresh processor per chunk would lose state
+    one = fresh()
     reference = [one.process(c) for c in chunks]
     assert detections(reference) and whole != reference
     for k in (1, 4, len(chunks) - 2):
-        first = StreamProcessor(det)
+        first = fresh()
         moved = [first.process(c) for c in chunks[:k]]
         data = first.export_state("s", {"note": k})
-        second = StreamProcessor(det)
+        second = fresh()
         assert second.import_state("s", data) == {"note": k}
         moved += [second.process(c) for c in chunks[k:]]
         assert [v.to_dict() | {"latency_ms": 0} for v in moved] == \

@@ -31,6 +31,7 @@ class AudioBranch(nn.Module):
     """
 
     name = "audio"
+    carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
 
     def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
         super().__init__()
@@ -47,8 +48,6 @@ class AudioBranch(nn.Module):
         self.head = nn.Linear(dim, 1)
         self.specifications = Specifications("audio", 16000, 320, 400, dim)
         self.encoder.feature_extractor.register_forward_hook(_given_features)
-
-    carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
 
     @property
     def cacheable(self) -> bool:

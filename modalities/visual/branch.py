@@ -35,6 +35,11 @@ class VisualBranch(nn.Module):
     """
 
     name = "visual"
+    # The ViT sees each frame alone, so a stream's next window can reuse the [CLS] states of the
+    # frames it shares with this one (engine/frame_cache.py). Unscored windows (no face anywhere,
+    # or no video) are not encoded to keep that chain going: they cost as much as they would save.
+    cacheable = True
+    carry_unscored = False
 
     def __init__(self, cfg: VisualBranchConfig, saved_encoder: dict | None = None):
         super().__init__()
@@ -84,12 +89,6 @@ class VisualBranch(nn.Module):
         """Back-end: logits ``(B, T)`` and embeddings ``(B, T, backend_dim)``."""
         emb, _ = self.lstm(self.proj(self.norm(hidden)))
         return self.head(emb).squeeze(-1), emb
-
-    # The ViT sees each frame alone, so a stream's next window can reuse the [CLS] states of the
-    # frames it shares with this one (engine/frame_cache.py). Unscored windows (no face anywhere,
-    # or no video) are not encoded to keep that chain going: they cost as much as they would save.
-    cacheable = True
-    carry_unscored = False
 
     def frontend(self, frames: torch.Tensor) -> torch.Tensor:
         """Per-frame features for :mod:`engine.frame_cache`: the [CLS] states, :meth:`encode`."""
