@@ -30,6 +30,7 @@ from tqdm import tqdm
 from engine.config import LimitsConfig
 from engine.decode import LIMITS, iter_audio, raw_pcm_content_type
 from engine.media import iter_media, with_final
+from engine.scheduler import Scheduler
 from engine.errors import DfstreamError
 from engine.types import Chunk, Detection, Verdict, error_record
 from reports.timeline import StreamTimeline
@@ -152,7 +153,6 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     ``timelines`` (a dict), each file's :class:`reports.timeline.StreamTimeline`
     is recorded there for a report.
     """
-    from engine.scheduler import Scheduler  # imports no torch itself; the processor holds the model
     config = processor.detector.config
     writer = ResultWriter(out_dir)
     results = {} if results is None else results
@@ -168,7 +168,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     def read(path: Path, stream_id: str, out: queue.Queue) -> None:
         """Decode one file into the scheduler; ``out`` gets ``(block or None, future)`` per chunk, then _END."""
         open_files.acquire()
-        seq = 0
+        seq = -1  # the last chunk submitted
         try:
             if stop.is_set():
                 return
