@@ -335,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the video too: face crops, ViT, audio-visual fusion). Writes OUT/verdicts.jsonl (schema dfstream.verdict/1), "
                                    "OUT/predictions.json (AV-Deepfake1M localization format) and OUT/scores.csv "
                                    "(file;score). With --from-topic, the same over the chunks stored in a Kafka topic "
-                                   "(one stream per key). Exit 1 if any file failed.")
+                                   "(one stream per key). Files are decoded scheduler.decode_workers at a time and "
+                                   "scored in batches across files; results are written file by file, in input "
+                                   "order. Exit 1 if any file failed.")
     p.add_argument("paths", nargs="*", metavar="PATH", help="media files, folders or quoted globs")
     p.add_argument("--out", default="dfstream-out", metavar="DIR", help="output folder (default: %(default)s)")
     p.add_argument("--from-topic", metavar="TOPIC", help="instead of files: re-run detection over the chunks "
@@ -446,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "media-stream protocol (base64 8 kHz mu-law; events connected, start, media, mark, "
                                    "stop) or, with ?mode=raw&rate=8000|16000, binary 16-bit PCM. Answers a 'verdict' "
                                    "event (score, label likely-synthetic / likely-genuine / no-speech, detections, "
-                                   "attribution) for every call_hook.hop_seconds of audio and a 'summary' on stop.")
+                                   "attribution) for every call_hook.hop_seconds of audio and a 'summary' on stop. "
+                                   "Runs every batch shape through the model before listening (a few seconds), so "
+                                   "the first calls do not pay for kernel selection.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s); any "
                                                        "non-loopback address requires --token-file")
     p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
@@ -464,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output topic; chunks that break the contract or do not decode go to the "
                                    "dead-letter topic with a dfs-error header. At-least-once: offsets are committed "
                                    "after the verdicts are acknowledged. Run more workers with the same --group to "
-                                   "scale out. SIGTERM: finish queued chunks, commit, leave the group.")
+                                   "scale out. SIGTERM: finish queued chunks, commit, leave the group. The model is warmed up "
+                                   "(every batch shape run once) before the worker joins the group.")
     p.add_argument("--bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers (default: "
                                                                   "kafka.bootstrap_servers from the config)")
     p.add_argument("--in-topic", help="input topic (default: serve.in_topic = media.segments)")
