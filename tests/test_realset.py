@@ -1,0 +1,166 @@
+"""The real-material set builder (bench/make_dataset.py, bench/realset/), on a tiny stand-in material
+folder: toy syllables for speech pools and drawn faces for the face videos, with the generators that need
+no installed program (Griffin-Lim resynthesis; the mouth-region edits)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from engine.dataset import load_metadata  # noqa: E402
+from engine.decode import decode_audio  # noqa: E402
+from engine.toyset import _signal, _write_wav  # noqa: E402
+from engine.toyvideo import draw_face, encode_mp4  # noqa: E402
+from realset import speech, video  # noqa: E402
+from realset.build import Generators, build  # noqa: E402
+from realset.sources import FACE_VIDEOS, RATE, load_frames, speech_pools  # noqa: E402
+
+GENS = Generators(("griffinlim",), (), ("mouth-freeze", "mouth-warp"), ("mouth-shuffle",))
+
+
+def _face_frames(seconds: float = 2.0, fps: int = 25, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for j in range(round(seconds * fps)):
+        canvas = np.full((240, 320, 3), 60, np.uint8)
+        draw_face(canvas, 160 + 10 * np.sin(j / 9), 120, 150, mouth_open=0.5 + 0.5 * np.sin(j / 2),
+                  tone=tuple(int(c) for c in rng.integers(170, 220, 3)) if j == 0 else (200, 160, 130))
+        frames.append(canvas)
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("material")
+    rng = np.random.default_rng(0)
+    for lang in ("aa", "bb", "cc", "dd", "ee"):
+        folder = root / "deb/x-ktuberling-data/usr/share/ktuberling/sounds" / lang
+        folder.mkdir(parents=True)
+        for k in range(4):
+            genuine, _ = _signal(rng, RATE // 2, "toy-vocoder")
+            _write_wav(folder / f"w{k}.wav", 0.1 * genuine)
+    for seed, rel in enumerate(FACE_VIDEOS.values()):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_mp4(root / rel, _face_frames(seed=seed), np.zeros(2 * RATE, np.float32), 25)
+    return root
+
+
+def _utterance(seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    units = [0.1 * _signal(rng, RATE // 2, "toy-vocoder")[0].astype(np.float32) for _ in range(6)]
+    return speech.compose(units, 3.0, rng)
+
+
+def test_compose_is_exactly_long_and_spans_end_in_speech():
+    audio = _utterance()
+    assert len(audio) == 3 * RATE
+    spans = speech.choose_spans(audio, 3, np.random.default_rng(0))
+    spots = set(speech.voiced(audio).tolist())
+    assert spans and all(a in spots and b in spots and 0.4 * RATE <= b - a <= 1.6 * RATE for a, b in spans)
+    assert all(b1 + 0.3 * RATE < a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("generator", ["griffinlim", "bank"])
+def test_splice_changes_only_its_stretch_at_the_same_level(generator):
+    audio = _utterance()
+    before = audio.copy()
+    a, b = speech.choose_spans(audio, 1, np.random.default_rng(0))[0]
+    rng = np.random.default_rng(2)
+    bank = {f"w{k}": 0.3 * _signal(rng, RATE // 3, "toy-robot")[1].astype(np.float32) for k in range(5)}
+    words = speech.splice(audio, a, b, "griffinlim" if generator == "griffinlim" else "x", bank, rng)
+    assert np.array_equal(audio[:a], before[:a]) and np.array_equal(audio[b:], before[b:])
+    assert not np.allclose(audio[a:b], before[a:b])
+    level = 20 * np.log10(speech._voiced_rms(audio[a:b]) / speech._voiced_rms(before[a:b]))
+    assert abs(level) < 1.5, level
+    assert (words == []) == (generator == "griffinlim")
+
+
+def test_fit_phrase_fills_exactly_and_opens_and_closes_in_speech():
+    rng = np.random.default_rng(3)
+    bank = {f"w{k}": 0.3 * _signal(rng, RATE // 4, "toy-vocoder")[0].astype(np.float32) for k in range(6)}
+    words, phrase = speech.fit_phrase(bank, RATE, 0.6, np.random.default_rng(0))
+    assert len(phrase) == RATE and words
+    assert np.abs(phrase[:80]).max() > 0  # opens with a word, no leading silence
+
+
+@pytest.mark.parametrize("generator", video.GENERATORS)
+def test_manipulate_changes_only_the_span_and_the_mouth(generator):
+    frames = _face_frames(seconds=1.6)
+    boxes = video.face_boxes(frames)
+    assert not np.isnan(boxes).any()
+    edited = frames.copy()
+    donor = (_face_frames(seconds=1.6, seed=5)[::-1].copy(), boxes[::-1].copy())
+    video.manipulate(edited, boxes, 10, 30, generator, np.random.default_rng(0), donor)
+    assert np.array_equal(edited[:10], frames[:10]) and np.array_equal(edited[30:], frames[30:])
+    changed = np.abs(edited.astype(int) - frames.astype(int)).max(axis=3) > 0
+    assert changed[10:30].any()
+    rows = np.flatnonzero(changed[10:30].any(axis=(0, 2)))
+    top = boxes[10:30, 1].min() + 0.45 * (boxes[10:30, 3] - boxes[10:30, 1]).min()
+    assert rows.min() >= top  # below the eyes: only mouth and chin
+
+
+def test_build_writes_an_av1m_set_deterministically(material, tmp_path):
+    summary = build(tmp_path / "a", 10, 3, material, GENS, workers=1)
+    entries = json.loads((tmp_path / "a/metadata.json").read_text())
+    items = load_metadata(tmp_path / "a/metadata.json")
+    assert len(items) == 10 == sum(v["clips"] for v in summary["splits"].values())
+    for e in entries:
+        assert e["split"] in ("train", "val", "test")
+        assert e["file"].startswith(e["split"] + "/") and (tmp_path / "a" / e["file"]).is_file()
+        seconds = e["audio_frames"] / RATE
+        decoded = decode_audio(str(tmp_path / "a" / e["file"]))
+        assert abs(len(decoded.samples) / RATE - seconds) < 0.1
+        assert len(load_frames(tmp_path / "a" / e["file"], 25)) in range(e["video_frames"] - 1, e["video_frames"] + 2)
+        for key in ("fake_segments", "audio_fake_segments", "visual_fake_segments"):
+            assert all(0 <= s < t <= seconds + 1e-6 for s, t in e[key])
+        assert bool(e["audio_fake_segments"]) == (e["audio_model"] is not None)
+        assert bool(e["visual_fake_segments"]) == (e["visual_model"] is not None)
+        assert e["modify_type"] == {(0, 0): "real", (1, 0): "audio_modified", (0, 1): "visual_modified",
+                                    (1, 1): "both_modified"}[(bool(e["audio_model"]), bool(e["visual_model"]))]
+        if e["visual_model"] == "mouth-shuffle":
+            assert e["split"] == "test"
+    pools = {p.name: p.group for p in speech_pools(material)}
+    by_split = {s: {pools[e["speech_pool"]] for e in entries if e["split"] == s} for s in ("train", "test")}
+    assert not by_split["train"] & by_split["test"]  # test speakers are never heard in train
+    assert "frame_auc" in json.loads((tmp_path / "a/shortcut.json").read_text())
+    build(tmp_path / "b", 10, 3, material, GENS, workers=2)
+    assert json.loads((tmp_path / "b/metadata.json").read_text()) == entries
+
+
+def test_build_refuses_unknown_or_overlapping_generators(material, tmp_path):
+    with pytest.raises(ValueError, match="unknown generators"):
+        build(tmp_path, 2, 0, material, Generators(("nope",), (), ("mouth-freeze",), ()))
+    with pytest.raises(ValueError, match="both seen and held out"):
+        build(tmp_path, 2, 0, material, Generators(("griffinlim",), ("griffinlim",), ("mouth-freeze",), ()))
+
+
+def test_tiny_model_recipe_trains_replays_and_writes_its_card(material, tmp_path):
+    """`make model` in miniature: the set, training (1 epoch, a tiny audio-visual model), replay of the
+    test split, and the model card, whose numbers are the evaluation's."""
+    import model_card
+    from engine.config import replace
+    from engine.evaluation import evaluate
+    from engine.stream import StreamProcessor
+    from engine.training import train
+    from streams.replay import expand_inputs, replay
+    from engine.checkpoint import load_checkpoint
+    from helpers import tiny_av_config
+
+    data = tmp_path / "data"
+    build(data, 12, 3, material, GENS, workers=1)
+    config = replace(tiny_av_config(), "train.epochs", 1)
+    train(data / "metadata.json", data, tmp_path / "model", config, "tiny stand-in material")
+    detector = load_checkpoint(tmp_path / "model")
+    out = tmp_path / "out"
+    replay(expand_inputs([str(data / "test")], data), StreamProcessor(detector), out, 2.0, progress=False)
+    commands = {k: f"<{k} command>" for k in ("dataset", "train", "index", "replay", "eval", "robustness")}
+    text = model_card.card(tmp_path / "model", data, out, None, None, commands)
+    expected = evaluate(out / "predictions.json", data / "metadata.json", out / "scores.csv", split="test")
+    assert "SYNTHETIC" in text and "<train command>" in text and "mouth-shuffle" in text
+    assert f"| all | {expected['files']} | {expected['localization']['ap']['0.5']:.4f} |" in text
+    assert "Not measured for this checkpoint" in text
