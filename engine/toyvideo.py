@@ -133,7 +133,7 @@ class ToyClip:
 
     def entry(self) -> dict:
         """The AV-Deepfake1M metadata entry."""
-        union = _union(self.audio_segments + self.visual_segments)
+        union = union_spans(self.audio_segments + self.visual_segments)
         return {"file": self.name, "original": None, "split": self.split, "modify_type": self.kind,
                 "audio_model": self.audio_model, "visual_model": self.visual_model,
                 "fake_segments": union, "audio_fake_segments": [list(s) for s in self.audio_segments],
@@ -141,7 +141,8 @@ class ToyClip:
                 "video_frames": self.video_frames, "audio_frames": self.audio_frames}
 
 
-def _union(spans) -> list[list[float]]:
+def union_spans(spans) -> list[list[float]]:
+    """``[[start, end], ...]`` merged where they overlap or touch, sorted."""
     merged: list[list[float]] = []
     for s, e in sorted(spans):
         if merged and s <= merged[-1][1]:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.toyset import write_metadata
-from engine.toyvideo import encode_mp4
+from engine.toyvideo import encode_mp4, union_spans
 from realset import shortcut, speech, video
 from realset.sources import LICENCES, RATE, face_videos, load_audio, load_frames, speech_pools
 from realset.voices import GENERATORS as AUDIO_GENERATORS, KINDS as AUDIO_KINDS, available, render_bank
@@ -162,16 +162,6 @@ def _frames_of(material: Material, face: str, split: str, count: int, rng):
     return video.render(frames, boxes, index, framing)
 
 
-def _union(spans) -> list[list[float]]:
-    out: list[list[float]] = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return out
-
-
 def render(material: Material, clip: Clip, out: Path) -> dict:
     """Write ``clip`` under ``out``; return its metadata entry (plus ``features`` for the shortcut check)."""
     rng = np.random.default_rng([clip.seed, 3, clip.index])
@@ -206,7 +196,7 @@ def render(material: Material, clip: Clip, out: Path) -> dict:
     return {"file": clip.name, "original": None, "split": clip.split, "modify_type": kind,
             "audio_model": clip.audio_model if audio_spans else None,
             "visual_model": clip.visual_model if visual_spans else None,
-            "fake_segments": _union(audio_spans + visual_spans), "audio_fake_segments": audio_spans,
+            "fake_segments": union_spans(audio_spans + visual_spans), "audio_fake_segments": audio_spans,
             "visual_fake_segments": visual_spans, "video_frames": count, "audio_frames": len(audio),
             "speech_pool": clip.pool, "face_video": clip.face, "replaced_words": words,
             "features": shortcut.features(audio)}

