@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     from sklearn.preprocessing import StandardScaler
 
     start = time.monotonic()
-    encoder = load_checkpoint(args.model).branches["audio"].encoder.eval()
+    detector = load_checkpoint(args.model)
+    encoder = detector.branches["audio"].encoder.eval()
     meta = json.loads((Path(args.data) / "metadata.json").read_text())
 
     def stack(split: str, count: int):
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
         aucs[name] = round(float(roc_auc_score(y_test, probe.predict_proba(b)[:, 1])), 4)
         print(f"{name}: frame AUC {aucs[name]}")
     result = {"command": " ".join(["python", "bench/feature_probe.py", *(argv or sys.argv[1:])]),
-              "machine": machine(), "model": args.model, "train_clips": args.train, "test_clips": args.test,
+              "machine": machine(), "model": args.model,
+              "model_id": detector.model_id, "train_clips": args.train, "test_clips": args.test,
               "train_frames": int(len(y_train)), "test_frames": int(len(y_test)),
               "forged_share": {"train": round(float(y_train.mean()), 4), "test": round(float(y_test.mean()), 4)},
               "frame_auc": aucs, "seconds": round(time.monotonic() - start, 1)}

@@ -63,10 +63,10 @@ def measure(meta: list[dict], out_dir: Path, index: Path | None, generators: dic
     return results
 
 
-def _probe(path: Path | None) -> str:
-    if not path or not path.exists():
+def _probe(path: Path | None, model_id: str) -> str:
+    p = json.loads(path.read_text()) if path and path.exists() else {}
+    if p.get("model_id") != model_id:
         return "- No feature probe was run for this checkpoint (`bench/feature_probe.py`)."
-    p = json.loads(path.read_text())
     aucs = p["frame_auc"]
     layers = [v for k, v in aucs.items() if k.startswith("encoder")]
     return (f"- A linear probe of 20 ms frames (`{p['command']}`, {p['train_clips']} train / {p['test_clips']} test "
@@ -99,9 +99,12 @@ def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness:
                 f"{_fmt(_get(r, ('detection', 'auc')))} | {_fmt(_get(r, ('detection', 'eer')))} | "
                 f"{_fmt(_get(by, ('audio', 'ap', '0.5')))} | {_fmt(_get(by, ('visual', 'ap', '0.5')))} |")
     att = m["all"].get("attribution", {})
-    robust = ""
-    if robustness and robustness.exists():
-        rb = json.loads(robustness.read_text())
+    rb = json.loads(robustness.read_text()) if robustness and robustness.exists() else None
+    if rb is not None and rb.get("model", {}).get("model_id") != ckpt["model_id"]:
+        print(f"{robustness} measured {rb.get('model', {}).get('model_id')}, not {ckpt['model_id']}: left out",
+              file=sys.stderr)
+        rb = None
+    if rb is not None:
         lines = [f"| {name} | {c['files']} | {_fmt(c.get('ap@0.5'))} | {_fmt(c.get('auc'))} | "
                  f"{_fmt(c.get('drop', {}).get('ap@0.5'))} | {_fmt(c.get('drop', {}).get('auc'))} |"
                  for name, c in rb["conditions"].items()]
@@ -112,7 +115,7 @@ def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness:
                   + "\n".join(lines)
                   + f"\n\nMeasured by `{commands['robustness']}` (drop = clean minus condition).\n" + caveat)
     else:
-        robust = "Not measured for this checkpoint (`make robustness` measures it).\n"
+        robust = "Not measured for this checkpoint (`make robustness` measures it and rewrites this card).\n"
     encoder = cfg["audio"]["encoder"]
     visual = cfg["visual"]["encoder"]
     return f"""# Model card: {ckpt['model_id']}
@@ -175,7 +178,7 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 - The encoders are random projections, not pretrained: no pretrained WavLM or ViT weights can be downloaded here,
   and they stay frozen so that training fits 2 CPU cores: only the back-ends, the audio layer weights and the
   fusion learn.
-{_probe(probe)}
+{_probe(probe, ckpt['model_id'])}
 - With `audio.encoder.pretrained` / `visual.encoder.pretrained` pointing at local weights, or fine-tuning on a GPU,
   the same recipe applies.
 - Audio and video of a clip never belong together, so the model cannot learn lip-sync; the visual forgeries

@@ -163,4 +163,7 @@ def test_tiny_model_recipe_trains_replays_and_writes_its_card(material, tmp_path
     expected = evaluate(out / "predictions.json", data / "metadata.json", out / "scores.csv", split="test")
     assert "SYNTHETIC" in text and "<train command>" in text and "mouth-shuffle" in text
     assert f"| all | {expected['files']} | {expected['localization']['ap']['0.5']:.4f} |" in text
-    assert "Not measured for this checkpoint" in text
+    assert "Not measured for this checkpoint" in text and "No feature probe was run" in text
+    other = tmp_path / "robustness.json"  # another checkpoint's measurements never enter this card
+    other.write_text(json.dumps({"model": {"model_id": "dfstream-other"}, "conditions": {"clean": {"files": 1}}}))
+    assert "Not measured for this checkpoint" in model_card.card(tmp_path / "model", data, out, None, other, commands)
