@@ -120,6 +120,15 @@ def file_blocks(path: Path, chunk_seconds: float, config) -> Iterator[tuple[obje
     return with_final(iter_media(path, chunk_seconds, config))
 
 
+def _advance(bar, seconds: float) -> None:
+    """Move the progress bar on by ``seconds`` of media, raising its total when the files decode longer than
+    their containers declared (AAC / Opus padding adds a few ms a file): tqdm drops a total the count passes,
+    and the bar's ``{total:.1f}`` then fails."""
+    if bar.total is not None and bar.n + seconds > bar.total:
+        bar.total = round(bar.n + seconds, 1) + 0.1
+    bar.update(round(seconds, 3))
+
+
 def probe_seconds(path: Path) -> float:
     """Container duration in seconds for progress (0 when unknown or unreadable)."""
     try:
@@ -200,7 +209,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
                     result.add(verdict)
                     if timeline is not None:
                         timeline.add(block, verdict)
-                    bar.update(round(verdict.span.duration, 3))
+                    _advance(bar, verdict.span.duration)
             except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
                 current = None
                 _fail(result, timeline, f"not finished: {e}")
