@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from engine.checkpoint import load_checkpoint  # noqa: E402
+from realset.shortcut import labels  # noqa: E402
 from realset.sources import RATE, load_audio  # noqa: E402
 from replay_speed import machine  # noqa: E402
 
@@ -42,11 +43,7 @@ def frames_of(encoder, path: Path, segments) -> tuple[list[np.ndarray], np.ndarr
     n = min(states[0].shape[1], len(audio) // HOP)
     mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=RATE, n_fft=512, hop_length=HOP,
                                                              n_mels=64)).T[:n]
-    centres = (np.arange(n) + 0.5) * HOP / RATE
-    label = np.zeros(n, bool)
-    for s, e in segments:
-        label |= (centres >= s) & (centres < e)
-    return [h[0, :n].float().numpy() for h in states] + [mel], label
+    return [h[0, :n].float().numpy() for h in states] + [mel], labels(segments, n, HOP)
 
 
 def main(argv=None) -> int:

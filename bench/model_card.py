@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluation import evaluate  # noqa: E402
 
-TARGETS = [  # (what, path in the metrics, target, higher is better) from issue 5
+TARGETS = [  # (what, path in the metrics, lowest value that meets it) from issue 5
     ("AP@0.5", ("localization", "ap", "0.5"), 0.80),
     ("AP@0.75", ("localization", "ap", "0.75"), 0.50),
     ("detection AUC", ("detection", "auc"), 0.95),

@@ -83,6 +83,7 @@ from replay_speed import machine  # noqa: E402  (same machine record for every b
 from engine.dataset import load_metadata  # noqa: E402
 from engine.decode import SAMPLE_RATE, decode_audio  # noqa: E402
 from engine.errors import MediaError  # noqa: E402
+from engine.video import has_video, video_stream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".robustness"  # marks a condition folder this benchmark wrote (and may clear on a rerun)
@@ -232,16 +233,6 @@ def parse_conditions(text: str | None) -> list[Condition]:
 
 
 # ----------------------------------------------------------------------------- re-encoding
-
-def video_stream(container) -> av.video.stream.VideoStream | None:
-    """The first video stream that is not a cover picture, or None."""
-    return next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
-
-
-def has_video(path: Path) -> bool:
-    with av.open(str(path)) as c:
-        return video_stream(c) is not None
-
 
 def read_audio(path: Path) -> tuple[np.ndarray, int, float]:
     """All audio of the first audio stream at its own rate.

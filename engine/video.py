@@ -55,7 +55,7 @@ class VideoBlock:
         return len(self.frames) / self.fps
 
 
-def _video_stream(container):
+def video_stream(container):
     """The first video stream that is not cover art, or None."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
@@ -69,7 +69,7 @@ def has_video(source) -> bool:
     Reads the container header only. Raises MediaError when it cannot be opened.
     """
     with _open(source) as container:
-        return _video_stream(container) is not None
+        return video_stream(container) is not None
 
 
 def _check_pixels(width: int, height: int, limits: LimitsConfig) -> None:
@@ -231,7 +231,7 @@ def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
         raise ValueError(f"fps must be > 0 and max_side >= 1, got fps={fps}, max_side={max_side}")
     chunk = isinstance(source, (bytes, bytearray, memoryview))
     with _open(source) as container:
-        stream = _video_stream(container)
+        stream = video_stream(container)
         if stream is None:
             if missing_ok:
                 return

@@ -125,7 +125,7 @@ def _advance(bar, seconds: float) -> None:
     their containers declared (AAC / Opus padding adds a few ms a file): tqdm drops a total the count passes,
     and the bar's ``{total:.1f}`` then fails."""
     if bar.total is not None and bar.n + seconds > bar.total:
-        bar.total = round(bar.n + seconds, 1) + 0.1
+        bar.total = bar.n + seconds
     bar.update(round(seconds, 3))
 
 

@@ -22,7 +22,7 @@ from engine.decode import _open, demux
 from engine.errors import MediaError
 from engine.media import with_final
 from engine.types import Chunk
-from engine.video import _video_stream
+from engine.video import video_stream
 
 CONTENT_TYPE = "video/x-matroska"
 
@@ -69,7 +69,7 @@ def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[t
     Raises MediaError for a file without video or that cannot be read.
     """
     with _open(path) as source:
-        video = _video_stream(source)
+        video = video_stream(source)
         if video is None:
             raise MediaError("no video stream", "no-video")
         seq = -1

@@ -202,11 +202,11 @@ def render(material: Material, clip: Clip, out: Path) -> dict:
             "features": shortcut.features(audio)}
 
 
-def vocabulary(material) -> list[str]:
+def vocabulary(pools) -> list[str]:
     """English words the synthesizers speak: ktuberling's English object names and the LibriVox
-    transcript's words (3+ letters), sorted."""
+    transcript's words (3+ letters) among ``pools`` (:func:`speech_pools`), sorted."""
     words = set()
-    for pool in speech_pools(material):
+    for pool in pools:
         if pool.name == "ktuberling/en":
             words |= {p.stem.split("_")[-1] for p in pool.files}
         if pool.name == "librivox":
@@ -225,17 +225,16 @@ def _render(clip: Clip) -> dict:
 def build(out, clips: int, seed: int, material, gens: Generators = Generators(), workers: int = 2,
           bank=None, seconds: tuple[float, float] = (4.0, 7.0)) -> dict:
     """Write the set under ``out`` (clips, ``metadata.json``, ``README.md``, ``shortcut.json``,
-    ``generators.json``); return
-    the summary written into the README."""
+    ``generators.json``); return the summary written into the README."""
     out, material = Path(out), Path(material)
     gens.check(material)
     bank = Path(bank) if bank else material / "bank"
-    words = vocabulary(material)
+    pools = speech_pools(material)
+    words = vocabulary(pools)
     synthesizers = [g for g in gens.seen_audio + gens.held_out_audio if g != "griffinlim"]
     if synthesizers and not words:
         raise ValueError(f"no English vocabulary under {material} (ktuberling/en, librivox)")
     banks = {g: render_bank(g, words, bank, material) for g in tqdm(synthesizers, desc="speech banks", disable=None)}
-    pools = speech_pools(material)
     planned = plan(clips, seed, pools, sorted(face_videos(material)), gens, seconds)
     out.mkdir(parents=True, exist_ok=True)
     _WORKER.update(material=Material(material, banks), out=out)

@@ -29,9 +29,10 @@ def features(audio: np.ndarray) -> np.ndarray:
     return np.stack([level, level - np.median(level), voiced, np.abs(step_in), np.abs(step_out)], 1)
 
 
-def labels(segments, frames: int) -> np.ndarray:
-    """1 for 40 ms frames whose centre lies in one of ``segments`` ([start, end] seconds)."""
-    centres = (np.arange(frames) + 0.5) * HOP / RATE
+def labels(segments, frames: int, hop: int = HOP) -> np.ndarray:
+    """True for the ``frames`` frames of ``hop`` samples (default 40 ms) whose centre lies in one of
+    ``segments`` ([start, end] seconds)."""
+    centres = (np.arange(frames) + 0.5) * hop / RATE
     return np.any([(centres >= s) & (centres < e) for s, e in segments] or [np.zeros(frames, bool)], axis=0)
 
 

@@ -80,18 +80,18 @@ def choose_spans(audio: np.ndarray, count: int, rng, shortest: float = 0.4, long
     return sorted(chosen)
 
 
-def _voiced_rms(x: np.ndarray) -> float:
-    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
-    if not len(frames):
-        return _rms(x)
-    level = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
-    return float(np.sqrt(np.mean(level[level > level.max() * 10 ** (-30 / 20)] ** 2)))
-
-
 def _levels(x: np.ndarray) -> np.ndarray:
     """RMS of the 20 ms frames of ``x``."""
     frames = x[: len(x) // 320 * 320].reshape(-1, 320).astype(np.float64)
     return np.sqrt(np.mean(frames ** 2, axis=1))
+
+
+def _voiced_rms(x: np.ndarray) -> float:
+    """RMS of the 20 ms frames of ``x`` within 30 dB of its loudest (all of ``x`` when under one frame)."""
+    level = _levels(x)
+    if not len(level):
+        return _rms(x)
+    return float(np.sqrt(np.mean(level[level > level.max() * 10 ** (-30 / 20)] ** 2)))
 
 
 def _voiced_share(x: np.ndarray, floor: float | None = None) -> float:
@@ -139,11 +139,12 @@ def splice(audio: np.ndarray, start: int, end: int, generator: str, bank: dict |
         # as much of the phrase voiced as of the real stretch (the shortcut check's notion of voiced):
         # words have quiet frames of their own, so the spoken share is corrected twice by measurement
         floor = _levels(audio).max() * 10 ** (-30 / 20)
-        want, share, seed = _voiced_share(real, floor), _voiced_share(real, floor), int(rng.integers(1 << 31))
+        want, seed = _voiced_share(real, floor), int(rng.integers(1 << 31))
+        share = want
         for _ in range(3):
             words, fake = fit_phrase(bank, end - start, share, np.random.default_rng(seed))
-            fake = fake * (_voiced_rms(real) / max(_voiced_rms(fake), 1e-6))
-            share = min(1.0, share * want / max(_voiced_share(fake, floor), 0.05))
+            heard = fake * (_voiced_rms(real) / max(_voiced_rms(fake), 1e-6))
+            share = min(1.0, share * want / max(_voiced_share(heard, floor), 0.05))
     fake = fake * (_voiced_rms(real) / max(_voiced_rms(fake), 1e-6))
     mix = np.ones(end - start, np.float32)
     ramp = min(FADE, (end - start) // 4)
@@ -158,6 +159,6 @@ def noise_bed(audio: np.ndarray, rng) -> np.ndarray:
     spectrum = np.fft.rfft(rng.normal(0, 1, len(audio)))
     spectrum /= np.sqrt(np.maximum(np.fft.rfftfreq(len(audio), 1 / RATE), 20.0))
     pink = np.fft.irfft(spectrum, len(audio))
-    voiced = audio[np.abs(audio) > 1e-4]
-    level = _rms(voiced) * 10 ** (-rng.uniform(30, 45) / 20)
+    sounding = audio[np.abs(audio) > 1e-4]
+    level = _rms(sounding) * 10 ** (-rng.uniform(30, 45) / 20)
     return np.clip(audio + pink * level / max(_rms(pink), 1e-12), -1, 1).astype(np.float32)

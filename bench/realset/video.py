@@ -116,7 +116,7 @@ def manipulate(frames: np.ndarray, boxes: np.ndarray, j0: int, j1: int, generato
                donor: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Apply ``generator`` in place to frames ``j0 <= j < j1``. ``donor`` (frames, boxes), at least as
     many frames as the span, is the other face ``mouth-transplant`` takes its mouth from."""
-    original = frames.copy()
+    span = frames[j0:j1].copy()  # the span as it was: edits read unedited frames
     n = j1 - j0
     order = np.arange(j0, j1)
     if generator == "mouth-shuffle":
@@ -128,17 +128,17 @@ def manipulate(frames: np.ndarray, boxes: np.ndarray, j0: int, j1: int, generato
         x0, y0, x1, y1, centre, axes = _mouth(boxes[j])
         if x1 - x0 < 4 or y1 - y0 < 4:
             continue
-        region = original[j, y0:y1, x0:x1].astype(np.float32)
+        region = span[k, y0:y1, x0:x1].astype(np.float32)
         if generator == "mouth-freeze":
-            patch = _patch(original, boxes, j0, boxes[j], x0, y0, x1, y1)
+            patch = _patch(span, boxes[j0:j1], 0, boxes[j], x0, y0, x1, y1)
         elif generator == "mouth-shuffle":
-            patch = _patch(original, boxes, int(order[k]), boxes[j], x0, y0, x1, y1)
+            patch = _patch(span, boxes[j0:j1], int(order[k]) - j0, boxes[j], x0, y0, x1, y1)
         elif generator == "mouth-transplant":
             patch = _patch(donor[0], donor[1], k, boxes[j], x0, y0, x1, y1)
             patch = (patch - patch.mean((0, 1))) / (patch.std((0, 1)) + 1e-3) * region.std((0, 1)) + region.mean((0, 1))
         elif generator == "mouth-warp":
             s = 1 + 0.25 * np.sin(2 * np.pi * freq * k / 25 + phase)
-            m = np.float32([[1, 0, 0], [0, s, centre[1] * (1 - s) - 0.0]])
+            m = np.float32([[1, 0, 0], [0, s, centre[1] * (1 - s)]])
             patch = cv2.warpAffine(region, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
         else:
