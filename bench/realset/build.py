@@ -1,8 +1,9 @@
 """Plan, render and write the real-material set (``bench/make_dataset.py`` is its command line).
 
 Every clip is decided by ``(seed, index)`` alone (:func:`plan`), and rendered from
-its own random generator, so a set is the same for a seed whatever the number of
-worker processes. Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are
+its own random generator, so a set's labels and pre-encoding media are the same for a
+seed whatever the number of worker processes (H.264 encoding itself is not bit-identical
+from run to run). Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are
 split by speaker group (test speakers are never heard in train), face videos by
 time (train and val use the first 70 % of each video, test the rest). Test clips
 take their generators half from the seen ones and half from the held-out ones,
