@@ -72,7 +72,19 @@ def _probe(path: Path | None, model_id: str) -> str:
     return (f"- A linear probe of 20 ms frames (`{p['command']}`, {p['train_clips']} train / {p['test_clips']} test "
             f"clips) found forged audio with frame AUC {min(layers):.3f}-{max(layers):.3f} from the frozen encoder's "
             f"states and {aucs['log-mel 64']:.3f} from a 64-band log-mel spectrogram: the random encoder loses "
-            f"some of what a plain spectrogram shows, and neither separates single frames well.")
+            f"some of what a plain spectrogram shows (which is why the audio branch has a learned spectral path).")
+
+
+def _spectral(audio: dict) -> str:
+    bands = audio.get("mel_bands", 0)
+    return (f"a spectral path ({bands}-band log-mel on the encoder's 20 ms grid -> a 3-block CNN, "
+            f"{audio['mel_channels']} channels) ") if bands else ""
+
+
+def _mouth(visual: dict) -> str:
+    channels = visual.get("mouth_channels", 0)
+    return (f"a mouth path (the crop's lower middle and its change since the previous frame -> a 3-block CNN, "
+            f"{channels} channels), ") if channels else ""
 
 
 def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness: Path | None,
@@ -126,8 +138,8 @@ that set, made by the generators named below; they do not predict how it does on
 
 ## What it is
 - Branches: {', '.join(cfg['branches'])}, fused; localizer onset {cfg['localizer']['onset']}, offset {cfg['localizer']['offset']}.
-- Audio encoder: {encoder['kind']} built from a transformers config ({encoder['num_layers']} layers × {encoder['hidden_size']}, random init, seed {encoder['seed']}), **frozen**; trained: its layer weights and a BiLSTM back-end ({cfg['audio']['backend_dim']} wide).
-- Visual encoder: ViT ({visual['num_layers']} layers × {visual['hidden_size']}, {visual['image_size']} px face crops, random init), **frozen**; trained: a BiLSTM back-end over {cfg['visual']['fps']} fps; then audio-visual fusion.
+- Audio encoder: {encoder['kind']} built from a transformers config ({encoder['num_layers']} layers × {encoder['hidden_size']}, random init, seed {encoder['seed']}), **frozen**; trained: its layer weights, {_spectral(cfg['audio'])}and a BiLSTM back-end ({cfg['audio']['backend_dim']} wide).
+- Visual encoder: ViT ({visual['num_layers']} layers × {visual['hidden_size']}, {visual['image_size']} px face crops, random init), **frozen**; trained: {_mouth(cfg['visual'])}a BiLSTM back-end over {cfg['visual']['fps']} fps; then audio-visual fusion.
 - Files: model.safetensors + dfstream.json{' + index/ (attribution, audio generators)' if index else ''}; {size:.1f} MB in all.
 
 ## Data
@@ -176,8 +188,8 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 - Small: {len(meta)} clips from {len(set(e['speech_pool'] for e in meta))} speech pools and 3 face videos; the face
   videos are shared by train and test (different stretches of time).
 - The encoders are random projections, not pretrained: no pretrained WavLM or ViT weights can be downloaded here,
-  and they stay frozen so that training fits 2 CPU cores: only the back-ends, the audio layer weights and the
-  fusion learn.
+  and they stay frozen so that training fits 2 CPU cores. What learns is small: the learned spectral and mouth
+  paths beside them (when configured), the back-ends, the audio layer weights and the fusion.
 {_probe(probe, ckpt['model_id'])}
 - With `audio.encoder.pretrained` / `visual.encoder.pretrained` pointing at local weights, or fine-tuning on a GPU,
   the same recipe applies.

@@ -44,9 +44,16 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class AudioBranchConfig:
-    """Audio branch: encoder + learned layer weights + BiLSTM back-end."""
+    """Audio branch: encoder + learned layer weights (+ learned spectral path) + BiLSTM back-end.
+
+    ``mel_bands`` > 0 adds :mod:`modalities.audio.spectral`: log-mel frames on the
+    encoder's grid through a small CNN whose channels are ``mel_channels``,
+    summed into the back-end's input; 0 leaves the encoder alone.
+    """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    mel_bands: int = 64
+    mel_channels: int = 32
     backend_dim: int = 128
     backend_layers: int = 2
     dropout: float = 0.1
@@ -81,7 +88,9 @@ class VisualBranchConfig:
     face, ``frame`` the whole frame; ``face_detector`` names an entry of
     ``modalities.visual.faces.FACE_DETECTORS``. ``detect_every`` > 1 runs the
     detector on every n-th sampled frame while a face is tracked (the box is
-    kept in between).
+    kept in between). ``mouth_channels`` > 0 adds :mod:`modalities.visual.mouth`:
+    the crop's mouth region and its motion through a small CNN with that many
+    channels, summed into the back-end's input; 0 leaves the ViT alone.
     """
 
     encoder: ViTConfig = field(default_factory=ViTConfig)
@@ -91,6 +100,7 @@ class VisualBranchConfig:
     face_detector: str = "haar"
     face_margin: float = 0.25
     detect_every: int = 1
+    mouth_channels: int = 32
     backend_dim: int = 128
     backend_layers: int = 1
     dropout: float = 0.1
@@ -274,11 +284,14 @@ class ServeConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``dfstream train``. ``val_fraction`` is used when metadata has no val split."""
+    """``dfstream train``. ``val_fraction`` is used when metadata has no val split.
+    ``lr_schedule`` ``cosine`` lowers the learning rate along a half cosine, epoch by
+    epoch, to 5 % of ``learning_rate`` in the last epoch; ``constant`` keeps it."""
 
     epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 0.002
+    lr_schedule: str = "cosine"
     weight_decay: float = 0.01
     finetune_encoder: bool = False
     val_fraction: float = 0.2
@@ -311,6 +324,8 @@ def _check(cfg: Config) -> Config:
     rules = [
         (cfg.audio.encoder.kind in ("wavlm", "wav2vec2"), "audio.encoder.kind must be 'wavlm' or 'wav2vec2'"),
         (cfg.audio.encoder.feature_norm in ("layer", "group"), "audio.encoder.feature_norm must be 'layer' or 'group'"),
+        (cfg.audio.mel_bands >= 0 and cfg.audio.mel_bands % 8 == 0 and cfg.audio.mel_channels >= 2,
+         "audio.mel_bands must be 0 (no spectral path) or a multiple of 8, and audio.mel_channels >= 2"),
         (inf.hop_seconds > 0, "inference.hop_seconds must be > 0"),
         (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
         (inf.batch_size >= 1, "inference.batch_size must be >= 1"),
@@ -334,6 +349,7 @@ def _check(cfg: Config) -> Config:
         (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
         (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),
         (cfg.train.epochs >= 1, "train.epochs must be >= 1"),
+        (cfg.train.lr_schedule in ("cosine", "constant"), "train.lr_schedule must be 'cosine' or 'constant'"),
         (cfg.attribution.top_k >= 1 and cfg.attribution.neighbours >= 1,
          "attribution.top_k and attribution.neighbours must be >= 1"),
         (cfg.attribution.threshold is None or -1 <= cfg.attribution.threshold <= 1,
@@ -343,6 +359,8 @@ def _check(cfg: Config) -> Config:
         (cfg.visual.fps > 0 and abs(0.02 * cfg.visual.fps * round(1 / (0.02 * cfg.visual.fps)) - 1) < 1e-9,
          "visual.fps must divide 50 (frames on the 20 ms audio grid: 1, 2, 2.5, 5, 10, 12.5, 25 or 50)"),
         (cfg.visual.crop in ("face", "frame"), "visual.crop must be 'face' or 'frame'"),
+        (cfg.visual.mouth_channels == 0 or cfg.visual.mouth_channels >= 2,
+         "visual.mouth_channels must be 0 (no mouth path) or >= 2"),
         (cfg.visual.decode_side >= 16 and cfg.visual.face_margin >= 0 and cfg.visual.detect_every >= 1,
          "visual.decode_side must be >= 16, visual.face_margin >= 0 and visual.detect_every >= 1"),
         (cfg.visual.encoder.image_size % cfg.visual.encoder.patch_size == 0,

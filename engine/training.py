@@ -11,6 +11,7 @@ layer weights, the back-ends and the fusion are trained.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,15 @@ def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
     return train, val
 
 
+def learning_rates(cfg) -> list[float]:
+    """The learning rate of each epoch under ``cfg.lr_schedule`` (``cfg``: :class:`engine.config.TrainConfig`)."""
+    if cfg.lr_schedule == "constant" or cfg.epochs == 1:
+        return [cfg.learning_rate] * cfg.epochs
+    low = 0.05 * cfg.learning_rate
+    return [low + (cfg.learning_rate - low) * 0.5 * (1 + math.cos(math.pi * k / (cfg.epochs - 1)))
+            for k in range(cfg.epochs)]
+
+
 class _Trainer:
     """Batches windows through the branches and their fusion; caches encoder states when frozen.
 
@@ -138,6 +148,7 @@ class _Trainer:
                 branch.encoder.freeze_feature_encoder()
         params = [p for p in detector.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
+        self.rates = learning_rates(self.cfg)
         self.cache: dict[tuple, torch.Tensor] = {}
 
     def _logits(self, data: Windows, index: np.ndarray, key: tuple) -> tuple[torch.Tensor, dict, dict]:
@@ -185,7 +196,10 @@ class _Trainer:
                     loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / m.sum()
         return loss, float(mask.sum())
 
-    def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str) -> float:
+    def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str, number: int) -> float:
+        """Train one epoch (``number`` from 1) at its learning rate; returns the mean loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.rates[number - 1]
         self.detector.model.train()
         if self.frozen:
             for branch in self.detector.branches.values():
@@ -241,9 +255,10 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     bar = tqdm(range(1, config.train.epochs + 1), desc="training", unit="epoch", disable=None)
     try:
         for epoch in bar:
-            loss = trainer.epoch(train_data, pos_weight, rng, "train")
+            loss = trainer.epoch(train_data, pos_weight, rng, "train", epoch)
             val = trainer.evaluate(val_data, "val") if val_data else {}
             history.append({"epoch": epoch, "train_loss": round(loss, 5),
+                            "learning_rate": round(trainer.rates[epoch - 1], 7),
                             **{k: None if v is None else round(v, 5) for k, v in val.items()}})
             selector = -(val.get("bce") if val else loss)
             if best is None or selector > best:

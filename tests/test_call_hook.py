@@ -187,7 +187,7 @@ def test_vad_gate_costs_no_model_time(monkeypatch):
     calls = []
     branch = processor.detector.branches["audio"]
     real = branch.head_forward  # every path through the branch ends here
-    monkeypatch.setattr(branch, "head_forward", lambda h: calls.append(len(h)) or real(h))
+    monkeypatch.setattr(branch, "head_forward", lambda h: calls.append(len(h[0])) or real(h))  # h: (hidden states, log-mel)
     screener = CallScreener(config, processor, "quiet")
     silent = screener.feed_samples(np.zeros(16000, np.float32), 16000)
     assert [v.speech for v in silent] == [False, False] and calls == []

@@ -9,7 +9,7 @@ from engine.config import replace
 from engine.dataset import load_metadata
 from engine.detector import Detector
 from engine.toyset import make_toyset
-from engine.training import _split, _windows, train
+from engine.training import _split, _windows, learning_rates, train
 from helpers import tiny_config
 
 
@@ -84,3 +84,15 @@ def test_ctrl_c_in_toyset_keeps_the_metadata_of_files_written(tmp_path, monkeypa
         make_toyset(tmp_path, files=10, seed=1, min_seconds=1.0, max_seconds=1.2)
     items = load_metadata(tmp_path / "metadata.json")
     assert len(items) == 3 and all((tmp_path / i.file).is_file() for i in items)
+
+
+
+def test_cosine_schedule_falls_from_the_rate_to_5_percent_and_constant_keeps_it():
+    five = replace(tiny_config(), "train.epochs", 5)
+    lr = five.train.learning_rate
+    rates = learning_rates(five.train)
+    assert rates[0] == lr and rates == sorted(rates, reverse=True)
+    assert np.allclose([rates[2], rates[4]], [0.525 * lr, 0.05 * lr])  # half way: the mean of both ends
+    assert np.isclose(rates[1] + rates[3], rates[0] + rates[4])  # a half cosine is symmetric about its middle
+    assert learning_rates(replace(five, "train.lr_schedule", "constant").train) == [lr] * 5
+    assert learning_rates(replace(tiny_config(), "train.epochs", 1).train) == [lr]

@@ -6,7 +6,13 @@ sides (a boundary is a change), which a BiLSTM gives at low cost for any
 window length; attentive pooling alone would give one score per window, and a
 conformer costs more than the small encoders we run on CPU. The learned
 softmax weights over all hidden layers follow the SUPERB recipe: spoofing cues
-sit in lower layers than content.
+sit in lower layers than content. With ``mel_bands`` set, a learned spectral path
+(:mod:`modalities.audio.spectral`, log-mel -> small CNN) is added to the back-end's
+input: the encoder we can build here is random and frozen, and the spectrum
+carries the synthesizers' marks that it blurs.
+
+What :meth:`AudioBranch.encode` returns (and training caches) is the frozen part:
+the stacked hidden states and the log-mel frames (``None`` without the spectral path).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from torch import nn
 
 from engine.config import AudioBranchConfig
 from modalities.audio.encoder import build_encoder
+from modalities.audio.spectral import LogMel, SpectralCNN
 from modalities.base import Specifications
 
 
@@ -46,6 +53,9 @@ class AudioBranch(nn.Module):
         self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True,
                             bidirectional=True, dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
         self.head = nn.Linear(dim, 1)
+        self.conv_dim = self.encoder.config.conv_dim[-1]
+        self.log_mel = LogMel(cfg.mel_bands) if cfg.mel_bands else None
+        self.spectral = SpectralCNN(cfg.mel_bands, cfg.mel_channels, dim) if cfg.mel_bands else None
         self.specifications = Specifications("audio", 16000, 320, 400, dim)
         self.encoder.feature_extractor.register_forward_hook(_given_features)
 
@@ -56,19 +66,24 @@ class AudioBranch(nn.Module):
         return getattr(self.encoder.config, "feat_extract_norm", None) == "layer"
 
     def frontend(self, wav: torch.Tensor) -> torch.Tensor:
-        """The convolutional feature extractor's frames, shape ``(B, frames, conv_dim)``."""
-        return self.encoder.feature_extractor(wav).transpose(1, 2)
+        """Per-frame features, shape ``(B, frames, conv_dim [+ mel_bands])``: the convolutional
+        feature extractor's frames, and the log-mel frames beside them."""
+        features = self.encoder.feature_extractor(wav).transpose(1, 2)
+        if self.log_mel is None:
+            return features
+        return torch.cat([features, self.log_mel(wav).to(features.dtype)], dim=-1)
 
-    def encode_features(self, features: torch.Tensor) -> torch.Tensor:
+    def encode_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`encode` from :meth:`frontend` features: the encoder runs from its feature
         projection on (the feature extractor is handed these instead of computing them)."""
+        conv, mel = features[..., :self.conv_dim], features[..., self.conv_dim:]
         extractor = self.encoder.feature_extractor
-        extractor.given_features = features.transpose(1, 2)
+        extractor.given_features = conv.transpose(1, 2)
         try:
             out = self.encoder(features.new_zeros((len(features), 400)), output_hidden_states=True)
         finally:
             extractor.given_features = None
-        return torch.stack(out.hidden_states, dim=1)
+        return torch.stack(out.hidden_states, dim=1), (mel if self.log_mel is not None else None)
 
     def forward_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` from :meth:`frontend` features."""
@@ -86,19 +101,23 @@ class AudioBranch(nn.Module):
         """CPU: float32 windows, shape ``(B, samples)``, as a tensor."""
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
 
-    def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        """Encoder hidden states, shape ``(B, layers+1, frames, hidden)``."""
+    def encode(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frozen features: encoder hidden states ``(B, layers+1, frames, hidden)`` and
+        log-mel frames ``(B, frames, mel_bands)`` (``None`` without the spectral path)."""
         out = self.encoder(wav, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=1)
+        return torch.stack(out.hidden_states, dim=1), (self.log_mel(wav) if self.log_mel is not None else None)
 
-    def head_forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Back-end on stacked hidden states.
+    def head_forward(self, encoded: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Back-end on :meth:`encode`'s features.
 
         Returns logits ``(B, frames)`` and embeddings ``(B, frames, backend_dim)``.
         """
+        hidden, mel = encoded
         weights = torch.softmax(self.layer_logits, dim=0)
         mixed = torch.einsum("l,blth->bth", weights.to(hidden.dtype), hidden)
         x = self.proj(self.norm(mixed))
+        if self.spectral is not None:
+            x = x + self.spectral(mel)
         emb, _ = self.lstm(x)
         return self.head(emb).squeeze(-1), emb
 

@@ -5,7 +5,12 @@ back-end (a BiLSTM over the sampled frames, as the audio branch has over its
 20 ms frames) compares each frame with its neighbours, so that a mouth that
 stops following the speech, or a blend seam that appears for a second, shows
 as a change along time. Face detection and cropping are CPU work done in
-:meth:`VisualBranch.prepare`, off the model thread.
+:meth:`VisualBranch.prepare`, off the model thread. With ``mouth_channels`` set, a learned mouth path
+(:mod:`modalities.visual.mouth`: the crop's mouth region and its motion -> a
+small CNN) is added to the back-end's input.
+
+What :meth:`VisualBranch.encode` returns (and training caches) is the frozen part:
+the [CLS] states and the mouth regions (``None`` without the mouth path).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from engine.video import VideoBlock
 from modalities.base import Specifications
 from modalities.visual.encoder import build_vit
 from modalities.visual.faces import crop_faces, face_detector
+from modalities.visual.mouth import MouthCNN, mouth_region
 
 
 class VisualBranch(nn.Module):
@@ -52,6 +58,8 @@ class VisualBranch(nn.Module):
         self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True, bidirectional=True,
                             dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
         self.head = nn.Linear(dim, 1)
+        self.hidden_size = hidden
+        self.mouth = MouthCNN(cfg.mouth_channels, dim) if cfg.mouth_channels else None
         self.specifications = Specifications("visual", cfg.fps, 1, 1, dim)
         self._local = threading.local()  # one face detector per decoding thread (OpenCV's is not thread-safe)
 
@@ -79,24 +87,35 @@ class VisualBranch(nn.Module):
         x = torch.from_numpy(np.ascontiguousarray(windows))
         return x.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """[CLS] states ``(B, T, hidden)`` of frames ``(B, T, 3, S, S)``."""
+    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frozen features of frames ``(B, T, 3, S, S)``: [CLS] states ``(B, T, hidden)`` and
+        mouth regions ``(B, T, 3, S/2, S/2)`` (``None`` without the mouth path)."""
         b, t = frames.shape[:2]
         out = self.encoder(pixel_values=frames.flatten(0, 1))
-        return out.last_hidden_state[:, 0].reshape(b, t, -1)
+        cls = out.last_hidden_state[:, 0].reshape(b, t, -1)
+        return cls, (mouth_region(frames) if self.mouth is not None else None)
 
-    def head_forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Back-end: logits ``(B, T)`` and embeddings ``(B, T, backend_dim)``."""
-        emb, _ = self.lstm(self.proj(self.norm(hidden)))
+    def head_forward(self, encoded: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Back-end on :meth:`encode`'s features: logits ``(B, T)`` and embeddings ``(B, T, backend_dim)``."""
+        hidden, mouth = encoded
+        x = self.proj(self.norm(hidden))
+        if self.mouth is not None:
+            x = x + self.mouth(mouth)
+        emb, _ = self.lstm(x)
         return self.head(emb).squeeze(-1), emb
 
     def frontend(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-frame features for :mod:`engine.frame_cache`: the [CLS] states, :meth:`encode`."""
-        return self.encode(frames)
+        """Per-frame features for :mod:`engine.frame_cache`, ``(B, T, hidden [+ 3 (S/2)^2])``:
+        :meth:`encode`'s, the mouth regions flattened beside the [CLS] states."""
+        cls, mouth = self.encode(frames)
+        return cls if mouth is None else torch.cat([cls, mouth.flatten(2).to(cls.dtype)], dim=-1)
 
-    def forward_features(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` from :meth:`frontend` features."""
-        return self.head_forward(hidden)
+        cls, rest = features[..., :self.hidden_size], features[..., self.hidden_size:]
+        side = self.image_size // 2
+        mouth = rest.reshape(*rest.shape[:2], 3, side, side) if self.mouth is not None else None
+        return self.head_forward((cls, mouth))
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames ``(B, T, 3, S, S)`` -> logits ``(B, T)``, embeddings ``(B, T, D)``."""
