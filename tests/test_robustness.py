@@ -1,4 +1,5 @@
-"""bench/robustness.py: each condition's re-encoding on 1-second generated files (codec, rate, size, timing)."""
+"""bench/robustness.py (bench/robust/): each condition's re-encoding on 1-second generated files (codec, rate,
+size, timing)."""
 import sys
 from pathlib import Path
 
@@ -8,8 +9,12 @@ import pytest
 
 from helpers import burst, encode
 
+from engine.video import video_stream
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # bench/ is scripts, not a package
-import robustness  # noqa: E402
+from robust.conditions import CONDITIONS, parse_conditions  # noqa: E402
+from robust.reencode import copy_name, degrade, read_audio  # noqa: E402
+from robust.timing import TOLERANCE_S, timing  # noqa: E402
 
 # condition -> (decoder names, decoded sample rate (None: the input's), mono)
 AUDIO = {
@@ -37,30 +42,30 @@ def audio_of(path: Path):
 @pytest.mark.parametrize("rate,channels", INPUTS, ids=[f"{r}Hz-{c}ch" for r, c in INPUTS])
 @pytest.mark.parametrize("name", list(AUDIO))
 def test_audio_condition_codec_rate_and_timing(tmp_path, name, rate, channels):
-    cond = robustness.CONDITIONS[name]
+    cond = CONDITIONS[name]
     src = wav(tmp_path, rate, channels)
-    dst = tmp_path / name / robustness.copy_name(cond, src.name, video=False)
-    robustness.degrade(cond, src, dst, [0, 1])
+    dst = tmp_path / name / copy_name(cond, src.name, video=False)
+    degrade(cond, src, dst, [0, 1])
     codecs, out_rate, mono = AUDIO[name]
     _, codec, got_rate, got_channels = audio_of(dst)
     assert codec in codecs
     assert got_rate == (out_rate or rate)
     assert got_channels == (1 if mono else channels)
-    check = robustness.timing(src, dst)
+    check = timing(src, dst)
     assert check["ok"], check
-    assert abs(check["duration_diff_s"]) <= robustness.TOLERANCE_S + 1024 / rate
+    assert abs(check["duration_diff_s"]) <= TOLERANCE_S + 1024 / rate
     assert check["start_diff_s"] == 0 and check["lag_s"] == 0
 
 
 def test_noise_is_20db_below_the_signal(tmp_path):
     src = wav(tmp_path, 16000, 1)
     dst = tmp_path / "noisy.wav"
-    robustness.degrade(robustness.CONDITIONS["noise-20db"], src, dst, [0, 1])
-    clean, noisy = robustness.read_audio(src)[0], robustness.read_audio(dst)[0]
+    degrade(CONDITIONS["noise-20db"], src, dst, [0, 1])
+    clean, noisy = read_audio(src)[0], read_audio(dst)[0]
     snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((noisy - clean) ** 2))
     assert abs(snr - 20) < 0.3
     again = tmp_path / "again.wav"
-    robustness.degrade(robustness.CONDITIONS["noise-20db"], src, again, [0, 1])
+    degrade(CONDITIONS["noise-20db"], src, again, [0, 1])
     assert again.read_bytes() == dst.read_bytes()  # fixed seed
 
 
@@ -74,32 +79,39 @@ def av_clip(tmp_path):
 
 @pytest.mark.parametrize("name,size", [("h264-crf40", (64, 64)), ("downscale-half", (32, 32))])
 def test_video_condition_reencodes_the_picture_and_keeps_the_audio(tmp_path, av_clip, name, size):
-    cond = robustness.CONDITIONS[name]
-    dst = tmp_path / name / robustness.copy_name(cond, "av.mp4", video=True)
-    robustness.degrade(cond, av_clip, dst, [0, 1])
+    cond = CONDITIONS[name]
+    dst = tmp_path / name / copy_name(cond, "av.mp4", video=True)
+    degrade(cond, av_clip, dst, [0, 1])
     with av.open(str(dst)) as c:
-        v = robustness.video_stream(c)
+        v = video_stream(c)
         assert (v.codec_context.name, v.codec_context.width, v.codec_context.height) == ("h264", *size)
         assert c.streams.audio[0].codec_context.name == "aac"
-    check = robustness.timing(av_clip, dst)
+    check = timing(av_clip, dst)
     assert check["ok"] and check["video_frames_diff"] == 0, check
 
 
 def test_audio_condition_keeps_the_video(tmp_path, av_clip):
-    cond = robustness.CONDITIONS["telephone"]
-    dst = tmp_path / robustness.copy_name(cond, "av.mp4", video=True)
-    robustness.degrade(cond, av_clip, dst, [0, 1])
+    cond = CONDITIONS["telephone"]
+    dst = tmp_path / copy_name(cond, "av.mp4", video=True)
+    degrade(cond, av_clip, dst, [0, 1])
     assert dst.suffix == ".mov"
     assert audio_of(dst)[1:] == ("pcm_mulaw", 8000, 1)
     with av.open(str(dst)) as c:
-        v = robustness.video_stream(c)
+        v = video_stream(c)
         assert (v.codec_context.name, v.codec_context.width) == ("h264", 64)
-    check = robustness.timing(av_clip, dst)
+    check = timing(av_clip, dst)
     assert check["ok"] and check["video_frames_diff"] == 0, check
 
 
 def test_conditions_start_with_clean_and_unknown_ones_list_the_valid():
-    assert [c.name for c in robustness.parse_conditions("telephone,mp3-32k")] == ["clean", "telephone", "mp3-32k"]
-    assert list(robustness.CONDITIONS) == [c.name for c in robustness.parse_conditions(None)]
+    assert [c.name for c in parse_conditions("telephone,mp3-32k")] == ["clean", "telephone", "mp3-32k"]
+    assert list(CONDITIONS) == [c.name for c in parse_conditions(None)]
     with pytest.raises(SystemExit, match="valid: clean, mp3-32k"):
-        robustness.parse_conditions("gsm")
+        parse_conditions("gsm")
+
+
+def test_the_runner_imports_its_parts_and_explains_itself():
+    import subprocess
+    script = Path(__file__).resolve().parent.parent / "bench" / "robustness.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
+    assert "--conditions" in out.stdout and "re-encod" in out.stdout

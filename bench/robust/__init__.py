@@ -1,0 +1,1 @@
+"""Parts of the re-encoding robustness benchmark (``bench/robustness.py`` is its command line and runner)."""
