@@ -115,3 +115,11 @@ def test_the_runner_imports_its_parts_and_explains_itself():
     script = Path(__file__).resolve().parent.parent / "bench" / "robustness.py"
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
     assert "--conditions" in out.stdout and "re-encod" in out.stdout
+
+
+@pytest.mark.parametrize("n, shift", [(1500, 300), (1500, -300), (800, 100)])
+def test_lag_of_short_audio_is_found_without_wrapping(n, shift):
+    from robust.timing import lag_seconds
+    x = np.random.default_rng(0).standard_normal(n + abs(shift))
+    a, b = (x[abs(shift):], x[:n]) if shift > 0 else (x[:n], x[abs(shift):])  # b behind a by shift samples
+    assert lag_seconds(a, b, 4000) == pytest.approx(shift / 16000)

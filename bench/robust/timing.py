@@ -25,13 +25,15 @@ MAX_LAG_S = 0.25  # alignment search range of the timing check
 
 def lag_seconds(a: np.ndarray, b: np.ndarray, max_lag: int) -> float | None:
     """Delay of ``b`` behind ``a`` (16 kHz mono) in seconds, from the cross-correlation peak within
-    ``max_lag`` samples; None when either is silent. Uses the first 30 s."""
+    ``max_lag`` samples (at most one sample less than the shorter signal: beyond that the circular
+    correlation wraps); None when either is silent. Uses the first 30 s."""
     n = min(len(a), len(b), 30 * SAMPLE_RATE)
     a, b = a[:n].astype(np.float64), b[:n].astype(np.float64)
     if n < 2 or not a.any() or not b.any():
         return None
     size = 1 << int(np.ceil(np.log2(2 * n)))
     corr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
+    max_lag = min(max_lag, n - 1)
     lags = np.r_[0:max_lag + 1, -max_lag:0]
     return float(lags[np.argmax(corr[lags])] / SAMPLE_RATE)
 
