@@ -29,6 +29,10 @@ RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attributio
 DEPLOYMENT_SECTIONS = ("kafka", "serve")
 """Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
+LATER_ARCHITECTURE = {("audio", "mel_bands"): 0, ("visual", "mouth_channels"): 0}
+"""Architecture keys added after checkpoints of this format were first written, with the value that
+means "as before" (the learned paths off): a checkpoint whose config does not name one was trained
+without it."""
 
 
 def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) -> Path:
@@ -83,7 +87,7 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         raise CheckpointError(f"{directory}: {WEIGHTS} is missing")
     if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights}: checksum does not match {META}; the file is corrupt or was replaced")
-    data = meta["config"]
+    data = _with_earlier_architecture(meta["config"])
     for section, values in (overrides or {}).items():
         if section not in RUNTIME_SECTIONS:
             raise ConfigError(f"config section {section!r} cannot override a checkpoint "
@@ -103,6 +107,15 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
     _load_state(model, state, directory)
     return Detector(config, model, meta["model_id"], meta.get("training"), meta["weights_sha256"])
+
+
+def _with_earlier_architecture(data: dict) -> dict:
+    """``data`` (a checkpoint's config) with each :data:`LATER_ARCHITECTURE` key it lacks set to "as before"."""
+    data = dict(data)
+    for (section, key), before in LATER_ARCHITECTURE.items():
+        if isinstance(data.get(section), dict) and key not in data[section]:
+            data[section] = {**data[section], key: before}
+    return data
 
 
 def _load_state(model: torch.nn.Module, state: dict, directory: Path) -> None:

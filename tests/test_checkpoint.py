@@ -103,3 +103,19 @@ def test_bad_metadata(saved):
     (path / "dfstream.json").write_text('{"format": "other/9"}')
     with pytest.raises(CheckpointError, match="unsupported checkpoint format"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_from_before_the_learned_paths_loads_without_them(tmp_path):
+    from engine.config import replace
+    from helpers import tiny_av_config
+    config = replace(replace(tiny_av_config(), "audio.mel_bands", 0), "visual.mouth_channels", 0)
+    det = Detector.from_config(config)
+    save_checkpoint(det, tmp_path / "old", SUMMARY)
+    meta_path = tmp_path / "old" / "dfstream.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["audio"]["mel_bands"], meta["config"]["visual"]["mouth_channels"]  # as written before
+    meta_path.write_text(json.dumps(meta))
+    loaded = load_checkpoint(tmp_path / "old")
+    assert loaded.config.audio.mel_bands == 0 and loaded.config.visual.mouth_channels == 0
+    x = windows(det)
+    assert np.array_equal(loaded.score({"audio": x}).probs, det.score({"audio": x}).probs)
