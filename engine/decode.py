@@ -288,8 +288,9 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
                 check_deadline(deadline, limits)
                 check_format(frame.sample_rate, frame.layout.nb_channels, limits)
                 if timeline is None:
-                    t0 = float(frame.time) if frame.time is not None else 0.0
-                    timeline = _Timeline(frame.sample_rate, t0, limits.max_gap_seconds)
+                    first = float(frame.time) if frame.time is not None else 0.0
+                    timeline = _Timeline(frame.sample_rate, first, limits.max_gap_seconds)
+                    t0 = 0.0 if container.format.name in COUNTED_FROM_SKIP else first
                 elif frame.sample_rate != timeline.rate:
                     raise MediaError(f"sample rate changes mid-stream ({timeline.rate} -> {frame.sample_rate} Hz)")
                 out = timeline.push(_frame_to_mono(frame), frame.time)
@@ -327,6 +328,12 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
         if declared is not None and max(decoded, t0 + decoded) < declared - max(0.1, 0.02 * declared):
             raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode",
                              "truncated")
+
+
+COUNTED_FROM_SKIP = {"mp3"}
+"""Container formats without timestamps of their own, whose times FFmpeg counts in samples from
+the encoder delay it skipped (an MP3's LAME header: 1105 samples, 69 ms at 16 kHz): the first
+decoded sample is the stream's time 0, whatever its time says."""
 
 
 def _take(pending: list[np.ndarray], n: int):

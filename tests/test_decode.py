@@ -12,7 +12,7 @@ from helpers import burst, encode, encode_bytes, onset, video_only
 CONTAINERS = [
     ("wav", "wav", "pcm_s16le", 44100, 2, 0.006),
     ("flac", "flac", "flac", 22050, 1, 0.006),
-    ("mp3", "mp3", "libmp3lame", 44100, 2, 0.03),
+    ("mp3", "mp3", "libmp3lame", 44100, 2, 0.006),  # FFmpeg stamps its first sample at the skipped delay
     ("ogg", "opus", "libopus", 48000, 2, 0.03),
     ("ipod", "m4a", "aac", 44100, 2, 0.07),
     ("mp4", "mp4", "aac", 48000, 1, 0.07),
@@ -33,6 +33,16 @@ def test_every_container_decodes_to_16k_mono_on_time(tmp_path, fmt, suffix, code
         assert abs(block.duration - 2.0) < 0.08
         assert abs(block.t0 + onset(block.samples) - 0.75) < tol + 0.005
         assert 0.3 < np.abs(block.samples).max() < 0.7  # channel mean keeps the amplitude
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_an_mp3_starts_at_0_not_at_its_encoder_delay(tmp_path, rate):
+    path = tmp_path / "clip.mp3"
+    encode(str(path), "mp3", "libmp3lame", rate, 1, burst(rate, 1.0, 0.5, 0.7))
+    for source in (path, path.read_bytes()):
+        block = decode_audio(source)
+        assert block.t0 == 0.0
+        assert onset(block.samples) == pytest.approx(0.5, abs=0.006)
 
 
 def test_pts_offset_is_stream_time(tmp_path):
