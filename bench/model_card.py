@@ -14,11 +14,15 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.evaluation import evaluate  # noqa: E402
+from engine.metrics import iou_matrix  # noqa: E402
 
 TARGETS = [  # (what, path in the metrics, lowest value that meets it) from issue 5
     ("AP@0.5", ("localization", "ap", "0.5"), 0.80),
@@ -63,28 +67,21 @@ def measure(meta: list[dict], out_dir: Path, index: Path | None, generators: dic
     return results
 
 
-def _iou(a, b) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
 def found_by_generator(meta: list[dict], out_dir: Path, held_out: set[str] = frozenset()) -> str:
     """A table: per generator, its test spans and the share that some detection overlaps at IoU > 0.5
     (whatever modality the detection names), and how many real test clips got a detection at all."""
     pred = json.loads((out_dir / "predictions.json").read_text())
-    modalities: dict[str, int] = {}
-    for line in (out_dir / "verdicts.jsonl").read_text().splitlines():
-        for d in json.loads(line)["detections"]:
-            modalities[d["modality"]] = modalities.get(d["modality"], 0) + 1
+    modalities = Counter(d["modality"] for line in (out_dir / "verdicts.jsonl").read_text().splitlines()
+                         for d in json.loads(line)["detections"])
     test = [e for e in meta if e["split"] == "test" and e["file"] in pred]
     rows = []
     for key, model in (("audio_fake_segments", "audio_model"), ("visual_fake_segments", "visual_model")):
         spans: dict[str, list[float]] = {}
         for e in test:
-            for g in e[key]:
-                best = max((_iou(g, p[1:]) for p in pred[e["file"]]), default=0.0)
-                spans.setdefault(e[model], []).append(best)
+            if e[key]:
+                proposals = np.array([p[1:] for p in pred[e["file"]]], float).reshape(-1, 2)
+                ious = iou_matrix(proposals, np.array(e[key], float).reshape(-1, 2))
+                spans.setdefault(e[model], []).extend(ious.max(axis=0) if len(proposals) else [0.0] * len(e[key]))
         for name, best in sorted(spans.items()):
             hits = sum(b > 0.5 for b in best)
             label = f"{name} (held out)" if name in held_out else name
