@@ -41,6 +41,11 @@ _GAP_TOLERANCE = 0.002  # seconds of PTS jitter ignored before inserting silence
 LIMITS = LimitsConfig()
 """The default bounds (``configs/default.yaml`` section ``limits``)."""
 
+COUNTED_FROM_SKIP = {"mp3"}
+"""Container formats without timestamps of their own, whose times FFmpeg counts in samples from
+the encoder delay it skipped (an MP3's LAME header: 1105 samples, 69 ms at 16 kHz): the first
+decoded sample is the stream's time 0, whatever its time says."""
+
 
 @dataclass(frozen=True)
 class AudioBlock:
@@ -328,12 +333,6 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
         if declared is not None and max(decoded, t0 + decoded) < declared - max(0.1, 0.02 * declared):
             raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode",
                              "truncated")
-
-
-COUNTED_FROM_SKIP = {"mp3"}
-"""Container formats without timestamps of their own, whose times FFmpeg counts in samples from
-the encoder delay it skipped (an MP3's LAME header: 1105 samples, 69 ms at 16 kHz): the first
-decoded sample is the stream's time 0, whatever its time says."""
 
 
 def _take(pending: list[np.ndarray], n: int):
