@@ -80,6 +80,9 @@ class Detector:
         if config.inference.quantize == "int8":
             self.model = quantize_int8(self.model, self.device)
         self.branches = {name: self.model[name] for name in config.branches}
+        for branch in self.branches.values():
+            if hasattr(branch, "fused"):
+                branch.fused = config.inference.feature_extractor == "fused"
         self.fusion = self.model["fusion"] if "fusion" in self.model else None
         self.specs = {name: b.specifications for name, b in self.branches.items()}
         self.plans = {name: WindowPlan.build(config.inference, s.sample_rate, s.frame_samples, s.receptive_samples)

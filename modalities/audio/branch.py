@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from engine.config import AudioBranchConfig
+from modalities.audio.conv_frames import conv_frames
 from modalities.audio.encoder import build_encoder
 from modalities.audio.spectral import LogMel, SpectralCNN
 from modalities.base import Specifications
@@ -39,6 +40,7 @@ class AudioBranch(nn.Module):
 
     name = "audio"
     carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
+    fused = True  # conv feature extractor via modalities.audio.conv_frames; False: the library's module
 
     def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
         super().__init__()
@@ -68,7 +70,8 @@ class AudioBranch(nn.Module):
     def frontend(self, wav: torch.Tensor) -> torch.Tensor:
         """Per-frame features, shape ``(B, frames, conv_dim [+ mel_bands])``: the convolutional
         feature extractor's frames, and the log-mel frames beside them."""
-        features = self.encoder.feature_extractor(wav).transpose(1, 2)
+        extractor = self.encoder.feature_extractor
+        features = conv_frames(extractor, wav) if self.fused else extractor(wav).transpose(1, 2)
         if self.log_mel is None:
             return features
         return torch.cat([features, self.log_mel(wav).to(features.dtype)], dim=-1)
@@ -104,8 +107,7 @@ class AudioBranch(nn.Module):
     def encode(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frozen features: encoder hidden states ``(B, layers+1, frames, hidden)`` and
         log-mel frames ``(B, frames, mel_bands)`` (``None`` without the spectral path)."""
-        out = self.encoder(wav, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=1), (self.log_mel(wav) if self.log_mel is not None else None)
+        return self.encode_features(self.frontend(wav))
 
     def head_forward(self, encoded: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Back-end on :meth:`encode`'s features.
