@@ -22,11 +22,12 @@ def int8_layers(model: torch.nn.Module) -> list[str]:
 
 
 def quantize_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """``model`` (float32, eval) with :func:`int8_layers` dynamically quantized to int8."""
+    """``model`` (float32, eval) with :func:`int8_layers` dynamically quantized to int8, in place
+    (a copy would deep-copy the visual branch's face detector, whose lock cannot be copied)."""
     if device.type != "cpu":
         raise ConfigError(f"inference.quantize: int8 is a CPU path, but inference runs on {device}; "
                           "use inference.dtype: bfloat16 on GPUs")
     spec = {name: default_dynamic_qconfig for name in int8_layers(model)}
     with warnings.catch_warnings():  # torch.ao's deprecation notices, once per layer
         warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
-        return quantize_dynamic(model, spec, dtype=torch.qint8)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)

@@ -143,6 +143,17 @@ def test_precision_paths_agree_on_cpu(clip):
     assert got.shape == reference.shape and np.abs(got - reference).max() < 0.05  # documented tolerance
 
 
+def test_int8_quantizes_an_audio_visual_model():
+    """The visual branch holds a face detector with a lock: quantization must not try to copy it."""
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+    from helpers import tiny_av_config
+    det = Detector.from_config(replace(tiny_av_config(), "inference.quantize", "int8"))
+    assert {n.split(".")[0] for n, m in det.model.named_modules() if isinstance(m, Int8Linear)} >= {"audio", "visual"}
+    windows = {name: np.zeros((2, plan.length) + det.branches[name].empty_input(0).shape[1:],
+                              det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    assert det.score(windows).probs.shape[0] == 2
+
+
 def test_decoded_blocks_and_a_failure_keep_their_stream_order():
     fake = FakeProcessor()
     fake.prepare = lambda block: block
