@@ -1,36 +1,48 @@
 """Many concurrent streams through the engine, against the way research detectors run, in one run.
 
-Both paths score the same media: N SYNTHETIC streams (engine/toyset.py tones,
-not speech), each cut into chunks of ``--chunk-seconds`` and every chunk
-encoded as its own Ogg/Opus 48 kHz segment (a live chunk is compressed: decoding
-and resampling it is real work).
+Both paths score the same media, chunk by chunk, as ``dfstream serve`` receives it:
 
-* engine: :class:`engine.scheduler.Scheduler` - decoding on a thread pool,
-  chunks of all streams batched (``scheduler.batch_chunks``), the precision the
-  engine config sets (``--engine-config``, default bf16 weights, forward passes of
-  4 windows), feature frames carried from each window to the stream's next
-  (:mod:`engine.frame_cache`; with a ``feature_norm: layer`` encoder).
+* ``--data DIR``: the files of one split of an AV-Deepfake1M-format set (e.g. the
+  real-material set of ``make model``, ``.cache/realset/data``), each produced as
+  ``dfstream produce`` sends it (a file with video as self-contained Matroska
+  segments cut at keyframes, packets copied; audio as raw PCM). ``--streams N``
+  streams run at once: the files are dealt to N slots, and each slot plays its
+  files one after another, each file a stream of its own.
+* otherwise N SYNTHETIC streams (engine/toyset.py tones, not speech) of
+  ``--seconds`` each, every chunk encoded as its own Ogg/Opus 48 kHz segment (a
+  live chunk is compressed: decoding and resampling it is real work).
+
+The two paths:
+
+* engine: :class:`engine.scheduler.Scheduler` - decoding (and face cropping) on a
+  thread pool, chunks of all streams batched (``scheduler.batch_chunks``), the
+  precision the engine config sets (``--engine-config``, default bf16 weights,
+  forward passes of 4 windows), the fused feature extractor
+  (:mod:`modalities.audio.conv_frames`), feature frames carried from each window
+  to the stream's next (:mod:`engine.frame_cache`).
 * baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
-  on the model thread, per-stream state kept (the same windows, so the same
-  detections), every window encoded from scratch.
+  on the model thread, the ``transformers`` feature extractor as it is,
+  per-stream state kept (the same windows, so the same detections), every
+  window encoded from scratch.
 
 Modes: as fast as possible (default; every chunk available at once, the
 producer held back only by the scheduler's ``max_pending``), or ``--realtime``:
-chunk k of a stream arrives when its audio would have been heard (streams start
+a chunk arrives when its last sample would have been heard (slots start
 staggered over one chunk). Chunk latency = verdict time - arrival time.
 
 Reports media-seconds per wall-second, chunks/s, p50/p95 chunk latency, peak
 host memory (RSS sampled every 20 ms) and device memory, the model stage's
-achieved FLOP/s (FLOPs of one window counted with torch's FlopCounterMode; for the
-engine, of the frames it actually computes) and
-its fraction of the device's peak, and the engine/baseline ratio. On CPU it
-also times one window through the encoder's feature extractor and through the
-whole branch for float32, bf16 and int8 at batch 1 and 16 (``ms_per_window``). With
-``--accuracy-model DIR --accuracy-data DIR`` it also scores the test split of
-that (toyset-format) dataset both ways and reports AP@0.5 of each.
+achieved FLOP/s (FLOPs of one window of every branch counted with torch's
+FlopCounterMode; for the engine, of the frames it actually computes) and its
+fraction of the device's peak, the engine/baseline ratio, and AP@0.5 of each
+path's detections against the streams' labels (same detections: the two APs
+agree). On CPU it also times one window through the audio branch's frontend and
+through the whole branch by precision, feature extractor and batch
+(``ms_per_window``).
 
-    python bench/throughput.py [--streams 16] [--seconds 12] [--model CKPT_OR_YAML] [--device auto]
-                               [--engine-config YAML] [--realtime] [--out bench/results/throughput.json]
+    python bench/throughput.py [--streams 16] [--data DIR [--split test] | --seconds 12]
+                               [--model CKPT_OR_YAML] [--device auto] [--engine-config YAML]
+                               [--realtime] [--out bench/results/throughput.json]
 """
 from __future__ import annotations
 
@@ -107,18 +119,61 @@ def encode_chunk(samples: np.ndarray, rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def make_streams(n: int, seconds: float, chunk_seconds: float, work: Path) -> list[list[Chunk]]:
-    """``n`` streams of ``seconds`` each, as lists of Ogg/Opus chunks with t0 set."""
+def toy_streams(n: int, seconds: float, chunk_seconds: float, work: Path) -> tuple[list[list], dict]:
+    """``n`` SYNTHETIC streams of ``seconds`` each as slots of ``(chunk, start, seconds)``, Ogg/Opus
+    chunks with t0 set, and each stream's forged spans."""
     meta = make_toyset(work / "media", files=n, seed=7, min_seconds=seconds, max_seconds=seconds)
-    entries = json.loads(meta.read_text())
-    streams = []
-    for i, entry in enumerate(entries):
-        samples = decode_audio(work / "media" / entry["file"]).samples
+    slots, labels = [], {}
+    for i, entry in enumerate(json.loads(meta.read_text())):
+        samples, sid = decode_audio(work / "media" / entry["file"]).samples, f"stream-{i:03d}"
         step = round(chunk_seconds * 16000)
         starts = range(0, len(samples), step)
-        streams.append([Chunk(f"stream-{i:03d}", k, encode_chunk(samples[s:s + step], 16000), "audio/ogg",
-                              s / 16000, final=k == len(starts) - 1) for k, s in enumerate(starts)])
-    return streams
+        slots.append([(Chunk(sid, k, encode_chunk(samples[s:s + step], 16000), "audio/ogg", s / 16000,
+                             final=k == len(starts) - 1), s / 16000, len(samples[s:s + step]) / 16000)
+                      for k, s in enumerate(starts)])
+        labels[sid] = entry["fake_segments"]
+    return slots, labels
+
+
+def dataset_streams(data: Path, split: str, n: int, chunk_seconds: float,
+                    limit: int | None = None) -> tuple[list[list], dict]:
+    """The ``split`` files of an AV-Deepfake1M-format set (the first ``limit``), dealt to ``n`` slots
+    in turn, each chunked as ``dfstream produce`` sends it; and each file's forged spans."""
+    from engine.dataset import load_metadata
+    from streams.produce import media_chunks
+    items = [item for item in load_metadata(data / "metadata.json") if item.split == split][:limit]
+    if not items:
+        raise SystemExit(f"{data}: no files in split {split!r}")
+    slots, labels = [[] for _ in range(min(n, len(items)))], {}
+    for i, item in enumerate(items):
+        slots[i % len(slots)].extend(media_chunks(data / item.file, item.file, chunk_seconds))
+        labels[item.file] = [[s.start, s.end] for s in item.segments["fake_segments"]]
+    return slots, labels
+
+
+def schedule(slots, chunk_seconds: float, realtime: bool) -> list[tuple[float, Chunk]]:
+    """``(arrival offset in s, chunk)`` in arrival order. In real time slot ``i`` starts ``i / n`` of a
+    chunk late and each chunk arrives when the slot has played up to its end; otherwise all at 0,
+    round robin over the slots (chunk k of every slot before chunk k + 1 of any)."""
+    rows = []
+    for i, slot in enumerate(slots):
+        played = i / len(slots) * chunk_seconds
+        for k, (chunk, _start, seconds) in enumerate(slot):
+            played += seconds
+            rows.append((played if realtime else 0.0, k, i, chunk))
+    rows.sort(key=lambda r: r[:3])
+    return [(t, c) for t, _, _, c in rows]
+
+
+def average_precision_50(verdicts, labels: dict) -> float:
+    """AP@0.5 of the detections of every stream's verdicts against its forged spans."""
+    from engine.metrics import average_precision
+    found = {sid: [] for sid in labels}
+    for verdict in verdicts:
+        found[verdict.stream_id].extend(verdict.detections)
+    predictions = {sid: [[d.score, d.span.start, d.span.end] for d in sorted(ds, key=lambda d: -d.score)]
+                   for sid, ds in found.items()}
+    return average_precision(labels, predictions, 0.5)
 
 
 class PeakRSS:
@@ -140,15 +195,6 @@ class PeakRSS:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-
-
-def schedule(streams, chunk_seconds: float, realtime: bool) -> list[tuple[float, Chunk]]:
-    """(arrival offset in s, chunk) in arrival order: stream i's chunk k at (k + 1 + i/n) x chunk length."""
-    n = len(streams)
-    rows = [((k + 1 + i / n) * chunk_seconds if realtime else 0.0, i, k, c)
-            for i, chunks in enumerate(streams) for k, c in enumerate(chunks)]
-    rows.sort(key=lambda r: (r[0], r[2], r[1]))
-    return [(t, c) for t, _, _, c in rows]
 
 
 def _wait_until(t0: float, offset: float) -> float:
@@ -174,7 +220,7 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> dict:
     verdicts = [f.result() for f in futures]
     return _summary(wall, verdicts, latencies, rss.peak, sched.stats.model_seconds,
                     {"batches": sched.stats.batches, "largest_batch": sched.stats.largest_batch,
-                     "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)})
+                     "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)}), verdicts
 
 
 def peer_processor(detector) -> StreamProcessor:
@@ -205,7 +251,7 @@ def run_baseline(detector, order) -> dict:
             wall = time.perf_counter() - t0
     finally:
         del detector.score
-    return _summary(wall, verdicts, latencies, rss.peak, model[0], {})
+    return _summary(wall, verdicts, latencies, rss.peak, model[0], {}), verdicts
 
 
 def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
@@ -218,72 +264,69 @@ def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
 
 
 def window_flops(detector) -> tuple[int, int]:
-    """FLOPs of one analysis window through the branches (torch's FlopCounterMode, float32 copy):
+    """FLOPs of one analysis window through every branch (torch's FlopCounterMode, float32 copy):
     scored from scratch, and with its predecessor's feature frames reused (engine/frame_cache.py)."""
     import copy
     from torch.nn.utils import parametrize
     from torch.utils.flop_counter import FlopCounterMode
-    branch = copy.deepcopy(detector.branch)
-    for module in branch.modules():  # weight norm's parametrization does not run under the counter
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations):
-                parametrize.remove_parametrizations(module, name)
-    wav = branch.preprocess(np.zeros((1, detector.plan.length), np.float32)).to(detector.device, detector.dtype)
-    plan = detector.plan
     def count(fn, *args) -> int:
         counter = FlopCounterMode(display=False)
         with counter, torch.inference_mode():
             fn(*args)
         return counter.get_total_flops()
-    total = count(branch, wav)
-    if not detector.cacheable:
-        return total, total
-    return total, total + count(branch.frontend, wav[:, plan.context - plan.frame:]) - count(branch.frontend, wav)
+    total = carried = 0
+    for name, original in detector.branches.items():
+        branch = original  # float32: window_flops is called on the baseline
+        if any(parametrize.is_parametrized(m) for m in original.modules()):
+            branch = copy.deepcopy(original)  # weight norm's parametrization does not run under the counter
+            for module in branch.modules():
+                if parametrize.is_parametrized(module):
+                    for param in list(module.parametrizations):
+                        parametrize.remove_parametrizations(module, param)
+        plan = detector.plans[name]
+        empty = branch.empty_input(0)
+        x = branch.preprocess(np.zeros((1, plan.length) + empty.shape[1:], empty.dtype)).to(detector.device)
+        whole = count(branch, x)
+        total += whole
+        carried += whole
+        if name in detector.cacheable:
+            carried += count(branch.frontend, x[:, plan.context - plan.frame:]) - count(branch.frontend, x)
+    return total, carried
+
+
+PROFILES = {"float32_transformers": {"dtype": "float32", "feature_extractor": "transformers"},
+            "float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"},
+            "int8": {"dtype": "float32", "quantize": "int8"}}
 
 
 def stage_profile(model: str | None, repeats: int = 3) -> dict:
-    """ms per window of the encoder's feature extractor and of the whole branch, by precision and batch.
+    """ms per 4 s window of the audio branch's frontend (feature extractor and log-mel) and of the
+    whole branch, by precision (``float32_transformers``: the library's feature extractor; the others
+    the fused one) and batch.
 
     16 windows of noise, the best of ``repeats`` timed passes after one warm-up
     pass, under ``torch.inference_mode()``."""
     x = np.random.default_rng(0).normal(0, 0.1, (16, 1)).astype(np.float32)
     profile = {}
-    for name, inference in (("float32", {"dtype": "float32"}), ("bfloat16", {"dtype": "bfloat16"}),
-                            ("int8", {"dtype": "float32", "quantize": "int8"})):
+    for name, inference in PROFILES.items():
         for batch in (1, 16):
             det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu"}})
             windows = np.repeat(x, det.plan.length, axis=1) * np.random.default_rng(1).random(det.plan.length)
             windows = windows.astype(np.float32)
             wav = det.branch.preprocess(windows).to(det.dtype)
-            extractor = det.branch.encoder.feature_extractor
-            timings = {"feature_extractor": [], "branch": []}
+            timings = {"frontend": [], "branch": []}
             with torch.inference_mode():
                 for i in range(repeats + 1):
                     tic = time.perf_counter()
                     for k in range(0, 16, batch):
-                        extractor(wav[k:k + batch])
+                        det.branch.frontend(wav[k:k + batch])
                     mid = time.perf_counter()
                     det.score(windows)
                     if i:
-                        timings["feature_extractor"].append((mid - tic) / 16 * 1000)
+                        timings["frontend"].append((mid - tic) / 16 * 1000)
                         timings["branch"].append((time.perf_counter() - mid) / 16 * 1000)
             profile[f"{name}_batch{batch}"] = {k: round(min(v), 1) for k, v in timings.items()}
     return profile
-
-
-def ap_at_05(detector, data: Path, peer: bool = False) -> float | None:
-    """AP@0.5 on the test split of a toyset-format dataset, scored chunk by chunk (``peer``: no carried frames)."""
-    from engine.dataset import load_metadata
-    from engine.metrics import average_precision
-    from streams.replay import file_chunks
-    processor, predictions, labels = peer_processor(detector) if peer else StreamProcessor(detector), {}, {}
-    for item in load_metadata(data / "metadata.json"):
-        if item.split != "test":
-            continue
-        found = [d for c in file_chunks(data / item.file, item.file, 2.0) for d in processor.process(c).detections]
-        predictions[item.file] = [[d.score, d.span.start, d.span.end] for d in sorted(found, key=lambda d: -d.score)]
-        labels[item.file] = [[s.start, s.end] for s in item.segments["fake_segments"]]
-    return average_precision(labels, predictions, 0.5)
 
 
 def load(model: str | None, overrides: dict) -> Detector:
@@ -297,9 +340,15 @@ def load(model: str | None, overrides: dict) -> Detector:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=12.0, help="media seconds per stream")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--streams", type=int, default=16, help="streams at once (default 16)")
+    parser.add_argument("--data", help="AV-Deepfake1M-format set whose split's files are the streams "
+                                       "(default: SYNTHETIC toy streams)")
+    parser.add_argument("--split", default="test", help="split of --data (default test)")
+    parser.add_argument("--files", type=int, help="only the split's first FILES files")
+    parser.add_argument("--seconds", type=float, default=12.0, help="toy streams: media seconds per stream")
     parser.add_argument("--chunk-seconds", type=float, default=2.0)
     parser.add_argument("--model", help="checkpoint folder or architecture YAML (default: the default config, "
                                         "random weights; speed does not depend on them)")
@@ -307,8 +356,6 @@ def main() -> None:
     parser.add_argument("--engine-config", help="YAML of inference/scheduler overrides for the engine path "
                                                 f"(default: {ENGINE_DEFAULT})")
     parser.add_argument("--realtime", action="store_true", help="pace every stream in real time")
-    parser.add_argument("--accuracy-model", help="trained checkpoint for the AP check")
-    parser.add_argument("--accuracy-data", help="toyset-format dataset for the AP check (test split)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.json"))
     args = parser.parse_args()
 
@@ -316,63 +363,81 @@ def main() -> None:
     engine_overrides = {**engine_overrides, "inference": {**engine_overrides.get("inference", {}),
                                                           "device": args.device}}
     baseline_overrides = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
-                                        "device": args.device}}
+                                        "feature_extractor": "transformers", "device": args.device}}
+    default_threads = torch.get_num_threads()  # torch's threads are per process: each path runs with its own
     engine = load(args.model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
     scheduler_config = config_from_dict({"scheduler": engine_overrides.get("scheduler", {})}).scheduler
     baseline = load(args.model, baseline_overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        streams = make_streams(args.streams, args.seconds, args.chunk_seconds, Path(tmp))
-    order = schedule(streams, args.chunk_seconds, args.realtime)
+    if args.data:
+        slots, labels = dataset_streams(Path(args.data), args.split, args.streams, args.chunk_seconds, args.files)
+        data = (f"{len(labels)} files of the {args.split} split of {args.data} on {len(slots)} concurrent slots, "
+                f"produced as `dfstream produce` sends them ({args.chunk_seconds} s chunks)")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            slots, labels = toy_streams(args.streams, args.seconds, args.chunk_seconds, Path(tmp))
+        data = (f"{args.streams} SYNTHETIC toy streams (engine/toyset.py) x {args.seconds} s, "
+                f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks")
+    order = schedule(slots, args.chunk_seconds, args.realtime)
+    def threads(det) -> int:
+        torch.set_num_threads(det.config.inference.threads or default_threads)
+        return torch.get_num_threads()
     for det in (engine, baseline):
+        threads(det)
         det.warm_up()
     if engine.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    result_engine = run_engine(engine, order, scheduler_config)
+    engine_threads = threads(engine)
+    result_engine, verdicts_engine = run_engine(engine, order, scheduler_config)
     if engine.device.type == "cuda":
         result_engine["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         torch.cuda.reset_peak_memory_stats()
-    result_baseline = run_baseline(baseline, order)
+    baseline_threads = threads(baseline)
+    result_baseline, verdicts_baseline = run_baseline(baseline, order)
     if baseline.device.type == "cuda":
         result_baseline["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
     flops, carried = window_flops(baseline)
-    carried = carried if engine.cacheable else flops
-    n_windows = sum(baseline.plan.complete(round(args.seconds * 16000), final=True) for _ in streams)
+    seconds = {}
+    for v in verdicts_baseline:
+        seconds[v.stream_id] = seconds.get(v.stream_id, 0.0) + v.span.duration
+    plan = baseline.plan
+    rate = baseline.spec.sample_rate
+    per_stream = [plan.complete(round(s * rate), final=True) for s in seconds.values()]
+    n_windows, first_windows = sum(per_stream), sum(1 for n in per_stream if n)
     peak, peak_note = device_peak(engine.device)
     # the engine computes a stream's first window whole and the rest from carried frames
-    engine_flops = (flops + carried * (n_windows // len(streams) - 1)) * len(streams) / n_windows
-    for result, per_window in ((result_engine, engine_flops), (result_baseline, flops)):
-        achieved = per_window * n_windows / result["model_s"] if result["model_s"] else None
+    engine_flops = flops * first_windows + carried * (n_windows - first_windows)
+    for result, total in ((result_engine, engine_flops), (result_baseline, flops * n_windows)):
+        achieved = total / result["model_s"] if result["model_s"] else None
         result["model_flops_per_s"] = None if achieved is None else round(achieved / 1e9, 2) * 1e9
         result["fraction_of_peak"] = None if achieved is None or not peak else round(achieved / peak, 4)
+    ap_engine = average_precision_50(verdicts_engine, labels)
+    ap_baseline = average_precision_50(verdicts_baseline, labels)
     report = {
         "benchmark": "throughput",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": " ".join(["python bench/throughput.py", *sys.argv[1:]]),
-        "data": f"{args.streams} SYNTHETIC toy streams (engine/toyset.py) x {args.seconds} s, "
-                f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks",
+        "data": data,
         "mode": "realtime" if args.realtime else "as fast as possible",
         "model": engine.describe(),
+        "branches": list(engine.branches),
         "engine_config": {"inference": config_to_dict(engine.config.inference),
                           "scheduler": config_to_dict(scheduler_config)},
-        "baseline_config": "batch 1, float32, decode inline, one chunk at a time",
+        "baseline_config": "batch 1, float32, transformers' feature extractor, decode inline, one chunk at a time, "
+                           "every window from scratch",
         "window_gflops": round(flops / 1e9, 3), "carried_window_gflops": round(carried / 1e9, 3),
         "windows": n_windows,
         "device_peak_flops": peak, "device_peak_note": peak_note,
-        "engine": result_engine,
-        "baseline": result_baseline,
+        "engine": {**result_engine, "torch_threads": engine_threads},
+        "baseline": {**result_baseline, "torch_threads": baseline_threads},
         "speedup_media_s_per_s": round(result_engine["media_s_per_s"] / result_baseline["media_s_per_s"], 3),
+        "accuracy": {"ap50_engine": ap_engine, "ap50_baseline": ap_baseline,
+                     "ap50_difference": None if ap_engine is None or ap_baseline is None
+                     else round(ap_engine - ap_baseline, 4)},
     }
     if engine.device.type == "cpu":
         report["ms_per_window"] = stage_profile(args.model)
-    if args.accuracy_model and args.accuracy_data:
-        acc_engine = load(args.accuracy_model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
-        acc_base = load(args.accuracy_model, baseline_overrides)
-        a, b = ap_at_05(acc_engine, Path(args.accuracy_data)), ap_at_05(acc_base, Path(args.accuracy_data), peer=True)
-        report["accuracy"] = {"data": f"test split of {args.accuracy_data} (SYNTHETIC toyset)",
-                              "model": acc_engine.describe(), "ap50_engine": a, "ap50_baseline": b,
-                              "ap50_difference": None if a is None or b is None else round(a - b, 4)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -26,7 +26,7 @@ from streams.replay import file_chunks
 from streams.segment import video_chunks
 
 
-def _chunks(path: Path, stream_id: str, chunk_seconds: float):
+def media_chunks(path: Path, stream_id: str, chunk_seconds: float):
     """``(chunk, start, seconds)`` of one file: video segments if it has video, else PCM chunks."""
     if has_video(path):
         yield from video_chunks(path, stream_id, chunk_seconds)
@@ -52,7 +52,7 @@ def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, 
         for path, stream_id in inputs:
             start = time.monotonic()
             try:
-                for chunk, t0, seconds in _chunks(path, stream_id, chunk_seconds):
+                for chunk, t0, seconds in media_chunks(path, stream_id, chunk_seconds):
                     if realtime:
                         time.sleep(max(0.0, start + t0 + seconds - time.monotonic()))
                     futures.append(producer.send(topic, key=stream_id.encode(), value=chunk.payload,

@@ -9,7 +9,7 @@ from engine.stream import StreamProcessor
 from engine.toyvideo import make_toy_av_set
 from engine.video import decode_video
 from helpers import encode, tiny_av_config
-from streams.produce import _chunks
+from streams.produce import media_chunks
 from streams.segment import CONTENT_TYPE, video_chunks
 
 
@@ -54,8 +54,8 @@ def test_segments_hold_exactly_the_files_frames_and_stream_through(clip):
 def test_producer_sends_audio_files_as_pcm_and_video_files_as_segments(tmp_path, clip):
     wav = tmp_path / "a.wav"
     encode(wav, "wav", "pcm_s16le", 16000, 1, np.zeros(16000, np.float32))
-    pcm = list(_chunks(wav, "a", 0.5))
+    pcm = list(media_chunks(wav, "a", 0.5))
     assert len(pcm) == 2 and pcm[1][1:] == (0.5, 0.5) and pcm[0][0].content_type.startswith("audio/pcm")
-    assert list(_chunks(clip, "v", 2.0))[0][0].content_type == CONTENT_TYPE
+    assert list(media_chunks(clip, "v", 2.0))[0][0].content_type == CONTENT_TYPE
     with pytest.raises(MediaError, match="no video"):
         list(video_chunks(wav, "a", 1.0))
