@@ -8,7 +8,7 @@ from engine.config import replace
 from engine.detector import Detector
 from engine.errors import ConfigError
 from helpers import tiny_config
-from modalities.audio.spectral import LogMel, SpectralCNN
+from modalities.audio.spectral import BandPool, LogMel, SpectralCNN
 
 
 def test_log_mel_is_librosas_on_the_encoders_grid():
@@ -77,3 +77,9 @@ def test_mel_bands_must_be_a_multiple_of_8(bands):
     with pytest.raises(ConfigError, match="mel_bands"):
         replace(tiny_config(), "audio.mel_bands", bands)
 
+
+
+@pytest.mark.parametrize("bands", [8, 9, 32])
+def test_band_pool_is_max_pool_over_band_pairs(bands):
+    x = torch.randn(3, 4, bands, 7)
+    torch.testing.assert_close(BandPool()(x), torch.nn.MaxPool2d((2, 1))(x), rtol=0, atol=0)

