@@ -4,7 +4,7 @@
 layers in (batch, channels, time) layout, and its per-frame ``LayerNorm``
 transposes to (batch, time, channels) and back around every layer. On a CPU
 the first layer (one input channel, kernel 10, stride 5) is a poor fit for
-oneDNN's convolution, and the transposes copy every layer's output twice:
+oneDNN's convolution, and the layout changes around the norms cost copies:
 measured on this project's 2-core CPU, the module took 107 ms (float32) and
 61 ms (bf16) of a 4 s window's 135 / 86 ms through the whole audio branch.
 
@@ -14,7 +14,8 @@ measured on this project's 2-core CPU, the module took 107 ms (float32) and
 matrix), multiplies by the reshaped kernel (one GEMM), and normalises over the
 last axis where it already lies. The result equals the module's within float
 rounding (float32: within 1e-5 on unit-scale features; tested). Measured as
-above: 58 ms float32, 22 ms bf16 per window.
+above: 58 ms float32, 22 ms bf16 per window (this VM's timings vary between runs;
+other runs gave float32 77.7 -> 59.3 ms, see bench/results/throughput.json).
 
 All three layer kinds of the library are covered: per-frame ``LayerNorm``
 (``feat_extract_norm="layer"``), per-channel ``GroupNorm`` over time on the
