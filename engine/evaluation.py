@@ -7,7 +7,7 @@ from pathlib import Path
 from engine import metrics
 from engine.dataset import LABEL_KEYS, load_metadata, read_json
 from engine.errors import DatasetError
-from engine.types import Detection
+from engine.types import Detection, proposals
 
 
 def read_predictions(path: str | Path) -> dict:
@@ -172,9 +172,8 @@ def modality_metrics(items, detections: dict) -> dict:
         labels = {i.file: [[s.start, s.end] for s in i.segments[key]] for i in items}
         if not any(labels.values()):
             continue
-        predictions = {i.file: [[d.score, d.span.start, d.span.end]
-                                for d in sorted(detections.get(i.file, []), key=lambda d: -d.score)
-                                if d.modality in kinds] for i in items}
+        predictions = {i.file: proposals(d for d in detections.get(i.file, []) if d.modality in kinds)
+                       for i in items}
         out[modality] = {"labels": key, **metrics.localization_metrics(labels, predictions)}
     return out
 

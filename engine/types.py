@@ -89,6 +89,12 @@ class Detection:
                    tuple(d.get("attribution", ())))
 
 
+def proposals(detections) -> list[list[float]]:
+    """``[score, start, end]`` of each detection, highest score first: the rows of a file in
+    ``predictions.json`` (the AV-Deepfake1M evaluation's format)."""
+    return [[d.score, d.span.start, d.span.end] for d in sorted(detections, key=lambda d: -d.score)]
+
+
 @dataclass(frozen=True, eq=False)
 class Trace:
     """The frame probabilities behind one verdict, for reports (not serialized).

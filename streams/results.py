@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from engine.errors import DfstreamError
-from engine.types import Verdict
+from engine.types import Verdict, proposals
 
 
 class OutputError(DfstreamError):
@@ -60,10 +60,7 @@ class ResultWriter:
         """Write predictions.json and scores.csv for every file that did not fail."""
         os.close(self._fd)
         done = {k: r for k, r in results.items() if r.error is None}
-        predictions = {
-            k: [[round(d.score, 6), round(d.span.start, 6), round(d.span.end, 6)]
-                for d in sorted(r.detections, key=lambda d: -d.score)]
-            for k, r in done.items()}
+        predictions = {k: [[round(x, 6) for x in row] for row in proposals(r.detections)] for k, r in done.items()}
         self._write_whole("predictions.json", json.dumps(predictions, indent=1) + "\n")
         self._write_whole("scores.csv", "".join(f"{k};{0.0 if r.score is None else round(r.score, 6)}\n"
                                                 for k, r in done.items()))
