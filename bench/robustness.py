@@ -29,8 +29,9 @@ Timing is kept exactly, so that the labels still apply: every audio and video
 frame keeps its presentation time, and the containers used skip the encoder's
 delay (MP4 edit lists, Matroska, Ogg pre-skip). MP3 goes into MP4, not a raw
 ``.mp3``, whose first sample FFmpeg places at the encoder delay (69 ms at
-16 kHz; the engine now starts an .mp3 at 0, earlier engines did not). A lossy copy may decode up to one codec frame past the original's end
-(encoder padding FFmpeg's decoder keeps): that moves no label. Each copy is
+16 kHz; the engine now starts an .mp3 at 0, earlier engines did not). A lossy
+copy may decode up to one codec frame past the original's end (encoder padding
+FFmpeg's decoder keeps): that moves no label. Each copy is
 checked after it is written: decoded the way the engine decodes it, its
 duration, start time and alignment (cross-correlation lag) against the
 original are recorded, and a copy more than 50 ms off is reported. (An input

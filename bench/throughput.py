@@ -69,11 +69,14 @@ from engine.detector import Detector
 from engine.scheduler import Scheduler
 from engine.stream import StreamProcessor
 from engine.toyset import make_toyset
-from engine.types import Chunk
+from engine.types import Chunk, proposals
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 48000
 ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16", "batch_size": 4}}
+# the peer-style baseline: batch 1, float32, the library's feature extractor (decoded inline by run_baseline)
+BASELINE = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
+                          "feature_extractor": "transformers"}}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
 GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
 
@@ -171,9 +174,7 @@ def average_precision_50(verdicts, labels: dict) -> float:
     found = {sid: [] for sid in labels}
     for verdict in verdicts:
         found[verdict.stream_id].extend(verdict.detections)
-    predictions = {sid: [[d.score, d.span.start, d.span.end] for d in sorted(ds, key=lambda d: -d.score)]
-                   for sid, ds in found.items()}
-    return average_precision(labels, predictions, 0.5)
+    return average_precision(labels, {sid: proposals(ds) for sid, ds in found.items()}, 0.5)
 
 
 class PeakRSS:
@@ -205,7 +206,7 @@ def _wait_until(t0: float, offset: float) -> float:
     return arrival
 
 
-def run_engine(detector, order, scheduler_config: SchedulerConfig) -> dict:
+def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict, list]:
     processor = StreamProcessor(detector)
     latencies, futures = [], []
     with PeakRSS() as rss:
@@ -229,7 +230,7 @@ def peer_processor(detector) -> StreamProcessor:
     return StreamProcessor(detector, reuse_frames=False)
 
 
-def run_baseline(detector, order) -> dict:
+def run_baseline(detector, order) -> tuple[dict, list]:
     processor = peer_processor(detector)
     latencies, verdicts, model = [], [], [0.0]
     score = detector.score
@@ -264,8 +265,9 @@ def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
 
 
 def window_flops(detector, branches) -> tuple[int, int]:
-    """FLOPs of one analysis window through ``branches`` (torch's FlopCounterMode, float32 copy):
-    scored from scratch, and with its predecessor's feature frames reused (engine/frame_cache.py)."""
+    """FLOPs of one analysis window through ``branches`` of a float32 ``detector`` (torch's
+    FlopCounterMode): scored from scratch, and with its predecessor's feature frames reused
+    (engine/frame_cache.py)."""
     import copy
     from torch.nn.utils import parametrize
     from torch.utils.flop_counter import FlopCounterMode
@@ -329,6 +331,13 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
     return profile
 
 
+def use_threads(det, default: int) -> int:
+    """Set torch's CPU threads (one count per process) to ``det``'s ``inference.threads``, or ``default``
+    when that is 0, before running ``det``; returns the count."""
+    torch.set_num_threads(det.config.inference.threads or default)
+    return torch.get_num_threads()
+
+
 def load(model: str | None, overrides: dict) -> Detector:
     """A checkpoint folder (with runtime overrides) or a YAML architecture (random weights)."""
     if model and Path(model).is_dir():
@@ -365,8 +374,7 @@ def main() -> None:
     engine_overrides = read_yaml(args.engine_config) if args.engine_config else ENGINE_DEFAULT
     engine_overrides = {**engine_overrides, "inference": {**engine_overrides.get("inference", {}),
                                                           "device": args.device}}
-    baseline_overrides = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
-                                        "feature_extractor": "transformers", "device": args.device}}
+    baseline_overrides = {"inference": {**BASELINE["inference"], "device": args.device}}
     default_threads = torch.get_num_threads()  # torch's threads are per process: each path runs with its own
     engine = load(args.model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
     scheduler_config = config_from_dict({"scheduler": engine_overrides.get("scheduler", {})}).scheduler
@@ -381,11 +389,8 @@ def main() -> None:
         data = (f"{args.streams} SYNTHETIC toy streams (engine/toyset.py) x {args.seconds} s, "
                 f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks")
     order = schedule(slots, args.chunk_seconds, args.realtime)
-    def threads(det) -> int:
-        torch.set_num_threads(det.config.inference.threads or default_threads)
-        return torch.get_num_threads()
     for det in (engine, baseline):
-        threads(det)
+        use_threads(det, default_threads)
         det.warm_up()
     def timed(det, run) -> tuple[dict, list]:
         if det.device.type == "cuda":
@@ -397,9 +402,9 @@ def main() -> None:
         return result, verdicts
     runs = {"engine": [], "baseline": []}
     for _ in range(args.repeats):  # alternated: a slow spell of a shared machine hits both paths
-        threads(engine)
+        use_threads(engine, default_threads)
         runs["engine"].append(timed(engine, lambda: run_engine(engine, order, scheduler_config)))
-        threads(baseline)
+        use_threads(baseline, default_threads)
         runs["baseline"].append(timed(baseline, lambda: run_baseline(baseline, order)))
     (result_engine, verdicts_engine), (result_baseline, verdicts_baseline) = (
         sorted(runs[k], key=lambda r: r[0]["media_s_per_s"])[(args.repeats - 1) // 2] for k in runs)

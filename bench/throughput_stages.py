@@ -28,8 +28,8 @@ from engine.media import decode_media
 from engine.stream import StreamProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import (ENGINE_DEFAULT, ROOT, dataset_streams, load, machine, peer_processor,  # noqa: E402
-                        schedule, toy_streams)
+from throughput import (BASELINE, ENGINE_DEFAULT, ROOT, dataset_streams, load, machine,  # noqa: E402
+                        peer_processor, schedule, toy_streams, use_threads)
 
 
 def timed(fn) -> tuple[float, object]:
@@ -53,10 +53,10 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = read_yaml(args.engine_config) if args.engine_config else ENGINE_DEFAULT
+    default_threads = torch.get_num_threads()
     engine = load(args.model, {k: v for k, v in overrides.items() if k != "scheduler"})
     batch = config_from_dict({"scheduler": overrides.get("scheduler", {})}).scheduler.batch_chunks
-    baseline = load(args.model, {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
-                                               "feature_extractor": "transformers"}})
+    baseline = load(args.model, BASELINE)
     if args.data:
         slots, _ = dataset_streams(Path(args.data), args.split, args.streams, 2.0, args.files)
     else:
@@ -64,13 +64,16 @@ def main() -> None:
             slots, _ = toy_streams(args.streams, args.seconds, 2.0, Path(tmp))
     order = [chunk for _, chunk in schedule(slots, 2.0, realtime=False)]
     for det in (engine, baseline):
+        use_threads(det, default_threads)
         det.warm_up()
     decode_s, decoded = timed(lambda: [decode_media(c, engine.config) for c in order])
     prepare_s, blocks = timed(lambda: [engine.prepare(b) for b in decoded])
     items = [(c.stream_id, c.seq, b, c.final) for c, b in zip(order, blocks)]
     processor = StreamProcessor(engine)
+    threads = {"engine": use_threads(engine, default_threads)}
     engine_s, _ = timed(lambda: [processor.feed_many(items[i:i + batch]) for i in range(0, len(items), batch)])
     peer = peer_processor(baseline)
+    threads["baseline"] = use_threads(baseline, default_threads)
     baseline_s, _ = timed(lambda: [peer.feed(*item) for item in items])
     total = decode_s + prepare_s + baseline_s
     report = {
@@ -81,7 +84,7 @@ def main() -> None:
         "model": engine.describe(),
         "chunks": len(order),
         "media_s": round(sum(seconds for slot in slots for _, _, seconds in slot), 2),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
         "seconds": {"decode": round(decode_s, 2), "prepare": round(prepare_s, 2),
                     "model_engine": round(engine_s, 2), "model_baseline": round(baseline_s, 2)},
         "share_of_baseline": {"decode": round(decode_s / total, 3), "prepare": round(prepare_s / total, 3),
