@@ -21,6 +21,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/dfstream fetch-face-model
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,13 +3,14 @@
 For every file of a split, the video is decoded and sampled as the visual branch
 samples it (``visual.fps``, ``visual.decode_side`` of ``--config``, default the
 default config) and cropped in 2 s blocks as a stream's chunks are
-(:func:`modalities.visual.faces.crop_faces`, ``visual.face_detector``). Counted
+(:func:`modalities.visual.faces.crop_faces`), once per face detector of
+``--detectors`` (default both, ``haar`` and ``blazeface``). Counted
 per ``face_video`` of the set's metadata (bench/make_dataset.py writes it): the
 sampled frames where the detector found a face, and those whose crop holds a
 (found or held) face. A frame without one is given to the encoder whole, so the
 mouth path sees the lower middle of the picture instead of the mouth.
 
-    python bench/face_coverage.py --data .cache/realset/data [--split test] [--config YAML]
+    python bench/face_coverage.py --data .cache/realset/data [--split test] [--config YAML] [--detectors haar,blazeface]
 """
 from __future__ import annotations
 
@@ -41,12 +42,21 @@ class Counting:
         self.found += len(boxes) > 0
         return boxes
 
+    def detect_many(self, frames):
+        many = getattr(self.detector, "detect_many", None)
+        if many is None:
+            return [self.detect(f) for f in frames]
+        boxes = many(frames)
+        self.found += sum(len(b) > 0 for b in boxes)
+        return boxes
 
-def coverage(data: Path, split: str, config) -> dict:
+
+def coverage(data: Path, split: str, config, detector: str | None = None) -> dict:
     """``{face video: {"frames", "detected", "cropped"}}`` over the split's files (``detected``
-    counts frames the detector searched and found a face in: all frames when ``detect_every`` is 1)."""
+    counts frames the detector searched and found a face in: all frames when ``detect_every`` is 1);
+    ``detector`` names the face detector (default: the config's)."""
     visual = config.visual
-    detector = Counting(face_detector(visual.face_detector))
+    detector = Counting(face_detector(detector or visual.face_detector))
     block = max(1, round(BLOCK_SECONDS * visual.fps))
     counts = defaultdict(lambda: {"frames": 0, "detected": 0, "cropped": 0})
     for entry in json.loads((data / "metadata.json").read_text()):
@@ -73,18 +83,23 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a set bench/make_dataset.py built")
     parser.add_argument("--split", default="test")
     parser.add_argument("--config", help="config YAML whose visual section to use (default: the default)")
+    parser.add_argument("--detectors", default="haar,blazeface",
+                        help="comma-separated face detectors to compare (default: %(default)s)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "face_coverage.json"))
     args = parser.parse_args()
     config = load_config(args.config)
-    counts = coverage(Path(args.data), args.split, config)
+    by_detector = {}
+    for name in args.detectors.split(","):
+        counts = coverage(Path(args.data), args.split, config, name)
+        by_detector[name] = {k: {**v, "detected_share": round(v["detected"] / max(1, v["frames"]), 3),
+                                 "cropped_share": round(v["cropped"] / max(1, v["frames"]), 3)}
+                             for k, v in sorted(counts.items())}
     report = {"benchmark": "face_coverage",
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(["python bench/face_coverage.py", *sys.argv[1:]]),
-              "detector": config.visual.face_detector, "fps": config.visual.fps,
-              "decode_side": config.visual.decode_side, "block_seconds": BLOCK_SECONDS,
-              "by_face_video": {k: {**v, "detected_share": round(v["detected"] / max(1, v["frames"]), 3),
-                                    "cropped_share": round(v["cropped"] / max(1, v["frames"]), 3)}
-                                for k, v in sorted(counts.items())}}
+              "fps": config.visual.fps, "decode_side": config.visual.decode_side,
+              "detect_every": config.visual.detect_every, "block_seconds": BLOCK_SECONDS,
+              "by_detector": by_detector}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -176,7 +176,7 @@ that set, made by the generators named below; they do not predict how it does on
 ## What it is
 - Branches: {', '.join(cfg['branches'])}, fused; localizer onset {cfg['localizer']['onset']}, offset {cfg['localizer']['offset']}.
 - Audio encoder: {encoder['kind']} built from a transformers config ({encoder['num_layers']} layers × {encoder['hidden_size']}, random init, seed {encoder['seed']}), **frozen**; trained: its layer weights, {_spectral(cfg['audio'])}and a BiLSTM back-end ({cfg['audio']['backend_dim']} wide).
-- Visual encoder: ViT ({visual['num_layers']} layers × {visual['hidden_size']}, {visual['image_size']} px face crops, random init), **frozen**; trained: {_mouth(cfg['visual'])}a BiLSTM back-end over {cfg['visual']['fps']} fps; then audio-visual fusion.
+- Visual encoder: ViT ({visual['num_layers']} layers × {visual['hidden_size']}, {visual['image_size']} px face crops from {_face_detector(cfg['visual'])}, random init), **frozen**; trained: {_mouth(cfg['visual'])}a BiLSTM back-end over {cfg['visual']['fps']} fps; then audio-visual fusion.
 - Files: model.safetensors + dfstream.json{' + index/ (attribution, audio generators)' if index else ''}; {size:.1f} MB in all.
 
 ## Data
@@ -235,6 +235,16 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 - Audio and video of a clip never belong together, so the model cannot learn lip-sync; the visual forgeries
   are mouth-region edits, not face-swap or talking-head generators.
 """
+
+
+def _face_detector(visual: dict) -> str:
+    """Which face detector cropped the frames, with who made it (neither was trained by us)."""
+    name = visual.get("face_detector", "haar")
+    if name == "blazeface":
+        return "MediaPipe's BlazeFace short-range detector (Apache-2.0, not trained by us)"
+    if name == "haar":
+        return "OpenCV's frontal-face Haar cascade (not trained by us)"
+    return f"the `{name}` face detector"
 
 
 def _splits_table(meta: list[dict]) -> str:

@@ -309,6 +309,17 @@ def cmd_produce(args) -> int:
     return 1 if counts["failed"] else 0
 
 
+def cmd_fetch_face_model(args) -> int:
+    from modalities.visual.face_model import WHEEL, default_path, fetch
+    out = Path(args.out) if args.out else default_path()
+    if out.is_file() and not args.force:
+        print(f"{out} is there already (--force fetches it again)")
+        return 0
+    print(f"downloading {WHEEL} from PyPI (~35 MB, not installed) for its face detector ...", file=sys.stderr)
+    print(f"wrote {fetch(out, Path(args.wheel) if args.wheel else None)}")
+    return 0
+
+
 def cmd_toyset(args) -> int:
     from engine.toyset import make_toyset
     from engine.toyvideo import make_toy_av_set
@@ -501,6 +512,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="name streams relative to DIR (as replay --root)")
     p.add_argument("--config", metavar="YAML", help="config (kafka section; serve.max_chunk_bytes, partitions)")
     p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("fetch-face-model", help="fetch the BlazeFace face detector once (PyPI)",
+                       description="Download MediaPipe's wheel from PyPI (pip download --no-deps; it is not "
+                                   "installed), take its short-range BlazeFace face detector (Apache-2.0), check "
+                                   "its SHA-256 and convert it for torch. The visual branch's face_detector "
+                                   "'blazeface' (the default) reads it; nothing is downloaded at run time. "
+                                   "Default place: $DFSTREAM_FACE_MODEL, else "
+                                   "$XDG_CACHE_HOME/dfstream/blazeface_short_range.safetensors (~/.cache).")
+    p.add_argument("--out", metavar="FILE", help="where to write it (default: the default place above)")
+    p.add_argument("--wheel", metavar="WHL", help="use this mediapipe wheel instead of downloading one")
+    p.add_argument("--force", action="store_true", help="fetch again even if the file exists")
+    p.set_defaults(func=cmd_fetch_face_model)
 
     p = sub.add_parser("toyset", help="write a tiny SYNTHETIC dataset (demo, tests)",
                        description="Write a tiny SYNTHETIC dataset (formant-shaped tones, not speech) with "

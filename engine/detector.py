@@ -253,5 +253,5 @@ def build_model(config: Config, saved: dict | None = None) -> torch.nn.ModuleDic
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.train.seed)
             modules["fusion"] = DynamicFusion({n: m.specifications.embedding_dim for n, m in modules.items()},
-                                              config.fusion.hidden)
+                                              config.fusion.hidden, config.fusion.rule)
     return torch.nn.ModuleDict(modules)

@@ -29,23 +29,47 @@ def detector():
     return Detector.from_config(tiny_av_config())
 
 
-def test_fusion_with_one_modality_missing_is_the_other_branch_exactly():
+@pytest.mark.parametrize("rule", ["any", "weighted"])
+def test_fusion_with_one_modality_missing_is_the_other_branch_exactly(rule):
     torch.manual_seed(0)
-    fusion = DynamicFusion({"audio": 4, "visual": 3})
+    fusion = DynamicFusion({"audio": 4, "visual": 3}, rule=rule)
     b, f = 2, 5
     logits = {"audio": torch.randn(b, f), "visual": torch.randn(b, f)}
     embs = {"audio": torch.randn(b, f, 4), "visual": torch.randn(b, f, 3)}
     yes, no = torch.ones(b, f, dtype=torch.bool), torch.zeros(b, f, dtype=torch.bool)
     fused, w = fusion(logits, embs, {"audio": yes, "visual": no})
-    assert torch.equal(fused, logits["audio"]) and torch.equal(w[..., 1], torch.zeros(b, f))
+    same = torch.equal if rule == "weighted" else lambda a, b: torch.allclose(a, b, atol=1e-5)
+    assert same(fused, logits["audio"]) and torch.equal(w[..., 1], torch.zeros(b, f))
     fused, _ = fusion(logits, embs, {"audio": no, "visual": yes})
-    assert torch.equal(fused, logits["visual"])
+    assert same(fused, logits["visual"])
     fused, w = fusion(logits, embs, {"audio": no, "visual": no})
     assert torch.all(fused == ABSENT_LOGIT) and torch.all(w == 0)
-    fused, w = fusion(logits, embs, {"audio": yes, "visual": yes})  # both: a convex combination
+    fused, w = fusion(logits, embs, {"audio": yes, "visual": yes})
     assert torch.allclose(w.sum(-1), torch.ones(b, f))
     lo, hi = torch.minimum(logits["audio"], logits["visual"]), torch.maximum(logits["audio"], logits["visual"])
-    assert torch.all(fused >= lo - 1e-6) and torch.all(fused <= hi + 1e-6)
+    if rule == "weighted":  # a convex combination
+        assert torch.all(fused >= lo - 1e-6) and torch.all(fused <= hi + 1e-6)
+    else:  # noisy-OR: forged unless both are real, so at least as likely as either alone
+        pa, pv = torch.sigmoid(logits["audio"].double()), torch.sigmoid(logits["visual"].double())
+        assert torch.allclose(torch.sigmoid(fused.double()), 1 - (1 - pa) * (1 - pv), atol=1e-6)
+        assert torch.all(fused >= hi - 1e-6)
+        assert sum(p.numel() for p in fusion.parameters()) == 0
+
+
+def test_noisy_or_fusion_is_stable_at_the_extremes_and_in_bfloat16():
+    fusion = DynamicFusion({"audio": 2, "visual": 2}, rule="any")
+    la = torch.tensor([[-60.0, -60.0, 40.0, 0.0]])
+    lv = torch.tensor([[-60.0, 40.0, -60.0, 0.0]])
+    yes = torch.ones(1, 4, dtype=torch.bool)
+    fused, w = fusion({"audio": la, "visual": lv}, {}, {"audio": yes, "visual": yes})
+    assert torch.isfinite(fused).all() and torch.isfinite(w).all()
+    assert abs(float(fused[0, 0]) - (-60 + np.log(2))) < 1e-3  # two tiny chances add up
+    assert torch.allclose(fused[0, 1:3], torch.tensor([40.0, 40.0]))
+    assert abs(float(fused[0, 3]) - np.log(3)) < 1e-5  # 1 - 0.5 * 0.5 = 0.75
+    half, _ = fusion({"audio": la.bfloat16(), "visual": lv.bfloat16()}, {}, {"audio": yes, "visual": yes})
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), fused, atol=0.3)
+    with pytest.raises(ValueError, match="rule"):
+        DynamicFusion({"audio": 2}, rule="mean")
 
 
 def test_span_modality_rule():

@@ -109,13 +109,17 @@ def test_a_checkpoint_from_before_the_learned_paths_loads_without_them(tmp_path)
     from engine.config import replace
     from helpers import tiny_av_config
     config = replace(replace(tiny_av_config(), "audio.mel_bands", 0), "visual.mouth_channels", 0)
+    config = replace(replace(config, "fusion.rule", "weighted"), "visual.face_detector", "haar")
     det = Detector.from_config(config)
     save_checkpoint(det, tmp_path / "old", SUMMARY)
     meta_path = tmp_path / "old" / "dfstream.json"
     meta = json.loads(meta_path.read_text())
     del meta["config"]["audio"]["mel_bands"], meta["config"]["visual"]["mouth_channels"]  # as written before
+    del meta["config"]["fusion"]["rule"], meta["config"]["visual"]["face_detector"]
     meta_path.write_text(json.dumps(meta))
     loaded = load_checkpoint(tmp_path / "old")
     assert loaded.config.audio.mel_bands == 0 and loaded.config.visual.mouth_channels == 0
+    assert loaded.config.fusion.rule == "weighted" and loaded.config.visual.face_detector == "haar"
+    assert loaded.fusion.gates is not None  # the gate weights were there to load
     x = windows(det)
     assert np.array_equal(loaded.score({"audio": x}).probs, det.score({"audio": x}).probs)

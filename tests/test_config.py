@@ -31,6 +31,7 @@ def test_override_subset(tmp_path):
     ({"train": {"finetune_encoder": "yes"}}, "train.finetune_encoder must be bool"),
     ({"inference": {"batch_size": True}}, "inference.batch_size must be int"),
     ({"localizer": {"onset": 0.3, "offset": 0.4}}, "offset <= onset"),
+    ({"fusion": {"rule": "mean"}}, "fusion.rule must be"),
     ({"audio": {"encoder": {"kind": "hubert"}}}, "wavlm"),
     ({"inference": {"device": "tpu"}}, "inference.device"),
     ({"inference": 3}, "inference must be a mapping"),

@@ -21,3 +21,5 @@ def test_every_sampled_frame_of_the_toy_faces_is_counted_and_found(tmp_path):
     expected = sum(round(e["video_frames"] / 25 * config.visual.fps) for e in test)
     assert abs(row["frames"] - expected) <= len(test)
     assert row["cropped"] >= row["detected"] >= 0.9 * row["frames"] > 0
+    haar = coverage(tmp_path, "test", config, "haar")["unknown"]
+    assert haar["frames"] == row["frames"] and haar["cropped"] >= haar["detected"] > 0

@@ -198,7 +198,7 @@ def test_bad_input_and_registry(haar):
         crop_faces(np.zeros((2, 8, 8, 3), np.float32), 8, None)
     with pytest.raises(ValueError, match="size"):
         crop_faces(np.zeros((2, 8, 8, 3), np.uint8), 0, None)
-    assert set(FACE_DETECTORS) == {"haar"}
+    assert set(FACE_DETECTORS) == {"haar", "blazeface"}
     assert isinstance(face_detector("haar"), HaarFaceDetector)
     with pytest.raises(RegistryError, match="haar"):
         face_detector("mtcnn")
