@@ -29,11 +29,10 @@ RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attributio
 DEPLOYMENT_SECTIONS = ("kafka", "serve")
 """Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
-LATER_ARCHITECTURE = {("audio", "mel_bands"): 0, ("visual", "mouth_channels"): 0,
-                      ("fusion", "rule"): "weighted", ("visual", "face_detector"): "haar"}
-"""Architecture keys added (or whose default changed) after checkpoints of this format were first
-written, with the value that means "as before" (learned paths off, the gated fusion, Haar faces): a
-checkpoint whose config does not name one was trained that way."""
+LATER_ARCHITECTURE = {("audio", "mel_bands"): 0, ("visual", "mouth_channels"): 0}
+"""Architecture keys added after checkpoints of this format were first written, with the value that
+means "as before" (the learned paths off): a checkpoint whose config does not name one was trained
+without it. (``fusion.rule`` is also newer; its default, ``weighted``, is how earlier ones were trained.)"""
 
 
 def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) -> Path:

@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Download MediaPipe's wheel from PyPI (pip download --no-deps; it is not "
                                    "installed), take its short-range BlazeFace face detector (Apache-2.0), check "
                                    "its SHA-256 and convert it for torch. The visual branch's face_detector "
-                                   "'blazeface' (the default) reads it; nothing is downloaded at run time. "
+                                   "'blazeface' reads it; nothing is downloaded at run time. "
                                    "Default place: $DFSTREAM_FACE_MODEL, else "
                                    "$XDG_CACHE_HOME/dfstream/blazeface_short_range.safetensors (~/.cache).")
     p.add_argument("--out", metavar="FILE", help="where to write it (default: the default place above)")

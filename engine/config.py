@@ -86,9 +86,9 @@ class VisualBranchConfig:
     so that their longer side is at most ``decode_side`` pixels (the face
     detector's input). ``crop`` ``face`` scores a crop of the tracked largest
     face, ``frame`` the whole frame; ``face_detector`` names an entry of
-    ``modalities.visual.faces.FACE_DETECTORS`` (``blazeface``, MediaPipe's
-    detector, needs ``dfstream fetch-face-model`` once; ``haar``, OpenCV's
-    cascade, needs nothing). ``detect_every`` > 1 runs the
+    ``modalities.visual.faces.FACE_DETECTORS`` (``haar``, OpenCV's cascade,
+    needs nothing; ``blazeface``, MediaPipe's detector, finds far more faces
+    and needs ``dfstream fetch-face-model`` once). ``detect_every`` > 1 runs the
     detector on every n-th sampled frame while a face is tracked (the box is
     kept in between). ``mouth_channels`` > 0 adds :mod:`modalities.visual.mouth`:
     the crop's mouth region and its motion through a small CNN with that many
@@ -99,7 +99,7 @@ class VisualBranchConfig:
     fps: float = 5.0
     decode_side: int = 320
     crop: str = "face"
-    face_detector: str = "blazeface"
+    face_detector: str = "haar"
     face_margin: float = 0.25
     detect_every: int = 1
     mouth_channels: int = 32
@@ -112,12 +112,12 @@ class VisualBranchConfig:
 class FusionConfig:
     """Audio-visual fusion (:mod:`fusion.fusion`), used when more than one branch is configured.
 
-    ``rule`` ``any`` (noisy-OR: forged where any present modality is) or
-    ``weighted`` (a gated average; ``hidden`` is the width of the per-modality
-    gate that weighs each branch per time step).
+    ``rule`` ``weighted`` (a gated average; ``hidden`` is the width of the
+    per-modality gate that weighs each branch per time step) or ``any``
+    (noisy-OR: forged where any present modality is).
     """
 
-    rule: str = "any"
+    rule: str = "weighted"
     hidden: int = 32
 
 
@@ -357,7 +357,7 @@ def _check(cfg: Config) -> Config:
         (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
          "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),
-        (cfg.fusion.rule in ("any", "weighted"), "fusion.rule must be 'any' or 'weighted'"),
+        (cfg.fusion.rule in ("weighted", "any"), "fusion.rule must be 'weighted' or 'any'"),
         (loc.min_duration >= 0 and loc.merge_gap >= 0, "localizer.min_duration and merge_gap must be >= 0"),
         (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
         (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),

@@ -4,23 +4,22 @@ Each branch's frames are repeated onto the finest branch step (audio: 20 ms;
 video at 5 fps: each frame covers 10 steps). :class:`DynamicFusion` then
 combines the present modalities by one of two rules (``fusion.rule``):
 
-``any`` (default): a step is forged when any present modality is, each branch
+``weighted`` (default): every present modality gets a weight per step from its own
+evidence (a small gate over the branch's embedding and logit), softmax over
+the modalities present, and the fused logit is the weighted sum of the branch
+logits. This follows the dynamic weighting of AVT2-DWF (Wang et al., 2024,
+"AVT2-DWF: Improving Deepfake Detection with Audio-Visual Fusion and Dynamic
+Weighting Strategies"), reduced to per-step scalar weights.
+
+``any``: a step is forged when any present modality is, each branch
 being an independent witness (noisy-OR): ``p = 1 - prod_m (1 - p_m)``, computed
 in logit space (``S = sum_m softplus(l_m)``, fused logit ``log(expm1(S))``).
 It matches the labels (``fake_segments`` is the union of the audio and the
 visual forged spans) and the branches' own training targets (each branch
 learns its modality's spans), and a real modality cannot hide a forged one.
-No parameters.
-
-``weighted``: every present modality gets a weight per step from its own
-evidence (a small gate over the branch's embedding and logit), softmax over
-the modalities present, and the fused logit is the weighted sum of the branch
-logits. This follows the dynamic weighting of AVT2-DWF (Wang et al., 2024,
-"AVT2-DWF: Improving Deepfake Detection with Audio-Visual Fusion and Dynamic
-Weighting Strategies"), reduced to per-step scalar weights. It averages: once
-BlazeFace put a face in most frames, the real video of an audio-only forgery
-diluted the audio evidence (validation audio AP@0.5 0.81 -> 0.71; see the
-README). Checkpoints that do not name a rule were trained with this one.
+No parameters. Measured on the shipped recipe it did worse, not better (README,
+"Face detectors and fusion rules"): a visual branch that is present in most
+frames but weak adds its false alarms to every step.
 
 Under either rule an absent modality (no audio track, no face in the frame)
 takes no part, so the fusion still works when one is missing and equals the
@@ -39,7 +38,7 @@ ABSENT_LOGIT = -30.0
 """Fused logit of a step where no modality is present (probability ~1e-13)."""
 
 
-FUSION_RULES = ("any", "weighted")
+FUSION_RULES = ("weighted", "any")
 
 
 class DynamicFusion(nn.Module):
@@ -52,10 +51,10 @@ class DynamicFusion(nn.Module):
     hidden : int
         Width of each modality's gate (``weighted`` only).
     rule : str
-        ``any`` (noisy-OR) or ``weighted`` (gated average); see the module docstring.
+        ``weighted`` (gated average) or ``any`` (noisy-OR); see the module docstring.
     """
 
-    def __init__(self, dims: dict[str, int], hidden: int = 32, rule: str = "any"):
+    def __init__(self, dims: dict[str, int], hidden: int = 32, rule: str = "weighted"):
         super().__init__()
         if rule not in FUSION_RULES:
             raise ValueError(f"fusion rule must be one of {FUSION_RULES}, got {rule!r}")

@@ -16,11 +16,13 @@ match the TFLite interpreter's within 6e-5 on random inputs (checked with
 - weighted non-maximum suppression at IoU 0.3: each kept box is the
   score-weighted mean of the boxes it suppresses.
 
-Why it replaced the Haar cascade as the default: on the real-material test
-split (``bench/face_coverage.py``) it finds a face in far more frames, e.g.
-the tilted head of ``carphone`` and the face cut by the frame edge in
+Against the Haar cascade: on the real-material test split
+(``bench/face_coverage.py``) it finds a face in far more frames, e.g. the
+tilted head of ``carphone`` and the face cut by the frame edge in
 ``pexels-wolfgang`` (numbers in README), and a chunk's frames go through it in
-one batch, so it is cheaper than Haar per frame as well.
+one batch, so it costs less per frame as well. It is not the default because
+the shipped recipe retrained on its crops scored lower (README, "Face
+detectors and fusion rules").
 """
 from __future__ import annotations
 

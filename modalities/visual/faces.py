@@ -1,11 +1,11 @@
 """Offline face detection, tracking of the largest face, and margin crops for the visual encoder.
 
-Two detectors (``visual.face_detector``): ``blazeface``, the default,
-MediaPipe's short-range detector run in torch (:mod:`modalities.visual.blazeface`;
-its weights are fetched once from PyPI by ``dfstream fetch-face-model``, and
-mediapipe itself, which pins ``numpy<2``, is never installed), and ``haar``,
-OpenCV's frontal-face cascade, which ships inside ``opencv-python-headless``
-4.x and needs nothing. On the real-material test split BlazeFace finds a face
+Two detectors (``visual.face_detector``): ``haar``, the default, OpenCV's
+frontal-face cascade, which ships inside ``opencv-python-headless`` 4.x and
+needs nothing, and ``blazeface``, MediaPipe's short-range detector run in torch
+(:mod:`modalities.visual.blazeface`; its weights are fetched once from PyPI by
+``dfstream fetch-face-model``, and mediapipe itself, which pins ``numpy<2``, is
+never installed). On the real-material test split BlazeFace finds a face
 in 100 / 72.7 / 100 % of the sampled frames of its three face videos where
 Haar finds one in 98.5 / 38.3 / 4.1 % (``bench/face_coverage.py``), at a
 fraction of the cost per frame. A frame without a face is kept, whole, and
