@@ -21,10 +21,11 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/dfstream fetch-face-model
 	touch $(STAMP)
 
+# BlazeFace's weights, once (the mediapipe wheel from PyPI; a no-op when the file is there).
 install: $(STAMP)
+	@$(BIN)/dfstream fetch-face-model
 
 # Debian's chromium, which the HTML report test opens reports in (tests/browser.py); root or sudo.
 chromium:
