@@ -108,6 +108,10 @@ class VisualBranchConfig:
     dropout: float = 0.1
 
 
+FUSION_RULES = ("weighted", "any")
+"""The values of ``fusion.rule`` (:mod:`fusion.fusion`)."""
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """Audio-visual fusion (:mod:`fusion.fusion`), used when more than one branch is configured.
@@ -357,7 +361,7 @@ def _check(cfg: Config) -> Config:
         (inf.device in ("auto", "cpu", "cuda") or inf.device.startswith("cuda:"),
          "inference.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         (0 < loc.offset <= loc.onset < 1, "localizer needs 0 < offset <= onset < 1"),
-        (cfg.fusion.rule in ("weighted", "any"), "fusion.rule must be 'weighted' or 'any'"),
+        (cfg.fusion.rule in FUSION_RULES, f"fusion.rule must be one of {', '.join(FUSION_RULES)}"),
         (loc.min_duration >= 0 and loc.merge_gap >= 0, "localizer.min_duration and merge_gap must be >= 0"),
         (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
         (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),

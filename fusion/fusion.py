@@ -34,11 +34,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.config import FUSION_RULES
+
 ABSENT_LOGIT = -30.0
 """Fused logit of a step where no modality is present (probability ~1e-13)."""
-
-
-FUSION_RULES = ("weighted", "any")
 
 
 class DynamicFusion(nn.Module):
@@ -94,7 +93,6 @@ class DynamicFusion(nn.Module):
         stacked = torch.stack([logits[n] for n in self.names], dim=-1)
         fused = (weights * stacked).sum(-1)
         return torch.where(mask.any(-1), fused, torch.full_like(fused, ABSENT_LOGIT)), weights
-
 
     @staticmethod
     def _any(stacked: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

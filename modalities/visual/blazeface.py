@@ -95,14 +95,14 @@ class BlazeFaceDetector:
         for i, frame in enumerate(frames):
             boxed[i, oy:oy + size[1], ox:ox + size[0]] = cv2.resize(
                 np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        regress, logits = [], []
+        regress, probs = [], []
         with torch.inference_mode():
             for start in range(0, len(boxed), self.batch):
                 x = torch.from_numpy(boxed[start:start + self.batch]).permute(0, 3, 1, 2).float()
                 r, c = self.net(x.div_(127.5).sub_(1.0))
                 regress.append(r[..., :4].numpy())
-                logits.append(torch.sigmoid(c[..., 0].clamp(-100.0, 100.0)).numpy())
-        regress, scores = np.concatenate(regress), np.concatenate(logits)
+                probs.append(torch.sigmoid(c[..., 0].clamp(-100.0, 100.0)).numpy())
+        regress, scores = np.concatenate(regress), np.concatenate(probs)
         out = []
         for r, s in zip(regress, scores):
             keep = s >= self.min_score

@@ -28,7 +28,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from engine.errors import ConfigError
 
@@ -95,11 +96,9 @@ def load(path: Path | None = None) -> tuple[list[dict], dict, list[str], list[st
     if not path.is_file():
         raise ConfigError(f"BlazeFace weights not found at {path}: run `dfstream fetch-face-model` "
                           "(downloads the mediapipe wheel from PyPI once), or set DFSTREAM_FACE_MODEL")
-    from safetensors import safe_open
-
     with safe_open(str(path), "np") as handle:
         meta = handle.metadata() or {}
-    if meta.get("sha256") != SHA256 or "graph" not in meta:
-        raise ConfigError(f"{path} is not the converted {MEMBER}; run `dfstream fetch-face-model` again")
-    return (json.loads(meta["graph"]), load_file(str(path)),
-            json.loads(meta["inputs"]), json.loads(meta["outputs"]))
+        if meta.get("sha256") != SHA256 or "graph" not in meta:
+            raise ConfigError(f"{path} is not the converted {MEMBER}; run `dfstream fetch-face-model` again")
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    return json.loads(meta["graph"]), tensors, json.loads(meta["inputs"]), json.loads(meta["outputs"])
