@@ -81,11 +81,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--data", required=True, help="a set bench/make_dataset.py built")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="which split's files (default: %(default)s)")
     parser.add_argument("--config", help="config YAML whose visual section to use (default: the default)")
     parser.add_argument("--detectors", default="haar,blazeface",
                         help="comma-separated face detectors to compare (default: %(default)s)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "face_coverage.json"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "face_coverage.json"),
+                        help="result JSON (default: bench/results/face_coverage.json)")
     args = parser.parse_args()
     config = load_config(args.config)
     by_detector = {}
