@@ -214,3 +214,48 @@ def test_detect_every_keeps_the_tracked_box_between_detections():
     np.testing.assert_array_equal(sparse.images, dense.images)
     lost = Script([[]] * 6)                              # no track: every frame is searched
     assert not crop_faces(frames, 16, lost, detect_every=3).faces.any() and lost.calls == 6
+
+
+class Counting(HaarFaceDetector):
+    """Haar with its whole-frame and size-band searches counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.full = self.near = 0
+
+    def detect(self, frame, near=None):
+        if near is None:
+            self.full += 1
+        return super().detect(frame, near)
+
+    def detect_near(self, frame, box):
+        self.near += 1
+        return super().detect_near(frame, box)
+
+
+def test_tracked_search_gives_the_full_searchs_crops(haar):
+    rng = np.random.default_rng(4)
+    frames = np.stack([draw_face(gray(), 110 + 12 * i + rng.uniform(-3, 3), 115 + 3 * i, 95 + 4 * i)
+                       for i in range(8)])
+    frames[5] = gray()  # the face leaves for a frame: held, then searched for in the whole frame again
+    counting = Counting()
+    tracked = crop_faces(frames, 48, counting, search="tracked")
+    full = crop_faces(frames, 48, haar, search="full")
+    np.testing.assert_array_equal(tracked.images, full.images)
+    assert tracked.faces.tolist() == full.faces.tolist() == [True] * 8
+    # whole-frame searches: frame 0 (no track yet) and frame 5 (the band found no face there);
+    # the band: frames 1-7 (frame 6 too, for the box held over frame 5 is still tracked)
+    assert counting.near == 7 and counting.full == 2
+
+
+def test_size_band_search_skips_faces_of_another_size(haar):
+    frame = draw_face(draw_face(gray(240, 320), 100, 125, 160), 260, 50, 45)  # a big and a small face
+    boxes = haar.detect(frame)
+    sides = sorted(boxes[:, 2] - boxes[:, 0])
+    assert len(boxes) == 2 and sides[1] > 2.4 * sides[0]
+    big = boxes[np.argmax(boxes[:, 2] - boxes[:, 0])]
+    small = boxes[np.argmin(boxes[:, 2] - boxes[:, 0])]
+    np.testing.assert_array_equal(haar.detect_near(frame, big), big[None])
+    np.testing.assert_array_equal(haar.detect_near(frame, small), small[None])
+    with pytest.raises(ValueError, match="search"):
+        crop_faces(gray(n=1), 16, haar, search="sideways")
