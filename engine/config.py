@@ -300,7 +300,10 @@ class ServeConfig:
 class TrainConfig:
     """``dfstream train``. ``val_fraction`` is used when metadata has no val split.
     ``lr_schedule`` ``cosine`` lowers the learning rate along a half cosine, epoch by
-    epoch, to 5 % of ``learning_rate`` in the last epoch; ``constant`` keeps it."""
+    epoch, to 5 % of ``learning_rate`` in the last epoch; ``constant`` keeps it.
+    ``augment``: each training window's inputs pass through its branch's ``augment``
+    (branches that have one; the visual branch flips, shifts and re-lights the mouth
+    regions, one draw per window), drawn from ``seed``; validation never is."""
 
     epochs: int = 8
     batch_size: int = 16
@@ -310,6 +313,7 @@ class TrainConfig:
     finetune_encoder: bool = False
     val_fraction: float = 0.2
     seed: int = 0
+    augment: bool = False
 
 
 @dataclass(frozen=True)

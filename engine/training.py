@@ -150,9 +150,12 @@ class _Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         self.rates = learning_rates(self.cfg)
         self.cache: dict[tuple, torch.Tensor] = {}
+        self.augmenter = torch.Generator().manual_seed(self.cfg.seed) if self.cfg.augment else None
 
-    def _logits(self, data: Windows, index: np.ndarray, key: tuple) -> tuple[torch.Tensor, dict, dict]:
-        """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}`` and presence ``{name: (B, F)}``."""
+    def _logits(self, data: Windows, index: np.ndarray, key: tuple,
+                augment: bool = False) -> tuple[torch.Tensor, dict, dict]:
+        """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}`` and presence ``{name: (B, F)}``;
+        ``augment``: through each branch's ``augment`` when ``train.augment`` is on."""
         det = self.detector
         logits, embs, pres = {}, {}, {}
         for name, branch in det.branches.items():
@@ -161,9 +164,12 @@ class _Trainer:
                 if (name, key) not in self.cache:
                     with torch.no_grad():  # not inference_mode: the head's backward saves these
                         self.cache[(name, key)] = branch.encode(x)
-                lg, em = branch.head_forward(self.cache[(name, key)])
+                encoded = self.cache[(name, key)]
             else:
-                lg, em = branch(x)
+                encoded = branch.encode(x)
+            if augment and self.augmenter is not None and hasattr(branch, "augment"):
+                encoded = branch.augment(encoded, self.augmenter)
+            lg, em = branch.head_forward(encoded)
             plan, ratio = det.plans[name], det.ratios[name]
             lo = plan.first_kept
             logits[name] = to_step(lg[:, lo:lo + plan.hop_frames], ratio)
@@ -206,7 +212,7 @@ class _Trainer:
                 branch.encoder.eval()
         total, weight = 0.0, 0.0
         for b in self._batches(len(data.mask), True, rng):
-            fused, logits, pres = self._logits(data, b, (tag, int(b[0])))
+            fused, logits, pres = self._logits(data, b, (tag, int(b[0])), augment=True)
             loss, w = self._loss(data, b, fused, logits, pres, pos_weight)
             self.optimizer.zero_grad()
             loss.backward()

@@ -60,3 +60,35 @@ def test_the_mouth_path_adds_to_the_back_end_input_and_can_be_left_out():
 def test_mouth_channels_are_checked():
     with pytest.raises(ConfigError, match="mouth_channels"):
         replace(tiny_av_config(), "visual.mouth_channels", 1)
+
+
+def test_augment_moves_each_windows_frames_alike_and_leaves_cls_alone():
+    branch = visual_branch(tiny_av_config())
+    side = 14
+    ramp = torch.linspace(-0.5, 0.5, side)  # brightness rises left to right
+    mouth = ramp.expand(4, 3, 3, side, side).clone()
+    mouth[:, 1] += 0.1  # a second frame differs only by a constant: motion must stay constant
+    cls = torch.randn(4, 3, 8)
+    gen = torch.Generator().manual_seed(0)
+    out_cls, out = branch.augment((cls, mouth), gen)
+    assert out_cls is cls and out.shape == mouth.shape
+    again = branch.augment((cls, mouth), torch.Generator().manual_seed(0))[1]
+    assert torch.equal(out, again)  # drawn from the generator only
+    flipped = 0
+    for w in range(4):
+        motion = out[w, 1] - out[w, 0]
+        assert torch.allclose(motion, motion.flatten()[0].expand_as(motion), atol=1e-6)
+        assert torch.allclose(out[w, 2], out[w, 0], atol=1e-6)
+        rows = out[w, 0, 0]
+        steps = rows[:, 1:] - rows[:, :-1]
+        assert bool((steps >= -1e-6).all()) or bool((steps <= 1e-6).all())  # monotone: a shift, maybe a mirror
+        flipped += bool((steps <= 1e-6).all())
+        gain = steps.abs().max() / (ramp[1] - ramp[0])
+        assert 0.85 - 1e-4 <= float(gain) <= 1.15 + 1e-4
+    assert 0 < flipped < 4  # seed 0 mirrors some windows and not others
+
+
+def test_augment_without_the_mouth_path_changes_nothing():
+    branch = visual_branch(replace(tiny_av_config(), "visual.mouth_channels", 0))
+    encoded = (torch.randn(2, 3, 8), None)
+    assert branch.augment(encoded, torch.Generator().manual_seed(0)) is encoded

@@ -96,3 +96,22 @@ def test_cosine_schedule_falls_from_the_rate_to_5_percent_and_constant_keeps_it(
     assert np.isclose(rates[1] + rates[3], rates[0] + rates[4])  # a half cosine is symmetric about its middle
     assert learning_rates(replace(five, "train.lr_schedule", "constant").train) == [lr] * 5
     assert learning_rates(replace(tiny_config(), "train.epochs", 1).train) == [lr]
+
+
+
+def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
+    from engine.toyvideo import make_toy_av_set
+    from helpers import tiny_av_config
+    root = tmp_path / "av"
+    meta = make_toy_av_set(root, files=4, seed=3, min_seconds=2.0, max_seconds=2.6, size=(160, 120))
+    base = replace(tiny_av_config(), "train.epochs", 1)
+    states, histories = {}, {}
+    for name, augment in (("plain", False), ("aug", True), ("aug_again", True)):
+        summary = train(meta, root, tmp_path / name, replace(base, "train.augment", augment), "SYNTHETIC test")
+        states[name] = load_checkpoint(tmp_path / name).model.state_dict()
+        histories[name] = summary["history"]
+        assert summary["method"]["augment"] is augment
+    mouth = "visual.mouth.proj.weight"
+    assert all(torch.equal(states["aug"][k], states["aug_again"][k]) for k in states["aug"])
+    assert histories["aug"] == histories["aug_again"]
+    assert not torch.equal(states["aug"][mouth], states["plain"][mouth])

@@ -29,6 +29,11 @@ from modalities.visual.faces import crop_faces, face_detector
 from modalities.visual.mouth import MouthCNN, mouth_region
 
 
+MOUTH_SHIFT = 1 / 7  # of the mouth region's side (8 px of a 56 px region)
+MOUTH_GAIN = 0.15
+MOUTH_OFFSET = 0.15  # pixels are in [-1, 1]
+
+
 class VisualBranch(nn.Module):
     """Per-frame (at ``fps``) forgery logits and embeddings from RGB crops.
 
@@ -94,6 +99,29 @@ class VisualBranch(nn.Module):
         out = self.encoder(pixel_values=frames.flatten(0, 1))
         cls = out.last_hidden_state[:, 0].reshape(b, t, -1)
         return cls, (mouth_region(frames) if self.mouth is not None else None)
+
+    def augment(self, encoded: tuple[torch.Tensor, torch.Tensor | None],
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training augmentation of :meth:`encode`'s features (``train.augment``): each window's
+        mouth regions, all its frames alike (their motion stays true), mirrored with
+        probability 1/2, shifted by up to ``MOUTH_SHIFT`` of the side (edges replicated), and
+        re-lit by a gain in 1 ± ``MOUTH_GAIN`` and an offset in ± ``MOUTH_OFFSET``. The frozen
+        [CLS] states are left as they are. Nothing changes without the mouth path."""
+        hidden, mouth = encoded
+        if mouth is None:
+            return encoded
+        b, side = mouth.shape[0], mouth.shape[-1]
+        draw = torch.rand(b, 5, generator=generator)
+        pad = max(1, round(MOUTH_SHIFT * side))
+        padded = nn.functional.pad(mouth.flatten(0, 1), (pad,) * 4, mode="replicate").unflatten(0, mouth.shape[:2])
+        out = torch.empty_like(mouth)
+        for i in range(b):
+            dy, dx = (draw[i, 1:3] * (2 * pad + 1)).long().clamp(max=2 * pad).tolist()
+            window = padded[i, :, :, dy:dy + side, dx:dx + side]
+            out[i] = window.flip(-1) if draw[i, 0] < 0.5 else window
+        gain = 1 + MOUTH_GAIN * (2 * draw[:, 3] - 1)
+        offset = MOUTH_OFFSET * (2 * draw[:, 4] - 1)
+        return hidden, out * gain.view(b, 1, 1, 1, 1).to(out.dtype) + offset.view(b, 1, 1, 1, 1).to(out.dtype)
 
     def head_forward(self, encoded: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Back-end on :meth:`encode`'s features: logits ``(B, T)`` and embeddings ``(B, T, backend_dim)``."""
