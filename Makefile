@@ -85,6 +85,7 @@ ROBUST_CMD := python bench/robustness.py --meta $(REALSET)/data/metadata.json --
 	--model $(MODEL) --index $(MODEL)/index --work $(REALSET)/robustness --out bench/results/robustness.json
 CARD_CMD = $(BIN)/python bench/model_card.py --model $(MODEL) --data $(REALSET)/data --replay $(REALSET)/out \
 	--index $(MODEL)/index --robustness bench/results/robustness.json --probe bench/results/feature_probe.json \
+	--branch-probe bench/results/branch_probe.json \
 	--commands $(REALSET)/commands.json --out $(MODEL)/MODEL_CARD.md
 
 $(REALSET)/commands.json: Makefile
@@ -100,6 +101,7 @@ model: install material $(REALSET)/commands.json
 	$(BIN)/$(REPLAY_CMD)
 	$(BIN)/$(EVAL_CMD)
 	$(BIN)/python bench/feature_probe.py --data $(REALSET)/data --model $(MODEL)
+	$(BIN)/python bench/branch_probe.py --data $(REALSET)/data --model $(MODEL) --splits val,test
 	$(CARD_CMD)
 
 # The robustness table of the model card: the test split re-encoded (codecs, phone line, noise, video).

@@ -107,6 +107,31 @@ def _probe(path: Path | None, model_id: str) -> str:
             f"some of what a plain spectrogram shows (which is why the audio branch has a learned spectral path).")
 
 
+def _branches(path: Path | None, model_id: str) -> str:
+    """The "What each branch learned" section from bench/branch_probe.py's result for this checkpoint."""
+    p = json.loads(path.read_text()) if path and path.exists() else {}
+    if p.get("model_id") != model_id:
+        return "Not measured for this checkpoint (`bench/branch_probe.py`).\n"
+    splits = p["splits"]
+    rows = [f"| {split} | {r['files']} | {_fmt(r['fused']['frame_auc'])} | {_fmt(r['audio']['frame_auc'])} | "
+            f"{_fmt(r['visual']['frame_auc'])} | {_fmt(r['visual']['forged_above_0.5'])} | "
+            f"{_fmt(r['visual']['real_above_0.5'])} |"
+            for split, r in splits.items() if "audio" in r and "visual" in r]
+    if not rows:
+        return "Not measured for this checkpoint (`bench/branch_probe.py`).\n"
+    generators = sorted({g for r in splits.values() for g in r.get("visual", {}).get("by_generator", {})})
+    by_gen = ["| split | " + " | ".join(generators) + " |", "|---|" + "---|" * len(generators)]
+    by_gen += [f"| {split} | " + " | ".join(_fmt(r["visual"]["by_generator"].get(g)) for g in generators) + " |"
+               for split, r in splits.items() if "visual" in r]
+    return ("Frame AUC of each branch's 20 ms curve against its own modality's labels, on the frames where "
+            "that modality is present (fused: all labels), and the share of the visual branch's forged / real "
+            f"frames above 0.5; `{p['command']}`:\n\n"
+            "| split | files | fused | audio | visual | visual forged > 0.5 | visual real > 0.5 |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + "\n\nThe visual branch by generator (its forged frames against all real frames):\n\n"
+            + "\n".join(by_gen) + "\n")
+
+
 def _spectral(audio: dict) -> str:
     bands = audio.get("mel_bands", 0)
     return (f"a spectral path ({bands}-band log-mel on the encoder's 20 ms grid -> a 3-block CNN, "
@@ -120,7 +145,7 @@ def _mouth(visual: dict) -> str:
 
 
 def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness: Path | None,
-         commands: dict, probe: Path | None = None) -> str:
+         commands: dict, probe: Path | None = None, branch_probe: Path | None = None) -> str:
     ckpt = json.loads((model / "dfstream.json").read_text())
     meta = json.loads((data / "metadata.json").read_text())
     shortcut = json.loads((data / "shortcut.json").read_text()) if (data / "shortcut.json").exists() else {}
@@ -195,7 +220,7 @@ and the video of a clip come from different recordings.
 ## Training
 `{commands['train']}`: {train['method']['objective']}; {train['method']['epochs']} epochs, batch
 {train['method']['batch_size']}, AdamW lr {train['method']['learning_rate']}, weight decay
-{train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}. Train:
+{train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}{_augmented(train['method'])}. Train:
 {train['data']['files']} clips ({train['data']['seconds']} s, {train['data']['fake_seconds']} s forged); validation
 {train['data']['val_files']} clips. Kept: epoch {train['best_epoch']['epoch']} (lowest validation BCE; validation frame
 AUC {_fmt(train['best_epoch'].get('frame_auc'))}). Finished {train['finished']}.
@@ -216,6 +241,8 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 
 ### What it finds, by generator
 {found_by_generator(meta, out_dir, set(gens['held_out_audio']) | set(gens['held_out_visual']))}
+### What each branch learned
+{_branches(branch_probe, ckpt['model_id'])}
 ### Against the targets of issue 5
 | metric | value | target | |
 |---|---|---|---|
@@ -235,6 +262,11 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 - Audio and video of a clip never belong together, so the model cannot learn lip-sync; the visual forgeries
   are mouth-region edits, not face-swap or talking-head generators.
 """
+
+
+def _augmented(method: dict) -> str:
+    return ("; training windows augmented (`train.augment`: the visual branch's mouth regions mirrored, "
+            "shifted and re-lit, one draw per window)") if method.get("augment") else ""
 
 
 def _face_detector(visual: dict) -> str:
@@ -267,13 +299,14 @@ def main(argv=None) -> int:
     p.add_argument("--index", metavar="DIR", help="the attribution index the replay used")
     p.add_argument("--robustness", metavar="JSON", help="bench/robustness.py's result")
     p.add_argument("--probe", metavar="JSON", help="bench/feature_probe.py's result")
+    p.add_argument("--branch-probe", metavar="JSON", help="bench/branch_probe.py's result")
     p.add_argument("--commands", metavar="JSON", required=True,
                    help="the commands that produced the inputs: {dataset, train, replay, eval, robustness}")
     p.add_argument("--out", required=True, metavar="MD", help="the card to write")
     args = p.parse_args(argv)
     text = card(Path(args.model), Path(args.data), Path(args.replay), Path(args.index) if args.index else None,
                 Path(args.robustness) if args.robustness else None, json.loads(Path(args.commands).read_text()),
-                Path(args.probe) if args.probe else None)
+                Path(args.probe) if args.probe else None, Path(args.branch_probe) if args.branch_probe else None)
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
     return 0

@@ -139,31 +139,71 @@ def test_build_refuses_unknown_or_overlapping_generators(material, tmp_path):
         build(tmp_path, 2, 0, material, Generators(("griffinlim",), ("griffinlim",), ("mouth-freeze",), ()))
 
 
-def test_tiny_model_recipe_trains_replays_and_writes_its_card(material, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_recipe(material, tmp_path_factory) -> tuple[Path, Path]:
+    """A 12-clip set of the stand-in material and a tiny audio-visual model trained on it for 1 epoch."""
+    from engine.config import replace
+    from engine.training import train
+    from helpers import tiny_av_config
+
+    root = tmp_path_factory.mktemp("recipe")
+    build(root / "data", 12, 3, material, GENS, workers=1)
+    train(root / "data/metadata.json", root / "data", root / "model", replace(tiny_av_config(), "train.epochs", 1),
+          "tiny stand-in material")
+    return root / "data", root / "model"
+
+
+def test_tiny_model_recipe_trains_replays_and_writes_its_card(tiny_recipe, tmp_path):
     """`make model` in miniature: the set, training (1 epoch, a tiny audio-visual model), replay of the
     test split, and the model card, whose numbers are the evaluation's."""
     import model_card
-    from engine.config import replace
     from engine.evaluation import evaluate
     from engine.stream import StreamProcessor
-    from engine.training import train
     from streams.replay import expand_inputs, replay
     from engine.checkpoint import load_checkpoint
-    from helpers import tiny_av_config
 
-    data = tmp_path / "data"
-    build(data, 12, 3, material, GENS, workers=1)
-    config = replace(tiny_av_config(), "train.epochs", 1)
-    train(data / "metadata.json", data, tmp_path / "model", config, "tiny stand-in material")
-    detector = load_checkpoint(tmp_path / "model")
+    data, model = tiny_recipe
+    detector = load_checkpoint(model)
     out = tmp_path / "out"
     replay(expand_inputs([str(data / "test")], data), StreamProcessor(detector), out, 2.0, progress=False)
     commands = {k: f"<{k} command>" for k in ("dataset", "train", "index", "replay", "eval", "robustness")}
-    text = model_card.card(tmp_path / "model", data, out, None, None, commands)
+    text = model_card.card(model, data, out, None, None, commands)
     expected = evaluate(out / "predictions.json", data / "metadata.json", out / "scores.csv", split="test")
     assert "SYNTHETIC" in text and "<train command>" in text and "mouth-shuffle" in text
     assert f"| all | {expected['files']} | {expected['localization']['ap']['0.5']:.4f} |" in text
     assert "Not measured for this checkpoint" in text and "No feature probe was run" in text
     other = tmp_path / "robustness.json"  # another checkpoint's measurements never enter this card
     other.write_text(json.dumps({"model": {"model_id": "dfstream-other"}, "conditions": {"clean": {"files": 1}}}))
-    assert "Not measured for this checkpoint" in model_card.card(tmp_path / "model", data, out, None, other, commands)
+    assert "Not measured for this checkpoint" in model_card.card(model, data, out, None, other, commands)
+
+
+def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path):
+    """bench/branch_probe.py on the tiny trained model: its fused frame AUC is the one training's
+    validation computes over the same files, batched the training way."""
+    import branch_probe
+    from engine.checkpoint import load_checkpoint
+    from engine.training import _Trainer, _windows
+
+    data, model = tiny_recipe
+    out = tmp_path / "probe.json"
+    assert branch_probe.main(["--data", str(data), "--model", str(model), "--splits", "train,test",
+                              "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["splits"]) == {"train", "test"}
+    test = result["splits"]["test"]
+    assert test["audio"]["labels"] == "audio_fake_segments" and test["visual"]["labels"] == "visual_fake_segments"
+    assert set(test["visual"]["by_generator"]) <= {"mouth-freeze", "mouth-warp", "mouth-shuffle"}
+    assert set(test["audio"]["by_generator"]) <= {"griffinlim"}
+    detector = load_checkpoint(model, {"inference": {"dtype": "float32"}})
+    items = [i for i in load_metadata(data / "metadata.json") if i.split == "test"]
+    windows = _windows(items, data, detector, "fake_segments", "test")
+    whole = _Trainer(detector, detector.config).evaluate(windows, "test")
+    assert test["files"] == len(items)
+    assert test["fused"]["frames"] == int((windows.mask.astype(bool)
+                                           & np.any(list(windows.present_frames.values()), axis=0)).sum())
+    assert test["fused"]["frame_auc"] == pytest.approx(whole["frame_auc"], abs=2e-4)
+    import model_card
+    section = model_card._branches(out, detector.model_id)
+    assert (f"| test | {len(items)} | {test['fused']['frame_auc']:.4f} | {test['audio']['frame_auc']:.4f} | "
+            f"{test['visual']['frame_auc']:.4f} |") in section
+    assert model_card._branches(out, "dfstream-other").startswith("Not measured")
