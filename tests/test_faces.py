@@ -223,10 +223,9 @@ class Counting(HaarFaceDetector):
         super().__init__()
         self.full = self.near = 0
 
-    def detect(self, frame, near=None):
-        if near is None:
-            self.full += 1
-        return super().detect(frame, near)
+    def detect(self, frame):
+        self.full += 1
+        return super().detect(frame)
 
     def detect_near(self, frame, box):
         self.near += 1

@@ -130,11 +130,25 @@ class HaarFaceDetector:
                               "reinstall opencv-python-headless")
         self._lock = threading.Lock()
 
-    def detect(self, frame: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+    def detect(self, frame: np.ndarray) -> np.ndarray:
         """Face boxes as :meth:`FaceDetector.detect` gives them (float64); none when the
-        frame is smaller than the cascade's window after downscaling. ``near``: see
-        :meth:`detect_near`.
+        frame is smaller than the cascade's window after downscaling.
         """
+        return self._search(frame, None)
+
+    def detect_near(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Face boxes of ``frame`` searched only at the window sizes that a box overlapping
+        ``box`` (frame pixels, a tracked face) by IoU > ``TRACK_IOU`` can have: the sides
+        within ``NEAR_BAND`` of ``box``'s width (see the module docstring). It returns the
+        full search's boxes of those sizes, except where a group of raw windows straddles
+        the band's edge; :func:`crop_faces` falls back to :meth:`detect` when none of
+        them overlaps ``box`` enough.
+        """
+        return self._search(frame, np.asarray(box, np.float64))
+
+    def _search(self, frame: np.ndarray, near: np.ndarray | None) -> np.ndarray:
+        """The cascade over the downscaled gray frame: every size from the smallest face, or
+        the band about ``near``'s width."""
         _check_frames(frame, ndim=3)
         height, width = frame.shape[:2]
         scale = min(1.0, self.detect_side / max(height, width))
@@ -162,16 +176,6 @@ class HaarFaceDetector:
         boxes = np.asarray(found, np.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
         return boxes * to_frame  # undo the downscale: x * (W / w) per axis
-
-    def detect_near(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """Face boxes of ``frame`` searched only at the window sizes that a box overlapping
-        ``box`` (frame pixels, a tracked face) by IoU > ``TRACK_IOU`` can have: the sides
-        within ``NEAR_BAND`` of ``box``'s width (see the module docstring). It returns the
-        full search's boxes of those sizes, except where a group of raw windows straddles
-        the band's edge; :func:`crop_faces` falls back to :meth:`detect` when none of
-        them overlaps ``box`` enough.
-        """
-        return self.detect(frame, near=np.asarray(box, np.float64))
 
 
 def _blazeface() -> FaceDetector:
