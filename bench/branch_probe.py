@@ -36,11 +36,12 @@ GENERATOR_KEYS = {"audio": "audio_model", "visual": "visual_model"}
 
 
 def _scores(trainer: _Trainer, detector, data) -> tuple[np.ndarray, dict]:
-    """Fused and per-branch frame probabilities ``(windows, frames)`` of one file's windows."""
+    """Fused and per-branch frame probabilities ``(windows, frames)`` of one file's windows (the
+    trainer's encoder cache holds this file's batches only)."""
     fused, branches = [], {n: [] for n in detector.branches}
     with torch.no_grad():
         for b in trainer._batches(len(data.mask), False, None):
-            f, logits, _ = trainer._logits(data, b, ("probe", id(data), int(b[0])))
+            f, logits, _ = trainer._logits(data, b, ("probe", int(b[0])))
             fused.append(torch.sigmoid(f).numpy())
             for n, lg in logits.items():
                 branches[n].append(torch.sigmoid(lg).numpy())
@@ -65,10 +66,9 @@ def _summary(y: np.ndarray, s: np.ndarray, generators: np.ndarray | None = None)
 
 def probe_split(detector, trainer, items, entries: dict, root: Path, label_key: str) -> dict:
     """Frame AUCs of one split's ``items`` (``entries``: file -> metadata entry)."""
-    ys, ss = {"fused": []}, {"fused": []}
+    ys = {n: [] for n in ("fused", *detector.branches)}
+    ss = {n: [] for n in ys}
     gens = {n: [] for n in detector.branches}
-    for n in detector.branches:
-        ys[n], ss[n] = [], []
     for item in items:
         data = _windows([item], root, detector, label_key, item.split)
         fused, branches = _scores(trainer, detector, data)
