@@ -41,7 +41,7 @@ def _scores(trainer: _Trainer, detector, data) -> tuple[np.ndarray, dict]:
     fused, branches = [], {n: [] for n in detector.branches}
     with torch.no_grad():
         for b in trainer._batches(len(data.mask), False, None):
-            f, logits, _ = trainer._logits(data, b, ("probe", int(b[0])))
+            f, logits, _, _ = trainer._logits(data, b, ("probe", int(b[0])))
             fused.append(torch.sigmoid(f).numpy())
             for n, lg in logits.items():
                 branches[n].append(torch.sigmoid(lg).numpy())

@@ -185,7 +185,8 @@ def card(model: Path, data: Path, out_dir: Path, index: Path | None, robustness:
                       "its drops say little; the AP@0.5 drops are the measure here.\n")
         robust = ("| condition | files | AP@0.5 | AUC | AP@0.5 drop | AUC drop |\n|---|---|---|---|---|---|\n"
                   + "\n".join(lines)
-                  + f"\n\nMeasured by `{commands['robustness']}` (drop = clean minus condition).\n" + caveat)
+                  + f"\n\nMeasured by `{commands['robustness']}` (drop = clean minus condition).\n" + caveat
+                  + _seen_conditions(ckpt.get("training", {}).get("method", {})))
     else:
         robust = "Not measured for this checkpoint (`make robustness` measures it and rewrites this card).\n"
     encoder = cfg["audio"]["encoder"]
@@ -218,7 +219,7 @@ and the video of a clip come from different recordings.
 ## Training
 `{commands['train']}`: {train['method']['objective']}; {train['method']['epochs']} epochs, batch
 {train['method']['batch_size']}, AdamW lr {train['method']['learning_rate']}, weight decay
-{train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}{_augmented(train['method'])}. Train:
+{train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}{_augmented(train['method'])}{_generator_loss(train['method'])}. Train:
 {train['data']['files']} clips ({train['data']['seconds']} s, {train['data']['fake_seconds']} s forged); validation
 {train['data']['val_files']} clips. Kept: epoch {train['best_epoch']['epoch']} (lowest validation BCE; validation frame
 AUC {_fmt(train['best_epoch'].get('frame_auc'))}). Finished {train['finished']}.
@@ -263,8 +264,33 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 
 
 def _augmented(method: dict) -> str:
-    return ("; training windows augmented (`train.augment`: the visual branch's mouth regions mirrored, "
-            "shifted and re-lit, one draw per window)") if method.get("augment") else ""
+    parts = []
+    if method.get("degrade"):
+        parts.append(f"`train.degrade` {method['degrade']:g}: that share of training windows, drawn per window and "
+                     "epoch, had their audio through a simulated telephone line (300-3400 Hz, 8 kHz 8-bit mu-law; "
+                     "so the robustness table's `telephone` row is a condition training saw, not a held-out one)")
+    if method.get("augment"):
+        parts.append("`train.augment`: the visual branch's mouth regions mirrored, shifted and re-lit, one draw "
+                     "per window")
+    return f"; training windows augmented ({'; '.join(parts)})" if parts else ""
+
+
+def _generator_loss(method: dict) -> str:
+    if not method.get("generator_classes"):
+        return ""
+    names = ", ".join(method["generator_classes"])
+    return (f"; an auxiliary loss (`train.generator_loss` {method['generator_loss']:g}, cross-entropy of a linear "
+            f"classifier used in training only) taught the audio frame embeddings which of train's "
+            f"{len(method['generator_classes'])} audio generators ({names}) forged a frame, for attribution")
+
+
+def _seen_conditions(method: dict) -> str:
+    """What the robustness table must not call held out: conditions training simulated."""
+    if not method.get("degrade"):
+        return ""
+    return ("\nTraining passed a share of its audio windows through a simulated telephone line (`train.degrade`), "
+            "so the `telephone` row measures a condition the model saw; the codecs, noise and video rows were "
+            "not simulated in training.\n")
 
 
 def _face_detector(visual: dict) -> str:

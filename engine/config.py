@@ -303,7 +303,16 @@ class TrainConfig:
     epoch, to 5 % of ``learning_rate`` in the last epoch; ``constant`` keeps it.
     ``augment``: each training window's inputs pass through its branch's ``augment``
     (branches that have one; the visual branch flips, shifts and re-lights the mouth
-    regions, one draw per window), drawn from ``seed``; validation never is."""
+    regions, one draw per window), drawn from ``seed``; validation never is.
+    ``degrade``: the chance that a training window's inputs are replaced, epoch by epoch,
+    by its branch's ``degrade`` copy (branches that have one; audio: through a telephone
+    line, :mod:`modalities.audio.channel`), encoded once and cached beside the clean
+    inputs; drawn from ``seed``; validation never is. 0 turns it off.
+    ``generator_loss``: the weight of an auxiliary loss in training: a linear classifier
+    learns from the audio branch's frame embeddings which generator (the metadata's
+    ``audio_model``, among train's) forged each frame of ``audio_fake_segments``, so the
+    embeddings that attribution indexes separate generators. The classifier is not
+    saved. 0 turns it off (and needs fewer than two generators in train to do nothing)."""
 
     epochs: int = 8
     batch_size: int = 16
@@ -314,6 +323,8 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     augment: bool = False
+    degrade: float = 0.0
+    generator_loss: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -369,6 +380,8 @@ def _check(cfg: Config) -> Config:
         (loc.min_duration >= 0 and loc.merge_gap >= 0, "localizer.min_duration and merge_gap must be >= 0"),
         (cfg.replay.chunk_seconds > 0, "replay.chunk_seconds must be > 0"),
         (0 <= cfg.train.val_fraction < 1, "train.val_fraction must be in [0, 1)"),
+        (0 <= cfg.train.degrade <= 1, "train.degrade must be in [0, 1]"),
+        (cfg.train.generator_loss >= 0, "train.generator_loss must be >= 0"),
         (cfg.train.epochs >= 1, "train.epochs must be >= 1"),
         (cfg.train.lr_schedule in ("cosine", "constant"), "train.lr_schedule must be 'cosine' or 'constant'"),
         (cfg.attribution.top_k >= 1 and cfg.attribution.neighbours >= 1,

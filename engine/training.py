@@ -54,6 +54,18 @@ class Windows:
     mask: np.ndarray
     seconds: float
     fake_seconds: float
+    generators: np.ndarray | None = None  # (N, F) class of the generator that forged each frame, -1: none
+
+
+# The auxiliary generator loss (train.generator_loss): this branch's frame embeddings learn which
+# generator (this metadata field) forged the frames inside these segments - what attribution indexes.
+GENERATOR_BRANCH, GENERATOR_FIELD, GENERATOR_SEGMENTS = "audio", "audio_model", "audio_fake_segments"
+
+
+def generator_classes(items: list[Item]) -> list[str]:
+    """The generators (``GENERATOR_FIELD``) of ``items`` that forged ``GENERATOR_SEGMENTS``, sorted."""
+    return sorted({str(i.raw[GENERATOR_FIELD]) for i in items
+                   if i.raw.get(GENERATOR_FIELD) and i.segments[GENERATOR_SEGMENTS]})
 
 
 BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
@@ -73,14 +85,17 @@ def _labels(segments, centres: np.ndarray) -> np.ndarray:
     return inside.astype(np.float32)
 
 
-def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, desc: str) -> Windows:
+def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, desc: str,
+             classes: list[str] | None = None) -> Windows:
     """Cut every file with the streaming path itself (:class:`engine.stream.StreamProcessor`,
-    blocks of ``replay.chunk_seconds``), so training sees the windows inference will."""
+    blocks of ``replay.chunk_seconds``), so training sees the windows inference will.
+    With ``classes``, frames inside ``GENERATOR_SEGMENTS`` get their file's generator's index
+    in it (``Windows.generators``; -1 elsewhere and for generators not in ``classes``)."""
     config, step, hop = detector.config, detector.step, detector.hop_frames
     cutter = StreamProcessor(detector)
     inputs = {n: [] for n in detector.branches}
     present = {n: [] for n in detector.branches}
-    targets, branch_targets, mask = [], {n: [] for n in detector.branches}, []
+    targets, branch_targets, mask, generators = [], {n: [] for n in detector.branches}, [], []
     seconds = fake = 0.0
     for item in tqdm(items, desc=f"decoding {desc}", unit="file", leave=False, disable=None):
         try:
@@ -94,6 +109,11 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
                 for n in detector.branches:
                     branch_targets[n].append(_labels(item.segments[BRANCH_LABELS.get(n, label_key)], centres))
                 mask.append((np.arange(hop)[None, :] < np.array(keep)[:, None]).astype(np.float32))
+                if classes is not None:
+                    name = item.raw.get(GENERATOR_FIELD)
+                    cls = classes.index(str(name)) if name and str(name) in classes else -1
+                    inside = _labels(item.segments[GENERATOR_SEGMENTS], centres) > 0
+                    generators.append(np.where(inside, cls, -1).astype(np.int64))
                 if final:
                     seconds += state.end_time - state.origin
                     cutter.close(item.file)
@@ -105,7 +125,8 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
     present = {n: np.concatenate(v) for n, v in present.items()}
     frames = {n: np.repeat(v, detector.ratios[n], axis=1) for n, v in present.items()}
     return Windows({n: np.concatenate(v) for n, v in inputs.items()}, present, frames, np.concatenate(targets),
-                   {n: np.concatenate(v) for n, v in branch_targets.items()}, np.concatenate(mask), seconds, fake)
+                   {n: np.concatenate(v) for n, v in branch_targets.items()}, np.concatenate(mask), seconds, fake,
+                   np.concatenate(generators) if classes is not None else None)
 
 
 def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
@@ -138,7 +159,7 @@ class _Trainer:
     modality is present), so that spans can say which modality carries them.
     """
 
-    def __init__(self, detector: Detector, config: Config):
+    def __init__(self, detector: Detector, config: Config, classes: int = 0):
         self.detector, self.device, self.cfg = detector, detector.device, config.train
         self.frozen = not config.train.finetune_encoder
         for branch in detector.branches.values():
@@ -147,27 +168,40 @@ class _Trainer:
             elif hasattr(branch.encoder, "freeze_feature_encoder"):
                 branch.encoder.freeze_feature_encoder()
         params = [p for p in detector.model.parameters() if p.requires_grad]
+        # train.generator_loss: a linear classifier of the generator over the branch's frame
+        # embeddings; it only shapes them in training and is not saved
+        self.classifier = None
+        if self.cfg.generator_loss > 0 and classes >= 2 and GENERATOR_BRANCH in detector.branches:
+            dim = detector.specs[GENERATOR_BRANCH].embedding_dim
+            self.classifier = torch.nn.Linear(dim, classes).to(self.device)
+            params += list(self.classifier.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         self.rates = learning_rates(self.cfg)
         self.cache: dict[tuple, torch.Tensor] = {}
-        self.augmenter = torch.Generator().manual_seed(self.cfg.seed) if self.cfg.augment else None
+        drawn = self.cfg.augment or self.cfg.degrade > 0
+        self.augmenter = torch.Generator().manual_seed(self.cfg.seed) if drawn else None
 
     def _logits(self, data: Windows, index: np.ndarray, key: tuple,
-                augment: bool = False) -> tuple[torch.Tensor, dict, dict]:
-        """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}`` and presence ``{name: (B, F)}``;
-        ``augment``: through each branch's ``augment`` when ``train.augment`` is on."""
+                augment: bool = False) -> tuple[torch.Tensor, dict, dict, dict]:
+        """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}``, presence ``{name: (B, F)}`` and
+        branch embeddings ``{name: (B, F, D)}``;
+        ``augment``: windows drawn with chance ``train.degrade`` swapped for their branch's
+        ``degrade`` copy, then through each branch's ``augment`` when ``train.augment`` is on."""
         det = self.detector
         logits, embs, pres = {}, {}, {}
         for name, branch in det.branches.items():
             x = branch.preprocess(data.inputs[name][index]).to(self.device)
+            swap = None
+            if augment and self.cfg.degrade > 0 and hasattr(branch, "degrade"):
+                swap = torch.rand(len(index), generator=self.augmenter) < self.cfg.degrade
+                swap = swap if bool(swap.any()) else None
             if self.frozen:
-                if (name, key) not in self.cache:
-                    with torch.no_grad():  # not inference_mode: the head's backward saves these
-                        self.cache[(name, key)] = branch.encode(x)
-                encoded = self.cache[(name, key)]
+                encoded = self._encoded(branch, (name, key), x)
+                if swap is not None:
+                    encoded = _pick(swap, self._encoded(branch, (name, key, "degraded"), x, branch.degrade), encoded)
             else:
-                encoded = branch.encode(x)
-            if augment and self.augmenter is not None and hasattr(branch, "augment"):
+                encoded = branch.encode(x if swap is None else _pick(swap, (branch.degrade(x),), (x,))[0])
+            if augment and self.cfg.augment and hasattr(branch, "augment"):
                 encoded = branch.augment(encoded, self.augmenter)
             lg, em = branch.head_forward(encoded)
             plan, ratio = det.plans[name], det.ratios[name]
@@ -179,7 +213,14 @@ class _Trainer:
             fused, _ = det.fusion(logits, embs, pres)
         else:  # frames where the one modality is absent are left out of the loss (see _loss)
             (fused,) = logits.values()
-        return fused, logits, pres
+        return fused, logits, pres, embs
+
+    def _encoded(self, branch, key: tuple, x: torch.Tensor, transform=None):
+        """``branch.encode`` of ``x`` (or of ``transform(x)``), computed once per ``key`` and cached."""
+        if key not in self.cache:
+            with torch.no_grad():  # not inference_mode: the head's backward saves these
+                self.cache[key] = branch.encode(x if transform is None else transform(x))
+        return self.cache[key]
 
     def _batches(self, n: int, shuffle: bool, rng) -> list[np.ndarray]:
         # Fixed batch membership keeps the encoder cache valid; shuffle batch order only.
@@ -188,7 +229,7 @@ class _Trainer:
             rng.shuffle(batches)
         return batches
 
-    def _loss(self, data: Windows, b: np.ndarray, fused, logits, pres, pos_weight) -> tuple[torch.Tensor, float]:
+    def _loss(self, data: Windows, b: np.ndarray, fused, logits, pres, embs, pos_weight) -> tuple[torch.Tensor, float]:
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         mask = torch.from_numpy(data.mask[b] * np.any([data.present_frames[n][b] for n in logits], axis=0))
         mask = mask.to(self.device)
@@ -200,6 +241,12 @@ class _Trainer:
                 if m.sum() > 0:
                     t = torch.from_numpy(data.branch_targets[name][b]).to(self.device)
                     loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / m.sum()
+        if self.classifier is not None and data.generators is not None:
+            g = torch.from_numpy(data.generators[b]).to(self.device)
+            labelled = (g >= 0) & (mask > 0) & pres[GENERATOR_BRANCH].bool()
+            if labelled.any():
+                guess = self.classifier(embs[GENERATOR_BRANCH][labelled].float())
+                loss = loss + self.cfg.generator_loss * torch.nn.functional.cross_entropy(guess, g[labelled])
         return loss, float(mask.sum())
 
     def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str, number: int) -> float:
@@ -212,8 +259,8 @@ class _Trainer:
                 branch.encoder.eval()
         total, weight = 0.0, 0.0
         for b in self._batches(len(data.mask), True, rng):
-            fused, logits, pres = self._logits(data, b, (tag, int(b[0])), augment=True)
-            loss, w = self._loss(data, b, fused, logits, pres, pos_weight)
+            fused, logits, pres, embs = self._logits(data, b, (tag, int(b[0])), augment=True)
+            loss, w = self._loss(data, b, fused, logits, pres, embs, pos_weight)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -235,6 +282,12 @@ class _Trainer:
         return {"frame_auc": metrics.auc(y, s), "frame_eer": metrics.eer(y, s), "bce": bce}
 
 
+def _pick(swap: torch.Tensor, chosen: tuple, kept: tuple) -> tuple:
+    """Per window (first axis), ``chosen`` where ``swap`` (bool ``(B,)``) else ``kept``; ``None`` entries pass."""
+    return tuple(None if a is None else torch.where(swap.to(a.device).view(-1, *[1] * (a.dim() - 1)), a, b)
+                 for a, b in zip(chosen, kept))
+
+
 def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
           description: str | None = None, label_key: str | None = None) -> dict:
     """Train a detector on the metadata's train split and save the best epoch to ``out``.
@@ -250,12 +303,13 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     # gradients in float32 and unquantized, whatever inference uses
     config = replace(replace(config, "inference.quantize", "none"), "inference.dtype", "float32")
     detector = Detector.from_config(config)
-    train_data = _windows(train_items, root, detector, label_key, "train")
+    classes = generator_classes(train_items) if config.train.generator_loss > 0 else None
+    train_data = _windows(train_items, root, detector, label_key, "train", classes)
     val_data = _windows(val_items, root, detector, label_key, "val") if val_items else None
     positives = float((train_data.targets * train_data.mask).sum())
     negatives = float(train_data.mask.sum()) - positives
     pos_weight = torch.tensor(min(10.0, max(1.0, negatives / max(positives, 1.0))), device=detector.device)
-    trainer = _Trainer(detector, config)
+    trainer = _Trainer(detector, config, len(classes or ()))
     rng = np.random.default_rng(config.train.seed)
     history, best, best_state, interrupted = [], None, None, False
     bar = tqdm(range(1, config.train.epochs + 1), desc="training", unit="epoch", disable=None)
@@ -289,7 +343,8 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
         "method": {"encoder": "frozen" if trainer.frozen else "fine-tuned",
                    "objective": f"frame-level BCE on {detector.step * 1000:g} ms frames"
                                 + (" (fused; plus each branch on its modality's labels)" if len(detector.branches) > 1
-                                   else ""), **config_to_dict(config.train)},
+                                   else ""), **config_to_dict(config.train),
+                   **({"generator_classes": classes} if trainer.classifier is not None else {})},
         "best_epoch": best_epoch,
         "history": history,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -207,3 +207,14 @@ def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path
     assert (f"| test | {len(items)} | {test['fused']['frame_auc']:.4f} | {test['audio']['frame_auc']:.4f} | "
             f"{test['visual']['frame_auc']:.4f} |") in section
     assert model_card._branches(out, "dfstream-other").startswith("Not measured")
+
+
+def test_card_names_each_augmentation_and_the_robustness_condition_training_saw():
+    import model_card
+    assert model_card._augmented({}) == "" and model_card._seen_conditions({"augment": True}) == ""
+    both = model_card._augmented({"augment": True, "degrade": 0.5})
+    assert "`train.degrade` 0.5" in both and "telephone line" in both and "mouth regions" in both
+    assert "`telephone` row measures a condition the model saw" in model_card._seen_conditions({"degrade": 0.5})
+    assert model_card._generator_loss({"generator_loss": 0.0}) == ""
+    aux = model_card._generator_loss({"generator_loss": 0.5, "generator_classes": ["espeak-ng", "flite-slt"]})
+    assert "`train.generator_loss` 0.5" in aux and "2 audio generators (espeak-ng, flite-slt)" in aux

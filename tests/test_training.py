@@ -115,3 +115,74 @@ def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
     assert all(torch.equal(states["aug"][k], states["aug_again"][k]) for k in states["aug"])
     assert histories["aug"] == histories["aug_again"]
     assert not torch.equal(states["aug"][mouth], states["plain"][mouth])
+
+
+def test_degrade_swaps_drawn_windows_for_their_telephone_copy(tmp_path):
+    import dataclasses
+
+    from engine.training import _Trainer
+    from modalities.audio.channel import telephone
+    meta = make_toyset(tmp_path, files=3, seed=4, min_seconds=1.0, max_seconds=1.2)
+    det = Detector.from_config(tiny_config())
+    data = _windows(load_metadata(meta), tmp_path, det, "audio_fake_segments", "t")
+    index = np.arange(len(data.mask))
+    line = data.inputs["audio"].copy()
+    line[:] = telephone(line, 16000)
+    lined = dataclasses.replace(data, inputs={"audio": line})
+    with torch.no_grad():
+        clean = _Trainer(det, tiny_config())._logits(data, index, ("c",))[0]
+        heard = _Trainer(det, tiny_config())._logits(lined, index, ("l",))[0]
+        off = _Trainer(det, replace(tiny_config(), "train.degrade", 0.0))._logits(data, index, ("o",), augment=True)[0]
+        always = _Trainer(det, replace(tiny_config(), "train.degrade", 1.0))
+        swapped = always._logits(data, index, ("a",), augment=True)[0]
+        unswapped = always._logits(data, index, ("a",))[0]  # validation: never degraded
+    assert not torch.allclose(clean, heard)
+    assert torch.equal(off, clean) and torch.equal(unswapped, clean)
+    assert torch.allclose(swapped, heard, atol=1e-6)
+    half = [_Trainer(det, replace(tiny_config(), "train.degrade", 0.5)) for _ in range(2)]
+    with torch.no_grad():
+        draws = [t._logits(data, index, ("h",), augment=True)[0] for t in half]
+    assert torch.equal(draws[0], draws[1])  # drawn from train.seed
+
+
+def test_degrade_must_be_a_probability():
+    import pytest
+    from engine.errors import ConfigError
+    with pytest.raises(ConfigError, match="train.degrade"):
+        replace(tiny_config(), "train.degrade", 1.5)
+
+
+def test_generator_targets_label_forged_audio_frames_with_their_generator(tmp_path):
+    from engine.training import generator_classes
+    meta = make_toyset(tmp_path, files=8, seed=5, min_seconds=1.0, max_seconds=1.2)
+    items = load_metadata(meta)
+    classes = generator_classes(items)
+    forged = [i for i in items if i.segments["audio_fake_segments"]]
+    assert classes == sorted({i.raw["audio_model"] for i in forged}) and len(classes) >= 2
+    det = Detector.from_config(tiny_config())
+    for item in forged[:2] + [next(i for i in items if not i.is_fake)]:
+        data = _windows([item], tmp_path, det, "audio_fake_segments", "t", classes)
+        inside = data.targets > 0  # fused frames = audio frames here, labelled by audio_fake_segments
+        want = classes.index(item.raw["audio_model"]) if item.segments["audio_fake_segments"] else -1
+        assert data.generators.shape == data.targets.shape
+        assert (data.generators[inside] == want).all() and (data.generators[~inside] == -1).all()
+        unseen = _windows([item], tmp_path, det, "audio_fake_segments", "t", ["some-other-generator"])
+        assert (unseen.generators == -1).all()
+    assert _windows(forged[:1], tmp_path, det, "audio_fake_segments", "t").generators is None
+
+
+def test_generator_loss_trains_a_classifier_that_is_not_saved_and_changes_the_embeddings(tmp_path):
+    meta = make_toyset(tmp_path / "d", files=8, seed=5, min_seconds=1.0, max_seconds=1.2)
+    base = replace(tiny_config(), "train.epochs", 2)
+    runs = {}
+    for name, weight in (("plain", 0.0), ("gen", 1.0), ("gen_again", 1.0)):
+        summary = train(meta, tmp_path / "d", tmp_path / name, replace(base, "train.generator_loss", weight),
+                        "SYNTHETIC test")
+        runs[name] = (summary, load_checkpoint(tmp_path / name).model.state_dict())
+    plain, gen, again = runs["plain"], runs["gen"], runs["gen_again"]
+    assert "generator_classes" not in plain[0]["method"]
+    assert gen[0]["method"]["generator_classes"] == sorted(
+        {i.raw["audio_model"] for i in load_metadata(meta) if i.split == "train" and i.segments["audio_fake_segments"]})
+    assert set(gen[1]) == set(plain[1])  # the classifier is not part of the model
+    assert all(torch.equal(gen[1][k], again[1][k]) for k in gen[1]) and gen[0]["history"] == again[0]["history"]
+    assert not torch.equal(gen[1]["audio.proj.weight"], plain[1]["audio.proj.weight"])

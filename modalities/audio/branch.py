@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from engine.config import AudioBranchConfig
+from modalities.audio.channel import telephone
 from modalities.audio.conv_frames import conv_frames
 from modalities.audio.encoder import build_encoder
 from modalities.audio.spectral import LogMel, SpectralCNN
@@ -103,6 +104,12 @@ class AudioBranch(nn.Module):
     def preprocess(self, windows: np.ndarray) -> torch.Tensor:
         """CPU: float32 windows, shape ``(B, samples)``, as a tensor."""
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+
+    def degrade(self, wav: torch.Tensor) -> torch.Tensor:
+        """``train.degrade``: the windows ``(B, samples)`` as a telephone line passes them
+        (:func:`modalities.audio.channel.telephone`); deterministic, so encoded once and cached."""
+        line = telephone(wav.detach().cpu().numpy(), self.specifications.sample_rate)
+        return torch.from_numpy(line).to(wav.device, wav.dtype)
 
     def encode(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frozen features: encoder hidden states ``(B, layers+1, frames, hidden)`` and
