@@ -178,10 +178,11 @@ def average_precision_50(verdicts, labels: dict) -> float:
 
 
 class PeakRSS:
-    """Peak resident set size (MB) of this process while the block runs, sampled every 20 ms."""
+    """Peak resident set size (MB) of this process while the block runs, sampled every 20 ms, and
+    the CPU seconds it used (``cpu``: all its threads, user + system)."""
 
     def __enter__(self):
-        self.peak, self._stop = 0.0, threading.Event()
+        self.peak, self._stop, self._cpu0 = 0.0, threading.Event(), time.process_time()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -196,6 +197,7 @@ class PeakRSS:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.cpu = time.process_time() - self._cpu0
 
 
 def _wait_until(t0: float, offset: float) -> float:
@@ -219,7 +221,7 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict
                 futures.append(future)
         wall = time.perf_counter() - t0
     verdicts = [f.result() for f in futures]
-    return _summary(wall, verdicts, latencies, rss.peak, sched.stats.model_seconds,
+    return _summary(wall, verdicts, latencies, rss, sched.stats.model_seconds,
                     {"batches": sched.stats.batches, "largest_batch": sched.stats.largest_batch,
                      "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)}), verdicts
 
@@ -252,15 +254,19 @@ def run_baseline(detector, order) -> tuple[dict, list]:
             wall = time.perf_counter() - t0
     finally:
         del detector.score
-    return _summary(wall, verdicts, latencies, rss.peak, model[0], {}), verdicts
+    return _summary(wall, verdicts, latencies, rss, model[0], {}), verdicts
 
 
-def _summary(wall, verdicts, latencies, peak_rss, model_seconds, extra) -> dict:
+def _summary(wall, verdicts, latencies, usage: PeakRSS, model_seconds, extra) -> dict:
+    """``cpu_busy``: the CPU seconds used over the wall time of all the machine's cores (1 = every
+    core busy throughout: the run is bound by compute, not by waiting)."""
     media = sum(v.span.duration for v in verdicts)
     lat = np.array(latencies) * 1000
+    cores = len(os.sched_getaffinity(0))
     return {"wall_s": round(wall, 3), "media_s": round(media, 2), "media_s_per_s": round(media / wall, 2),
             "chunks_per_s": round(len(verdicts) / wall, 2), "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1), "peak_rss_mb": round(peak_rss, 1),
+            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1), "peak_rss_mb": round(usage.peak, 1),
+            "cpu_s": round(usage.cpu, 2), "cpu_busy": round(usage.cpu / (wall * cores), 3),
             "model_s": round(model_seconds, 3), **extra}
 
 

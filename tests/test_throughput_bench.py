@@ -45,8 +45,27 @@ def test_engine_and_baseline_score_the_same_streams_alike(tmp_path):
     key = lambda v: (v.stream_id, v.seq)  # noqa: E731
     assert sorted(map(key, got)) == sorted(map(key, expected)) == sorted(key(c) for _, c in order)
     assert engine["media_s"] == baseline["media_s"] > 0 and any(v.detections for v in got)
+    assert all(r["cpu_s"] > 0 and 0 < r["cpu_busy"] for r in (engine, baseline))
     assert average_precision_50(got, labels) == average_precision_50(expected, labels)
     # against a processor fed file by file, the scheduler's detections are the same
     alone = StreamProcessor(det)
     assert [d.span for v in sorted(got, key=key) for d in v.detections] == \
            [d.span for _, c in sorted(order, key=lambda r: key(r[1])) for d in alone.process(c).detections]
+
+
+def test_usage_counts_the_cpu_seconds_of_every_thread():
+    import threading
+    import time
+
+    from throughput import PeakRSS
+
+    def spin(until):
+        while time.perf_counter() < until:
+            pass
+    with PeakRSS() as usage:
+        until = time.perf_counter() + 0.3
+        other = threading.Thread(target=spin, args=(until,))
+        other.start()
+        spin(until)
+        other.join()
+    assert usage.peak > 0 and usage.cpu >= 0.3  # two threads spinning 0.3 s (GIL: at least one at a time)
