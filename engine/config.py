@@ -131,8 +131,10 @@ class InferenceConfig:
 
     Each window scores ``hop_seconds`` of new audio and sees ``context_seconds``
     of earlier audio; both must be multiples of the branch's frame step (20 ms).
-    ``dtype`` ``bfloat16`` converts the weights for inference (about twice as
-    fast on CPUs with native bf16; training always runs in float32).
+    ``dtype`` ``bfloat16`` converts the encoders' weights for inference (about twice
+    as fast on CPUs with native bf16; what was trained on top of them - back-ends,
+    spectral and mouth paths, fusion - stays float32, :func:`engine.precision.encoders_in`;
+    training always runs in float32).
     ``quantize`` ``int8`` applies dynamic int8 quantization to the branches'
     feed-forward linear layers (CPU only; attention projections stay float
     because the encoders read their weights directly). ``feature_extractor``

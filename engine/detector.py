@@ -16,7 +16,7 @@ from engine.config import Config
 from engine.device import resolve_device, set_threads
 from engine.frame_cache import FrameCache
 from engine.media import FrameBlock, MediaBlock, as_media
-from engine.precision import quantize_int8
+from engine.precision import encoders_in, quantize_int8
 from engine.windows import WindowPlan
 from fusion.fusion import DynamicFusion, single_branch, to_step
 from modalities import branch_class
@@ -76,7 +76,9 @@ class Detector:
         set_threads(config.inference.threads)
         self.device = resolve_device(config.inference.device)
         self.dtype = getattr(torch, config.inference.dtype)
-        self.model.to(self.device, self.dtype).eval()
+        self.model.to(self.device).eval()
+        if self.dtype != torch.float32:  # the encoders in bf16; what was trained on top stays float32
+            encoders_in(self.model, config.branches, self.dtype)
         if config.inference.quantize == "int8":
             self.model = quantize_int8(self.model, self.device)
         self.branches = {name: self.model[name] for name in config.branches}
@@ -215,8 +217,8 @@ class Detector:
                 mask = torch.from_numpy(np.asarray(present[name], bool)).to(self.device)
                 rows = np.flatnonzero(np.asarray(present[name]).any(axis=1))
                 b = len(mask)
-                lg = torch.zeros((b, hop), dtype=self.dtype, device=self.device)
-                em = torch.zeros((b, hop, self.specs[name].embedding_dim), dtype=self.dtype, device=self.device)
+                lg = torch.zeros((b, hop), device=self.device)  # the back-ends' output: float32
+                em = torch.zeros((b, hop, self.specs[name].embedding_dim), device=self.device)
                 cache = (caches or {}).get(name) if keys is not None else None
                 if cache is not None and branch.carry_unscored:  # unscored windows carry their frames on too
                     frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
@@ -230,7 +232,7 @@ class Detector:
                     else:
                         out_l, out_e = branch(self._to_device(branch.preprocess(windows[name][rows])))
                     index = torch.from_numpy(rows).to(self.device)
-                    lg[index], em[index] = out_l[:, lo:lo + hop].to(self.dtype), out_e[:, lo:lo + hop].to(self.dtype)
+                    lg[index], em[index] = out_l[:, lo:lo + hop].float(), out_e[:, lo:lo + hop].float()
                 logits[name], embs[name], pres[name] = to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
             if self.fusion is not None:
                 fused, _ = self.fusion(logits, embs, pres)

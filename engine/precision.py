@@ -15,6 +15,25 @@ from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 from engine.errors import ConfigError
 
 
+def encoders_in(model: torch.nn.ModuleDict, branches, dtype: torch.dtype) -> None:
+    """Convert only the branches' encoders to ``dtype``; everything trained (back-ends, spectral
+    and mouth paths, fusion) stays float32, and each of a branch's other modules casts its
+    floating inputs to float32 (a forward pre-hook), so the encoders' outputs reach them in full
+    precision from there on. The encoders are most of the FLOPs; the small trained parts decide
+    where a span starts and ends, and in bf16 their rounding moved the localizer's boundaries."""
+    model.float()
+    for name in branches:
+        branch = model[name]
+        branch.encoder.to(dtype)
+        for child_name, child in branch.named_children():
+            if child_name != "encoder":
+                child.register_forward_pre_hook(_float_inputs)
+
+
+def _float_inputs(module, args):
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
 def int8_layers(model: torch.nn.Module) -> list[str]:
     """Qualified names of the linear layers int8 quantization converts (not attention projections)."""
     return [name for name, module in model.named_modules()

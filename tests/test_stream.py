@@ -2,6 +2,7 @@
 import copy
 
 import numpy as np
+import torch
 import pytest
 
 from engine.config import replace
@@ -104,6 +105,10 @@ def test_bfloat16_inference_stays_close_to_float32(clip):
     a, b = fp32.score_stream(audio), bf16.score_stream(audio)
     assert b.probs.dtype == np.float32 and a.probs.shape == b.probs.shape
     assert np.abs(a.probs - b.probs).max() < 0.05  # documented tolerance for bf16 weights (configs/default.yaml)
+    branch = bf16.model["audio"]
+    assert {p.dtype for p in branch.encoder.parameters()} == {torch.bfloat16}
+    trained = [p for n, p in bf16.model.named_parameters() if ".encoder." not in f".{n}"]
+    assert trained and {p.dtype for p in trained} == {torch.float32}  # back-ends and fusion stay float32
 
 
 def test_feed_many_equals_feeding_one_by_one(clip):

@@ -123,7 +123,7 @@ class AudioBranch(nn.Module):
         """
         hidden, mel = encoded
         weights = torch.softmax(self.layer_logits, dim=0)
-        mixed = torch.einsum("l,blth->bth", weights.to(hidden.dtype), hidden)
+        mixed = torch.einsum("l,blth->bth", weights, hidden.to(weights.dtype))
         x = self.proj(self.norm(mixed))
         if self.spectral is not None:
             x = x + self.spectral(mel)
