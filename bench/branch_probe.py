@@ -29,10 +29,9 @@ import torch  # noqa: E402
 from engine import metrics  # noqa: E402
 from engine.checkpoint import load_checkpoint  # noqa: E402
 from engine.dataset import load_metadata  # noqa: E402
-from engine.training import BRANCH_LABELS, _Trainer, _windows, default_label_key  # noqa: E402
+from engine.training import BRANCH_LABELS, GENERATOR_KEYS, _Trainer, _windows, default_label_key  # noqa: E402
 from replay_speed import machine  # noqa: E402
 
-GENERATOR_KEYS = {"audio": "audio_model", "visual": "visual_model"}
 
 
 def _scores(trainer: _Trainer, detector, data) -> tuple[np.ndarray, dict]:

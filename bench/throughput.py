@@ -177,9 +177,9 @@ def average_precision_50(verdicts, labels: dict) -> float:
     return average_precision(labels, {sid: proposals(ds) for sid, ds in found.items()}, 0.5)
 
 
-class PeakRSS:
-    """Peak resident set size (MB) of this process while the block runs, sampled every 20 ms, and
-    the CPU seconds it used (``cpu``: all its threads, user + system)."""
+class Usage:
+    """What this process used while the block runs: ``peak`` resident set size (MB), sampled every
+    20 ms, and ``cpu`` seconds (all its threads, user + system)."""
 
     def __enter__(self):
         self.peak, self._stop, self._cpu0 = 0.0, threading.Event(), time.process_time()
@@ -211,7 +211,7 @@ def _wait_until(t0: float, offset: float) -> float:
 def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict, list]:
     processor = StreamProcessor(detector)
     latencies, futures = [], []
-    with PeakRSS() as rss:
+    with Usage() as usage:
         t0 = time.perf_counter()
         with Scheduler(processor, scheduler_config) as sched:
             for offset, chunk in order:
@@ -221,7 +221,7 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict
                 futures.append(future)
         wall = time.perf_counter() - t0
     verdicts = [f.result() for f in futures]
-    return _summary(wall, verdicts, latencies, rss, sched.stats.model_seconds,
+    return _summary(wall, verdicts, latencies, usage, sched.stats.model_seconds,
                     {"batches": sched.stats.batches, "largest_batch": sched.stats.largest_batch,
                      "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)}), verdicts
 
@@ -245,7 +245,7 @@ def run_baseline(detector, order) -> tuple[dict, list]:
             model[0] += time.perf_counter() - tic
     detector.score = timed
     try:
-        with PeakRSS() as rss:
+        with Usage() as usage:
             t0 = time.perf_counter()
             for offset, chunk in order:
                 arrival = _wait_until(t0, offset)
@@ -254,10 +254,10 @@ def run_baseline(detector, order) -> tuple[dict, list]:
             wall = time.perf_counter() - t0
     finally:
         del detector.score
-    return _summary(wall, verdicts, latencies, rss, model[0], {}), verdicts
+    return _summary(wall, verdicts, latencies, usage, model[0], {}), verdicts
 
 
-def _summary(wall, verdicts, latencies, usage: PeakRSS, model_seconds, extra) -> dict:
+def _summary(wall, verdicts, latencies, usage: Usage, model_seconds, extra) -> dict:
     """``cpu_busy``: the CPU seconds used over the wall time of all the machine's cores (1 = every
     core busy throughout: the run is bound by compute, not by waiting)."""
     media = sum(v.span.duration for v in verdicts)

@@ -76,7 +76,7 @@ class Detector:
         set_threads(config.inference.threads)
         self.device = resolve_device(config.inference.device)
         self.dtype = getattr(torch, config.inference.dtype)
-        self.model.to(self.device).eval()
+        self.model.to(self.device, torch.float32).eval()
         if self.dtype != torch.float32:  # the encoders in bf16; what was trained on top stays float32
             encoders_in(self.model, config.branches, self.dtype)
         if config.inference.quantize == "int8":

@@ -16,12 +16,11 @@ from engine.errors import ConfigError
 
 
 def encoders_in(model: torch.nn.ModuleDict, branches, dtype: torch.dtype) -> None:
-    """Convert only the branches' encoders to ``dtype``; everything trained (back-ends, spectral
-    and mouth paths, fusion) stays float32, and each of a branch's other modules casts its
+    """Convert only the branches' encoders of a float32 ``model`` to ``dtype``; everything trained
+    (back-ends, spectral and mouth paths, fusion) stays float32, and each of a branch's other modules casts its
     floating inputs to float32 (a forward pre-hook), so the encoders' outputs reach them in full
     precision from there on. The encoders are most of the FLOPs; the small trained parts decide
     where a span starts and ends, and in bf16 their rounding moved the localizer's boundaries."""
-    model.float()
     for name in branches:
         branch = model[name]
         branch.encoder.to(dtype)

@@ -57,18 +57,19 @@ class Windows:
     generators: np.ndarray | None = None  # (N, F) class of the generator that forged each frame, -1: none
 
 
+BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
+# the metadata field naming the generator of each branch's forgeries
+GENERATOR_KEYS = {"audio": "audio_model", "visual": "visual_model"}
 # The auxiliary generator loss (train.generator_loss): this branch's frame embeddings learn which
-# generator (this metadata field) forged the frames inside these segments - what attribution indexes.
-GENERATOR_BRANCH, GENERATOR_FIELD, GENERATOR_SEGMENTS = "audio", "audio_model", "audio_fake_segments"
+# generator forged the frames of its modality's segments - what attribution indexes.
+GENERATOR_BRANCH = "audio"
+GENERATOR_FIELD, GENERATOR_SEGMENTS = GENERATOR_KEYS[GENERATOR_BRANCH], BRANCH_LABELS[GENERATOR_BRANCH]
 
 
 def generator_classes(items: list[Item]) -> list[str]:
     """The generators (``GENERATOR_FIELD``) of ``items`` that forged ``GENERATOR_SEGMENTS``, sorted."""
     return sorted({str(i.raw[GENERATOR_FIELD]) for i in items
                    if i.raw.get(GENERATOR_FIELD) and i.segments[GENERATOR_SEGMENTS]})
-
-
-BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
 
 
 def default_label_key(config: Config) -> str:
@@ -98,6 +99,8 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
     targets, branch_targets, mask, generators = [], {n: [] for n in detector.branches}, [], []
     seconds = fake = 0.0
     for item in tqdm(items, desc=f"decoding {desc}", unit="file", leave=False, disable=None):
+        generator = item.raw.get(GENERATOR_FIELD)
+        cls = classes.index(str(generator)) if classes and generator and str(generator) in classes else -1
         try:
             for block, final in with_final(iter_media(root / item.file, config.replay.chunk_seconds, config)):
                 state, first, keep, windows, pres = cutter.cut(item.file, detector.prepare(block), final)
@@ -110,8 +113,6 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
                     branch_targets[n].append(_labels(item.segments[BRANCH_LABELS.get(n, label_key)], centres))
                 mask.append((np.arange(hop)[None, :] < np.array(keep)[:, None]).astype(np.float32))
                 if classes is not None:
-                    name = item.raw.get(GENERATOR_FIELD)
-                    cls = classes.index(str(name)) if name and str(name) in classes else -1
                     inside = _labels(item.segments[GENERATOR_SEGMENTS], centres) > 0
                     generators.append(np.where(inside, cls, -1).astype(np.int64))
                 if final:

@@ -57,12 +57,12 @@ def test_usage_counts_the_cpu_seconds_of_every_thread():
     import threading
     import time
 
-    from throughput import PeakRSS
+    from throughput import Usage
 
     def spin(until):
         while time.perf_counter() < until:
             pass
-    with PeakRSS() as usage:
+    with Usage() as usage:
         until = time.perf_counter() + 0.3
         other = threading.Thread(target=spin, args=(until,))
         other.start()

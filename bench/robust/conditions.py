@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from modalities.audio.channel import band_pass
+
 
 # ----------------------------------------------------------------------------- audio processing
 
@@ -62,12 +64,7 @@ def telephone_band(x: np.ndarray, rate: int, rng: np.random.Generator,
     np.ndarray
         float32, shape ``(channels, n)``.
     """
-    from scipy.signal import butter, sosfiltfilt  # scipy comes with scikit-learn
-    high = min(high, 0.45 * rate)
-    sos = butter(4, [low, high], btype="bandpass", fs=rate, output="sos")
-    if x.shape[-1] <= 3 * (2 * len(sos) + 1):  # too short for filtfilt's padding
-        return x
-    return sosfiltfilt(sos, x, axis=-1).astype(np.float32)
+    return band_pass(x, rate, low, high).astype(np.float32)  # the filter training's telephone line uses
 
 
 # ----------------------------------------------------------------------------- conditions

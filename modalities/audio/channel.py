@@ -26,18 +26,29 @@ def mu_law(x: np.ndarray, bits: int = 8) -> np.ndarray:
     return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(MU)) / MU).astype(np.float32)
 
 
+def band_pass(x: np.ndarray, rate: int, low: float = BAND[0], high: float = BAND[1]) -> np.ndarray:
+    """``x`` ``(..., n)`` band-passed to [``low``, ``high``] Hz (4th-order Butterworth, zero phase: no
+    delay); ``high`` is lowered below Nyquist when ``rate`` needs it. Returns ``x`` itself when it is
+    too short for the filter's padding, otherwise a new float64 array."""
+    from scipy.signal import butter, sosfiltfilt  # scipy comes with scikit-learn
+    sos = butter(4, [low, min(high, 0.45 * rate)], btype="bandpass", fs=rate, output="sos")
+    if x.shape[-1] <= 3 * (2 * len(sos) + 1):
+        return x
+    return sosfiltfilt(sos, x, axis=-1)
+
+
 def telephone(wav: np.ndarray, rate: int) -> np.ndarray:
     """Waveforms ``(..., n)`` at ``rate`` Hz as heard through a telephone line, same shape and rate.
 
-    Band-pass (4th-order Butterworth, zero phase), resample to 8 kHz (polyphase),
-    8-bit mu-law, resample back to ``rate``. Windows too short for the filter pass unchanged."""
-    from scipy.signal import butter, resample_poly, sosfiltfilt  # scipy comes with scikit-learn
+    :func:`band_pass` to the telephone band, resample to 8 kHz (polyphase), 8-bit
+    mu-law, resample back to ``rate``. Windows too short for the filter pass unchanged."""
+    from scipy.signal import resample_poly
     x = np.asarray(wav, np.float32)
     n = x.shape[-1]
-    sos = butter(4, [BAND[0], min(BAND[1], 0.45 * rate)], btype="bandpass", fs=rate, output="sos")
-    if n <= 3 * (2 * len(sos) + 1):
+    passed = band_pass(x, rate)
+    if passed is x:
         return x
-    x = sosfiltfilt(sos, x, axis=-1)
+    x = passed
     ratio = Fraction(LINE_RATE, rate).limit_denominator(1000)
     line = mu_law(np.clip(resample_poly(x, ratio.numerator, ratio.denominator, axis=-1), -1.0, 1.0))
     back = resample_poly(line, ratio.denominator, ratio.numerator, axis=-1)
