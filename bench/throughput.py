@@ -16,8 +16,8 @@ The two paths:
 
 * engine: :class:`engine.scheduler.Scheduler` - decoding (and face cropping) on a
   thread pool, chunks of all streams batched (``scheduler.batch_chunks``), the
-  precision the engine config sets (``--engine-config``, default bf16 weights,
-  forward passes of 4 windows), the fused feature extractor
+  precision the engine config sets (``--engine-config``, default bf16 encoders with
+  float32 back-ends, forward passes of 4 windows), the fused feature extractor
   (:mod:`modalities.audio.conv_frames`), feature frames carried from each window
   to the stream's next (:mod:`engine.frame_cache`).
 * baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
@@ -31,7 +31,8 @@ a chunk arrives when its last sample would have been heard (slots start
 staggered over one chunk). Chunk latency = verdict time - arrival time.
 
 Reports media-seconds per wall-second, chunks/s, p50/p95 chunk latency, peak
-host memory (RSS sampled every 20 ms) and device memory, the model stage's
+host memory (RSS sampled every 20 ms) and device memory, the CPU seconds used and
+their share of wall time x cores (``cpu_busy``: near 1, the run is bound by compute), the model stage's
 achieved FLOP/s (FLOPs of one window of every branch counted with torch's
 FlopCounterMode; for the engine, of the frames it actually computes) and its
 fraction of the device's peak, the engine/baseline ratio, and AP@0.5 of each
