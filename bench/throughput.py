@@ -19,11 +19,13 @@ The two paths:
   precision the engine config sets (``--engine-config``, default bf16 encoders with
   float32 back-ends, forward passes of 4 windows), the fused feature extractor
   (:mod:`modalities.audio.conv_frames`), feature frames carried from each window
-  to the stream's next (:mod:`engine.frame_cache`).
+  to the stream's next (:mod:`engine.frame_cache`), the branches of a batch on two
+  threads at once (``inference.parallel_branches``; torch's intra-op threads
+  divided among them).
 * baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
   on the model thread, the ``transformers`` feature extractor as it is,
   per-stream state kept (the same windows, so the same detections), every
-  window encoded from scratch.
+  window encoded from scratch, the branches one after another on all cores.
 
 Modes: as fast as possible (default; every chunk available at once, the
 producer held back only by the scheduler's ``max_pending``), or ``--realtime``:
@@ -67,6 +69,7 @@ import torch
 from engine.config import SchedulerConfig, config_from_dict, config_to_dict, read_yaml
 from engine.decode import decode_audio
 from engine.detector import Detector
+from engine.device import DEFAULT_THREADS
 from engine.scheduler import Scheduler
 from engine.stream import StreamProcessor
 from engine.toyset import make_toyset
@@ -77,7 +80,7 @@ RATE = 48000
 ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16", "batch_size": 4}}
 # the peer-style baseline: batch 1, float32, the library's feature extractor (decoded inline by run_baseline)
 BASELINE = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
-                          "feature_extractor": "transformers"}}
+                          "feature_extractor": "transformers", "parallel_branches": False}}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
 GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
 
@@ -97,8 +100,8 @@ def cpu_peak_flops() -> tuple[float | None, str]:
     mhz = next((float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")), None)
     if mhz is None:
         return None, "unknown clock"
-    return (torch.get_num_threads() * mhz * 1e6 * per_cycle,
-            f"estimate: {torch.get_num_threads()} threads x {mhz:.0f} MHz x {per_cycle} fp32 FLOP/cycle")
+    return (DEFAULT_THREADS * mhz * 1e6 * per_cycle,
+            f"estimate: {DEFAULT_THREADS} threads x {mhz:.0f} MHz x {per_cycle} fp32 FLOP/cycle")
 
 
 def device_peak(device: torch.device) -> tuple[float | None, str]:
@@ -319,7 +322,8 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
     profile = {}
     for name, inference in PROFILES.items():
         for batch in (1, 16):
-            det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu"}})
+            det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu",
+                                             "parallel_branches": False}})  # one branch: every core
             windows = np.repeat(x, det.plan.length, axis=1) * np.random.default_rng(1).random(det.plan.length)
             windows = windows.astype(np.float32)
             wav = det.branch.preprocess(windows).to(det.dtype)
@@ -338,10 +342,10 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
     return profile
 
 
-def use_threads(det, default: int) -> int:
-    """Set torch's CPU threads (one count per process) to ``det``'s ``inference.threads``, or ``default``
-    when that is 0, before running ``det``; returns the count."""
-    torch.set_num_threads(det.config.inference.threads or default)
+def use_threads(det) -> int:
+    """Set torch's CPU threads (one count per process) to ``det``'s (:attr:`Detector.threads`) before
+    running ``det``; returns the count."""
+    torch.set_num_threads(det.threads)
     return torch.get_num_threads()
 
 
@@ -382,7 +386,6 @@ def main() -> None:
     engine_overrides = {**engine_overrides, "inference": {**engine_overrides.get("inference", {}),
                                                           "device": args.device}}
     baseline_overrides = {"inference": {**BASELINE["inference"], "device": args.device}}
-    default_threads = torch.get_num_threads()  # torch's threads are per process: each path runs with its own
     engine = load(args.model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
     scheduler_config = config_from_dict({"scheduler": engine_overrides.get("scheduler", {})}).scheduler
     baseline = load(args.model, baseline_overrides)
@@ -397,7 +400,7 @@ def main() -> None:
                 f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks")
     order = schedule(slots, args.chunk_seconds, args.realtime)
     for det in (engine, baseline):
-        use_threads(det, default_threads)
+        use_threads(det)
         det.warm_up()
     def timed(det, run) -> tuple[dict, list]:
         if det.device.type == "cuda":
@@ -409,9 +412,9 @@ def main() -> None:
         return result, verdicts
     runs = {"engine": [], "baseline": []}
     for _ in range(args.repeats):  # alternated: a slow spell of a shared machine hits both paths
-        use_threads(engine, default_threads)
+        use_threads(engine)
         runs["engine"].append(timed(engine, lambda: run_engine(engine, order, scheduler_config)))
-        use_threads(baseline, default_threads)
+        use_threads(baseline)
         runs["baseline"].append(timed(baseline, lambda: run_baseline(baseline, order)))
     (result_engine, verdicts_engine), (result_baseline, verdicts_baseline) = (
         sorted(runs[k], key=lambda r: r[0]["media_s_per_s"])[(args.repeats - 1) // 2] for k in runs)
@@ -449,7 +452,7 @@ def main() -> None:
         "engine_config": {"inference": config_to_dict(engine.config.inference),
                           "scheduler": config_to_dict(scheduler_config)},
         "baseline_config": "batch 1, float32, transformers' feature extractor, decode inline, one chunk at a time, "
-                           "every window from scratch",
+                           "every window from scratch, branches one after another",
         "window_gflops": round(flops / 1e9, 3), "carried_window_gflops": round(carried / 1e9, 3),
         "windows": n_windows,
         "device_peak_flops": peak, "device_peak_note": peak_note,

@@ -53,7 +53,6 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = read_yaml(args.engine_config) if args.engine_config else ENGINE_DEFAULT
-    default_threads = torch.get_num_threads()
     engine = load(args.model, {k: v for k, v in overrides.items() if k != "scheduler"})
     batch = config_from_dict({"scheduler": overrides.get("scheduler", {})}).scheduler.batch_chunks
     baseline = load(args.model, BASELINE)
@@ -64,16 +63,16 @@ def main() -> None:
             slots, _ = toy_streams(args.streams, args.seconds, 2.0, Path(tmp))
     order = [chunk for _, chunk in schedule(slots, 2.0, realtime=False)]
     for det in (engine, baseline):
-        use_threads(det, default_threads)
+        use_threads(det)
         det.warm_up()
     decode_s, decoded = timed(lambda: [decode_media(c, engine.config) for c in order])
     prepare_s, blocks = timed(lambda: [engine.prepare(b) for b in decoded])
     items = [(c.stream_id, c.seq, b, c.final) for c, b in zip(order, blocks)]
     processor = StreamProcessor(engine)
-    threads = {"engine": use_threads(engine, default_threads)}
+    threads = {"engine": use_threads(engine)}
     engine_s, _ = timed(lambda: [processor.feed_many(items[i:i + batch]) for i in range(0, len(items), batch)])
     peer = peer_processor(baseline)
-    threads["baseline"] = use_threads(baseline, default_threads)
+    threads["baseline"] = use_threads(baseline)
     baseline_s, _ = timed(lambda: [peer.feed(*item) for item in items])
     total = decode_s + prepare_s + baseline_s
     report = {

@@ -143,6 +143,11 @@ class InferenceConfig:
     result within float rounding; on this project's CPU 1.3-2x faster in float32,
     about 3x in bf16); ``transformers`` runs the library's module as it is (the
     reference, and what peers run).
+    ``parallel_branches`` runs the branches of a batch at once, each on its own
+    thread, until they meet at the fusion (same results: each branch computes what
+    it computes alone). ``threads`` is torch's intra-op CPU thread count; 0 (the
+    default) is torch's default divided among the branches that run at once
+    (:func:`engine.device.intra_op_threads`).
     """
 
     hop_seconds: float = 2.0
@@ -153,6 +158,7 @@ class InferenceConfig:
     dtype: str = "float32"
     quantize: str = "none"
     feature_extractor: str = "fused"
+    parallel_branches: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ that touches the device, under ``torch.inference_mode()``.
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from engine.config import Config
-from engine.device import resolve_device, set_threads
+from engine.device import intra_op_threads, resolve_device, set_threads
 from engine.frame_cache import FrameCache
 from engine.media import FrameBlock, MediaBlock, as_media
 from engine.precision import encoders_in, quantize_int8
@@ -73,7 +74,9 @@ class Detector:
         self.config, self.model, self.training = config, model, training
         self.weights_sha256 = weights_sha256
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
-        set_threads(config.inference.threads)
+        self.parallel = config.inference.parallel_branches and len(config.branches) > 1
+        self.threads = intra_op_threads(config.inference.threads, len(config.branches) if self.parallel else 1)
+        set_threads(self.threads)
         self.device = resolve_device(config.inference.device)
         self.dtype = getattr(torch, config.inference.dtype)
         self.model.to(self.device, torch.float32).eval()
@@ -96,6 +99,9 @@ class Detector:
         # branches whose feature-extractor frames a stream's next window can reuse (engine/frame_cache.py)
         self.cacheable = tuple(name for name, b in self.branches.items()
                                if getattr(b, "cacheable", False) and self.plans[name].context >= self.plans[name].frame)
+        # several branches run at once, each on its own thread, when inference.parallel_branches
+        self._pool = (ThreadPoolExecutor(len(self.branches), thread_name_prefix="dfstream-branch")
+                      if self.parallel else None)
         first = config.branches[0]  # the primary branch: the one raw arrays passed to score() are for
         self.branch, self.spec, self.plan = self.branches[first], self.specs[first], self.plans[first]
 
@@ -209,31 +215,16 @@ class Detector:
 
     def _forward(self, windows: dict, present: dict, keys: list | None = None,
                  caches: dict | None = None) -> FrameScores:
-        logits, embs, pres = {}, {}, {}
         with torch.inference_mode():
-            for name, branch in self.branches.items():
-                plan, ratio = self.plans[name], self.ratios[name]
-                lo, hop = plan.first_kept, plan.hop_frames
-                mask = torch.from_numpy(np.asarray(present[name], bool)).to(self.device)
-                rows = np.flatnonzero(np.asarray(present[name]).any(axis=1))
-                b = len(mask)
-                lg = torch.zeros((b, hop), device=self.device)  # the back-ends' output: float32
-                em = torch.zeros((b, hop, self.specs[name].embedding_dim), device=self.device)
-                cache = (caches or {}).get(name) if keys is not None else None
-                if cache is not None and branch.carry_unscored:  # unscored windows carry their frames on too
-                    frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
-                                            keys, np.asarray(present[name]).any(axis=1))
-                elif cache is not None and len(rows):  # an unscored window ends its stream's chain
-                    frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name][rows])),
-                                            [keys[r] for r in rows])
-                if len(rows):
-                    if cache is not None:
-                        out_l, out_e = branch.forward_features(frames)
-                    else:
-                        out_l, out_e = branch(self._to_device(branch.preprocess(windows[name][rows])))
-                    index = torch.from_numpy(rows).to(self.device)
-                    lg[index], em[index] = out_l[:, lo:lo + hop].float(), out_e[:, lo:lo + hop].float()
-                logits[name], embs[name], pres[name] = to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
+            if self._pool is not None:  # each branch on its own thread; they meet at the fusion
+                futures = {name: self._pool.submit(self._branch_forward, name, windows, present, keys, caches)
+                           for name in self.branches}
+                outs = {name: f.result() for name, f in futures.items()}
+            else:
+                outs = {name: self._branch_forward(name, windows, present, keys, caches) for name in self.branches}
+            logits = {n: o[0] for n, o in outs.items()}
+            embs = {n: o[1] for n, o in outs.items()}
+            pres = {n: o[2] for n, o in outs.items()}
             if self.fusion is not None:
                 fused, _ = self.fusion(logits, embs, pres)
             else:
@@ -244,6 +235,32 @@ class Detector:
             branch_probs = {n: (torch.sigmoid(logits[n].float()) * pres[n]).cpu().numpy() for n in self.branches}
             emb = torch.cat([embs[n].float() * pres[n].unsqueeze(-1) for n in self.branches], dim=-1).cpu().numpy()
         return FrameScores(probs, emb, branch_probs)
+
+    def _branch_forward(self, name: str, windows: dict, present: dict, keys, caches):
+        """One branch's logits, embeddings and presence on the fused step for a batch of windows."""
+        branch, plan, ratio = self.branches[name], self.plans[name], self.ratios[name]
+        with torch.inference_mode():
+            lo, hop = plan.first_kept, plan.hop_frames
+            mask = torch.from_numpy(np.asarray(present[name], bool)).to(self.device)
+            rows = np.flatnonzero(np.asarray(present[name]).any(axis=1))
+            b = len(mask)
+            lg = torch.zeros((b, hop), device=self.device)  # the back-ends' output: float32
+            em = torch.zeros((b, hop, self.specs[name].embedding_dim), device=self.device)
+            cache = (caches or {}).get(name) if keys is not None else None
+            if cache is not None and branch.carry_unscored:  # unscored windows carry their frames on too
+                frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
+                                        keys, np.asarray(present[name]).any(axis=1))
+            elif cache is not None and len(rows):  # an unscored window ends its stream's chain
+                frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name][rows])),
+                                        [keys[r] for r in rows])
+            if len(rows):
+                if cache is not None:
+                    out_l, out_e = branch.forward_features(frames)
+                else:
+                    out_l, out_e = branch(self._to_device(branch.preprocess(windows[name][rows])))
+                index = torch.from_numpy(rows).to(self.device)
+                lg[index], em[index] = out_l[:, lo:lo + hop].float(), out_e[:, lo:lo + hop].float()
+            return to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
 
 
 def build_model(config: Config, saved: dict | None = None) -> torch.nn.ModuleDict:

@@ -15,6 +15,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice (physical cores), before anyone changes it
+
+
+def intra_op_threads(threads: int, concurrent: int = 1) -> int:
+    """torch's intra-op CPU threads for ``inference.threads``: itself when > 0; for 0, torch's default
+    divided among the ``concurrent`` branches that run at once (at least 1). Two OpenMP teams
+    of all cores each, on the same cores, wait on each other's preempted threads at every barrier."""
+    return threads if threads > 0 else max(1, DEFAULT_THREADS // max(1, concurrent))
+
+
 def set_threads(threads: int) -> None:
     """Set torch's intra-op CPU threads when ``threads`` > 0 (0 keeps torch's default)."""
     if threads > 0 and torch.get_num_threads() != threads:

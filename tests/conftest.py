@@ -68,3 +68,14 @@ def durable_broker(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Each test starts with torch's default CPU threads: a Detector sets the process's count
+    (``inference.threads``; two-branch models divide the cores), and that must not leak into later tests."""
+    import torch
+
+    from engine.device import DEFAULT_THREADS
+    torch.set_num_threads(DEFAULT_THREADS)
+    yield

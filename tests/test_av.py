@@ -263,3 +263,45 @@ def test_tracks_far_apart_inside_one_block_are_refused_before_any_state_changes(
     with pytest.raises(MediaError):
         p.admit("s", late)           # the video track of a running stream jumps
     assert p.states["s"].tracks["visual"].received == 1
+
+
+def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector):
+    """Each branch on its own thread (inference.parallel_branches, the default) computes what it computes
+    alone: the verdicts of a batch of streams, carried frames included, equal the one-after-another ones."""
+    from engine.config import replace
+    assert detector.parallel and detector._pool is not None
+    sequential = Detector(replace(detector.config, "inference.parallel_branches", False), detector.model,
+                          "dfstream-random", None)
+    assert not sequential.parallel and sequential._pool is None
+    root, _ = av_set
+    paths = sorted(root.glob("*/*.mp4"))[:3]
+    def run(det):
+        p = StreamProcessor(det)
+        blocks = {f"s{i}": list(file_blocks(path, 0.5, det.config)) for i, path in enumerate(paths)}
+        out = []
+        for k in range(max(len(b) for b in blocks.values())):  # a batch holds one chunk of every stream
+            items = [(sid, k, b[k][0], b[k][1]) for sid, b in blocks.items() if k < len(b)]
+            out += p.feed_many(items)
+        return out
+    got, expected = run(detector), run(sequential)
+    assert len(got) > 6
+    for a, b in zip(got, expected, strict=True):
+        assert_same_verdict(a, b, tol=0.0)
+    assert any(v.trace is not None for v in got)
+
+
+def test_threads_default_to_torchs_divided_among_the_branches_that_run_at_once(detector):
+    from engine.config import replace
+    from engine.device import DEFAULT_THREADS, intra_op_threads
+    before = torch.get_num_threads()
+    try:
+        assert intra_op_threads(3, 2) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
+        assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
+        assert detector.threads == max(1, DEFAULT_THREADS // 2)
+        one_after_another = Detector(replace(detector.config, "inference.parallel_branches", False),
+                                     detector.model, "dfstream-random", None)
+        assert one_after_another.threads == DEFAULT_THREADS == torch.get_num_threads()
+        pinned = Detector(replace(detector.config, "inference.threads", 1), detector.model, "dfstream-random", None)
+        assert pinned.threads == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
