@@ -322,8 +322,7 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
     profile = {}
     for name, inference in PROFILES.items():
         for batch in (1, 16):
-            det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu",
-                                             "parallel_branches": False}})  # one branch: every core
+            det = load(model, {"inference": {**inference, "batch_size": batch, "device": "cpu"}})
             windows = np.repeat(x, det.plan.length, axis=1) * np.random.default_rng(1).random(det.plan.length)
             windows = windows.astype(np.float32)
             wav = det.branch.preprocess(windows).to(det.dtype)

@@ -75,7 +75,9 @@ class Detector:
         self.weights_sha256 = weights_sha256
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
         self.parallel = config.inference.parallel_branches and len(config.branches) > 1
-        self.threads = intra_op_threads(config.inference.threads, len(config.branches) if self.parallel else 1)
+        # torch's CPU threads for a batch that one branch scores alone, and for one of branches scored at once
+        self.threads = intra_op_threads(config.inference.threads)
+        self.threads_parallel = intra_op_threads(config.inference.threads, len(config.branches))
         set_threads(self.threads)
         self.device = resolve_device(config.inference.device)
         self.dtype = getattr(torch, config.inference.dtype)
@@ -216,11 +218,14 @@ class Detector:
     def _forward(self, windows: dict, present: dict, keys: list | None = None,
                  caches: dict | None = None) -> FrameScores:
         with torch.inference_mode():
-            if self._pool is not None:  # each branch on its own thread; they meet at the fusion
+            busy = [name for name in self.branches if np.asarray(present[name]).any()]
+            if self._pool is not None and len(busy) > 1:  # each branch on its own thread; they meet at the fusion
+                set_threads(self.threads_parallel)
                 futures = {name: self._pool.submit(self._branch_forward, name, windows, present, keys, caches)
                            for name in self.branches}
                 outs = {name: f.result() for name, f in futures.items()}
-            else:
+            else:  # one branch has media (e.g. audio-only streams of an audio-visual model): it gets every thread
+                set_threads(self.threads)
                 outs = {name: self._branch_forward(name, windows, present, keys, caches) for name in self.branches}
             logits = {n: o[0] for n, o in outs.items()}
             embs = {n: o[1] for n, o in outs.items()}

@@ -293,15 +293,17 @@ def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector
 def test_threads_default_to_torchs_divided_among_the_branches_that_run_at_once(detector):
     from engine.config import replace
     from engine.device import DEFAULT_THREADS, intra_op_threads
-    before = torch.get_num_threads()
-    try:
-        assert intra_op_threads(3, 2) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
-        assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
-        assert detector.threads == max(1, DEFAULT_THREADS // 2)
-        one_after_another = Detector(replace(detector.config, "inference.parallel_branches", False),
-                                     detector.model, "dfstream-random", None)
-        assert one_after_another.threads == DEFAULT_THREADS == torch.get_num_threads()
-        pinned = Detector(replace(detector.config, "inference.threads", 1), detector.model, "dfstream-random", None)
-        assert pinned.threads == 1 == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    assert intra_op_threads(3, 2) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
+    assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
+    assert detector.threads == DEFAULT_THREADS and detector.threads_parallel == max(1, DEFAULT_THREADS // 2)
+    both = {name: np.zeros((2, plan.length) + detector.branches[name].empty_input(0).shape[1:],
+                           detector.branches[name].empty_input(0).dtype) for name, plan in detector.plans.items()}
+    detector.score(both)
+    assert torch.get_num_threads() == detector.threads_parallel
+    audio_only = {"audio": both["audio"]}  # the visual branch has nothing to do: the audio branch gets every thread
+    detector.score(audio_only)
+    assert torch.get_num_threads() == DEFAULT_THREADS
+    pinned = Detector(replace(detector.config, "inference.threads", 1), detector.model, "dfstream-random", None)
+    assert pinned.threads == pinned.threads_parallel == 1 == torch.get_num_threads()
+    pinned.score(both)
+    assert torch.get_num_threads() == 1
