@@ -405,7 +405,10 @@ def main() -> None:
         if det.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         result, verdicts = run()
-        result["torch_threads"] = torch.get_num_threads()
+        # torch's threads per branch: a batch one branch scores alone, and each of branches scoring at once
+        result["torch_threads"] = det.threads
+        if det.parallel:
+            result["torch_threads_parallel"] = det.threads_parallel
         if det.device.type == "cuda":
             result["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         return result, verdicts

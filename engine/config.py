@@ -146,9 +146,11 @@ class InferenceConfig:
     ``parallel_branches`` runs the branches of a batch at once, each on its own
     thread, until they meet at the fusion (same results: each branch computes what
     it computes alone). ``threads`` is torch's intra-op CPU thread count; 0 (the
-    default) is torch's default, divided among the branches while several run at
-    once (:func:`engine.device.intra_op_threads`); a batch in which one branch has
-    media (audio-only streams of an audio-visual model) gets all of them.
+    default) is torch's default, less one per decode worker where a scheduler
+    decodes beside the model (``scheduler.decode_workers``), divided among the
+    branches while several run at once; at least 1
+    (:func:`engine.device.intra_op_threads`). A batch in which one branch has
+    media (audio-only streams of an audio-visual model) gives it all of them.
     """
 
     hop_seconds: float = 2.0

@@ -75,9 +75,7 @@ class Detector:
         self.weights_sha256 = weights_sha256
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
         self.parallel = config.inference.parallel_branches and len(config.branches) > 1
-        # torch's CPU threads for a batch that one branch scores alone, and for one of branches scored at once
-        self.threads = intra_op_threads(config.inference.threads)
-        self.threads_parallel = intra_op_threads(config.inference.threads, len(config.branches))
+        self.reserved_cores = 0  # cores others compute on meanwhile: a Scheduler's decode pool (share_cores)
         set_threads(self.threads)
         self.device = resolve_device(config.inference.device)
         self.dtype = getattr(torch, config.inference.dtype)
@@ -111,6 +109,22 @@ class Detector:
     def from_config(cls, config: Config) -> Detector:
         """A randomly initialised detector (tests, training from scratch)."""
         return cls(config, build_model(config), "dfstream-random", None)
+
+    @property
+    def threads(self) -> int:
+        """torch's CPU threads for a batch that one branch scores alone (:func:`engine.device.intra_op_threads`)."""
+        return intra_op_threads(self.config.inference.threads, 1, self.reserved_cores)
+
+    @property
+    def threads_parallel(self) -> int:
+        """torch's CPU threads for each of several branches scoring a batch at once."""
+        return intra_op_threads(self.config.inference.threads, len(self.branches), self.reserved_cores)
+
+    def share_cores(self, cores: int) -> None:
+        """Leave ``cores`` to work that runs beside the model (a scheduler's decode workers): with
+        ``inference.threads: 0`` the branches divide the rest. Measured on this project's 2-core CPU,
+        a model thread with both cores while two decode workers ran was slower than one with one core."""
+        self.reserved_cores = max(0, int(cores))
 
     @property
     def trained(self) -> bool:
@@ -220,13 +234,12 @@ class Detector:
         with torch.inference_mode():
             busy = [name for name in self.branches if np.asarray(present[name]).any()]
             if self._pool is not None and len(busy) > 1:  # each branch on its own thread; they meet at the fusion
-                set_threads(self.threads_parallel)
-                futures = {name: self._pool.submit(self._branch_forward, name, windows, present, keys, caches)
-                           for name in self.branches}
+                futures = {name: self._pool.submit(self._branch_forward, name, windows, present, keys, caches,
+                                                   self.threads_parallel) for name in self.branches}
                 outs = {name: f.result() for name, f in futures.items()}
             else:  # one branch has media (e.g. audio-only streams of an audio-visual model): it gets every thread
-                set_threads(self.threads)
-                outs = {name: self._branch_forward(name, windows, present, keys, caches) for name in self.branches}
+                outs = {name: self._branch_forward(name, windows, present, keys, caches, self.threads)
+                        for name in self.branches}
             logits = {n: o[0] for n, o in outs.items()}
             embs = {n: o[1] for n, o in outs.items()}
             pres = {n: o[2] for n, o in outs.items()}
@@ -241,9 +254,11 @@ class Detector:
             emb = torch.cat([embs[n].float() * pres[n].unsqueeze(-1) for n in self.branches], dim=-1).cpu().numpy()
         return FrameScores(probs, emb, branch_probs)
 
-    def _branch_forward(self, name: str, windows: dict, present: dict, keys, caches):
-        """One branch's logits, embeddings and presence on the fused step for a batch of windows."""
+    def _branch_forward(self, name: str, windows: dict, present: dict, keys, caches, threads: int):
+        """One branch's logits, embeddings and presence on the fused step for a batch of windows, its
+        torch ops on ``threads`` CPU threads (torch's count is per calling thread)."""
         branch, plan, ratio = self.branches[name], self.plans[name], self.ratios[name]
+        set_threads(threads)
         with torch.inference_mode():
             lo, hop = plan.first_kept, plan.hop_frames
             mask = torch.from_numpy(np.asarray(present[name], bool)).to(self.device)

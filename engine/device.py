@@ -18,14 +18,16 @@ def resolve_device(name: str) -> torch.device:
 DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice (physical cores), before anyone changes it
 
 
-def intra_op_threads(threads: int, concurrent: int = 1) -> int:
+def intra_op_threads(threads: int, concurrent: int = 1, reserved: int = 0) -> int:
     """torch's intra-op CPU threads for ``inference.threads``: itself when > 0; for 0, torch's default
-    divided among the ``concurrent`` branches that run at once (at least 1). Two OpenMP teams
-    of all cores each, on the same cores, wait on each other's preempted threads at every barrier."""
-    return threads if threads > 0 else max(1, DEFAULT_THREADS // max(1, concurrent))
+    less ``reserved`` (cores other work takes meanwhile), divided among the ``concurrent`` branches
+    that run at once; at least 1. An OpenMP team waits at every barrier for its slowest thread, and a
+    thread preempted by other work on its core holds up the whole team."""
+    return threads if threads > 0 else max(1, (DEFAULT_THREADS - max(0, reserved)) // max(1, concurrent))
 
 
 def set_threads(threads: int) -> None:
-    """Set torch's intra-op CPU threads when ``threads`` > 0 (0 keeps torch's default)."""
+    """Set torch's intra-op CPU threads when ``threads`` > 0 (0 keeps torch's default). The count is the
+    calling thread's (an OpenMP setting per thread); threads that start later begin with it."""
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

@@ -32,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.config import SchedulerConfig
+from engine.device import set_threads
 from engine.errors import DfstreamError, MediaError
 from engine.types import Chunk
 
@@ -73,8 +74,13 @@ class Scheduler:
 
     def __init__(self, processor, config: SchedulerConfig):
         self.processor, self.config = processor, config
+        detector = getattr(processor, "detector", None)
+        if detector is not None:  # the decode pool computes beside the model: its cores are not the model's
+            detector.share_cores(config.decode_workers)
         self.stats = SchedulerStats()
-        self._pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="dfstream-decode")
+        # the pool is the decoders' parallelism: each worker's torch ops (the face detector) on one thread
+        self._pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="dfstream-decode",
+                                        initializer=set_threads, initargs=(1,))
         self._slots = threading.Semaphore(config.max_pending)
         self._cond = threading.Condition()
         self._queues: OrderedDict[str, deque[_Item]] = OrderedDict()

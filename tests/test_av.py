@@ -290,20 +290,37 @@ def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector
     assert any(v.trace is not None for v in got)
 
 
-def test_threads_default_to_torchs_divided_among_the_branches_that_run_at_once(detector):
-    from engine.config import replace
+def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branches_at_once(detector):
+    from engine.config import SchedulerConfig, replace
     from engine.device import DEFAULT_THREADS, intra_op_threads
-    assert intra_op_threads(3, 2) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
+    from engine.scheduler import Scheduler
+    assert intra_op_threads(3, 2, 5) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
     assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
-    assert detector.threads == DEFAULT_THREADS and detector.threads_parallel == max(1, DEFAULT_THREADS // 2)
-    both = {name: np.zeros((2, plan.length) + detector.branches[name].empty_input(0).shape[1:],
-                           detector.branches[name].empty_input(0).dtype) for name, plan in detector.plans.items()}
-    detector.score(both)
-    assert torch.get_num_threads() == detector.threads_parallel
-    audio_only = {"audio": both["audio"]}  # the visual branch has nothing to do: the audio branch gets every thread
-    detector.score(audio_only)
-    assert torch.get_num_threads() == DEFAULT_THREADS
+    assert intra_op_threads(0, 2, 2) == max(1, (DEFAULT_THREADS - 2) // 2) and intra_op_threads(0, 1, 10**6) == 1
+    det = Detector(detector.config, detector.model, "dfstream-random", None)
+    assert det.threads == DEFAULT_THREADS and det.threads_parallel == max(1, DEFAULT_THREADS // 2)
+    seen = []  # (branch, torch's threads in the thread that runs it): torch's count is per thread
+    hooks = [det.branches[name].encoder.register_forward_pre_hook(
+        lambda module, args, name=name: seen.append((name, torch.get_num_threads()))) for name in det.branches]
+    both = {name: np.zeros((2, plan.length) + det.branches[name].empty_input(0).shape[1:],
+                           det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    try:
+        det.score(both)
+        assert sorted(seen) == [("audio", det.threads_parallel), ("visual", det.threads_parallel)]
+        seen.clear()
+        det.score({"audio": both["audio"]})  # the visual branch has nothing to do: audio gets every thread
+        assert seen == [("audio", DEFAULT_THREADS)]
+        with Scheduler(StreamProcessor(det), SchedulerConfig(decode_workers=3)) as sched:
+            workers = sched._pool.submit(torch.get_num_threads).result()
+        assert workers == 1  # the decode pool is the parallelism: one torch thread per worker
+        assert det.reserved_cores == 3 and det.threads == max(1, DEFAULT_THREADS - 3)
+        assert det.threads_parallel == max(1, (DEFAULT_THREADS - 3) // 2)
+        seen.clear()
+        det.score(both)
+        assert sorted(seen) == [("audio", det.threads_parallel), ("visual", det.threads_parallel)]
+    finally:
+        for hook in hooks:
+            hook.remove()
     pinned = Detector(replace(detector.config, "inference.threads", 1), detector.model, "dfstream-random", None)
-    assert pinned.threads == pinned.threads_parallel == 1 == torch.get_num_threads()
-    pinned.score(both)
-    assert torch.get_num_threads() == 1
+    pinned.share_cores(0)
+    assert pinned.threads == pinned.threads_parallel == 1
