@@ -7,6 +7,7 @@ that touches the device, under ``torch.inference_mode()``.
 from __future__ import annotations
 
 import sys
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -102,6 +103,8 @@ class Detector:
         # several branches run at once, each on its own thread, when inference.parallel_branches
         self._pool = (ThreadPoolExecutor(len(self.branches), thread_name_prefix="dfstream-branch")
                       if self.parallel else None)
+        if self._pool is not None:  # its threads end with the detector
+            weakref.finalize(self, self._pool.shutdown, wait=False)
         first = config.branches[0]  # the primary branch: the one raw arrays passed to score() are for
         self.branch, self.spec, self.plan = self.branches[first], self.specs[first], self.plans[first]
 

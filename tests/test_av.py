@@ -324,3 +324,18 @@ def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branch
     pinned = Detector(replace(detector.config, "inference.threads", 1), detector.model, "dfstream-random", None)
     pinned.share_cores(0)
     assert pinned.threads == pinned.threads_parallel == 1
+
+
+def test_a_detectors_branch_threads_end_with_it(detector):
+    import gc
+    det = Detector(detector.config, detector.model, "dfstream-random", None)
+    both = {name: np.zeros((1, plan.length) + det.branches[name].empty_input(0).shape[1:],
+                           det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    det.score(both)
+    threads = list(det._pool._threads)
+    assert threads and all(t.is_alive() for t in threads)
+    del det
+    gc.collect()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
