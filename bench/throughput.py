@@ -342,8 +342,8 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
 
 
 def use_threads(det) -> int:
-    """Set torch's CPU threads (one count per process) to ``det``'s (:attr:`Detector.threads`) before
-    running ``det``; returns the count."""
+    """Set this thread's torch CPU threads (torch's count is per thread; threads started later begin
+    with it) to ``det``'s (:attr:`Detector.threads`) before running ``det``; returns the count."""
     torch.set_num_threads(det.threads)
     return torch.get_num_threads()
 

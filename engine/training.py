@@ -301,10 +301,8 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     items = load_metadata(meta)
     train_items, val_items = _split(items, config)
     torch.manual_seed(config.train.seed)
-    # gradients in float32 and unquantized, whatever inference uses; the branches one after another on all cores
-    parallel = config.inference.parallel_branches
-    config = replace(replace(replace(config, "inference.quantize", "none"), "inference.dtype", "float32"),
-                     "inference.parallel_branches", False)
+    # gradients in float32 and unquantized, whatever inference uses
+    config = replace(replace(config, "inference.quantize", "none"), "inference.dtype", "float32")
     detector = Detector.from_config(config)
     classes = generator_classes(train_items) if config.train.generator_loss > 0 else None
     train_data = _windows(train_items, root, detector, label_key, "train", classes)
@@ -354,7 +352,6 @@ def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
     }
     if interrupted:
         summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {config.train.epochs}"
-    detector.config = replace(detector.config, "inference.parallel_branches", parallel)  # the checkpoint's default
     save_checkpoint(detector, out, summary)
     if interrupted:
         print(f"training interrupted after epoch {len(history)}: saved the best epoch so far to {out}",
