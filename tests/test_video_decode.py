@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 
+import engine.video
 from engine.config import LimitsConfig
 from engine.errors import MediaError
 from engine.video import VideoBlock, decode_video, has_video, iter_video
@@ -164,6 +165,29 @@ def test_resolution_change_is_scaled_to_the_first_frame_size():
     block = decode_video(first + second, RATE, 64)  # MPEG-TS concatenates byte-wise
     assert block.frames.shape[1:] == (64, 64, 3)
     assert indices(block)[:10] == list(range(10)) and indices(block)[-10:] == list(range(10))
+
+
+def test_one_scaler_per_decode_gives_pyav_s_own_frames_and_the_decoder_one_thread(monkeypatch):
+    """The scaler kept between frames converts each exactly as a fresh ``frame.reformat`` would,
+    across a resolution change; the decoder runs on the calling thread (no threads of its own)."""
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (48, 96, 3), np.uint8) for _ in range(10)]
+    data = encode("mpegts", "libx264", 10, size=(96, 48), images=images) + encode(
+        "mpegts", "libx264", 10, size=(64, 64), pts=[12 + i for i in range(10)])
+    with av.open(io.BytesIO(data)) as c:
+        want = [f.reformat(width=64, height=32, format="rgb24").to_ndarray() for f in c.decode(video=0)]
+    threads = []
+    decoded = engine.video._decoded
+
+    def spy(container, stream, *args):
+        threads.append(stream.codec_context.thread_count)
+        yield from decoded(container, stream, *args)
+
+    monkeypatch.setattr(engine.video, "_decoded", spy)
+    block = decode_video(data, RATE, 64)  # every native frame is a grid point
+    assert threads == [1]
+    assert len(block.frames) == len(want) == 20
+    assert all(np.array_equal(got, w) for got, w in zip(block.frames, want))
 
 
 @pytest.mark.parametrize("rotation,hflip,turns,mirror", [(90, False, 1, False), (-90, False, -1, False),
