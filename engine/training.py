@@ -224,8 +224,13 @@ class _Trainer:
         return self.cache[key]
 
     def _batches(self, n: int, shuffle: bool, rng) -> list[np.ndarray]:
-        # Fixed batch membership keeps the encoder cache valid; shuffle batch order only.
-        batches = [np.arange(i, min(n, i + self.cfg.batch_size)) for i in range(0, n, self.cfg.batch_size)]
+        """Batches of window indices. Training (``shuffle``) batches mix windows of many files: one
+        permutation drawn from ``train.seed`` (the same every epoch, so that the encoder cache stays
+        valid), in an order shuffled per epoch. Consecutive windows come from one file, so batches of
+        them would each show one file's media to the gradient and to BatchNorm's batch statistics.
+        Evaluation batches are consecutive."""
+        order = np.random.default_rng(self.cfg.seed).permutation(n) if shuffle else np.arange(n)
+        batches = [order[i:i + self.cfg.batch_size] for i in range(0, n, self.cfg.batch_size)]
         if shuffle:
             rng.shuffle(batches)
         return batches

@@ -186,3 +186,22 @@ def test_generator_loss_trains_a_classifier_that_is_not_saved_and_changes_the_em
     assert set(gen[1]) == set(plain[1])  # the classifier is not part of the model
     assert all(torch.equal(gen[1][k], again[1][k]) for k in gen[1]) and gen[0]["history"] == again[0]["history"]
     assert not torch.equal(gen[1]["audio.proj.weight"], plain[1]["audio.proj.weight"])
+
+
+def test_training_batches_mix_files_keep_their_members_and_evaluation_batches_are_consecutive():
+    from engine.training import _Trainer
+    det = Detector.from_config(tiny_config())
+    trainer = _Trainer(det, replace(tiny_config(), "train.batch_size", 4))
+    rng = np.random.default_rng(0)
+    epochs = [trainer._batches(10, True, rng) for _ in range(3)]
+    for batches in epochs:
+        assert sorted(np.concatenate(batches).tolist()) == list(range(10))
+        assert [len(b) for b in sorted(batches, key=len)] == [2, 4, 4]
+    members = [sorted(tuple(sorted(b.tolist())) for b in batches) for batches in epochs]
+    assert members[0] == members[1] == members[2]  # the encoder cache stays valid across epochs
+    assert [b[0] for b in epochs[0]] != [b[0] for b in epochs[1]] or \
+        [b[0] for b in epochs[1]] != [b[0] for b in epochs[2]]  # the order is drawn per epoch
+    assert any(np.any(np.diff(np.sort(b)) > 1) for b in epochs[0])  # not runs of consecutive windows
+    again = _Trainer(det, replace(tiny_config(), "train.batch_size", 4))._batches(10, True, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(again, epochs[0]))  # drawn from train.seed
+    assert [b.tolist() for b in trainer._batches(10, False, None)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
