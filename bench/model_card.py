@@ -217,8 +217,8 @@ and the video of a clip come from different recordings.
   frame AUC {_fmt(shortcut.get('frame_auc'))}, clip AUC {_fmt(shortcut.get('clip_auc'))} (0.5 = chance).
 
 ## Training
-`{commands['train']}`: {train['method']['objective']}; {train['method']['epochs']} epochs, batch
-{train['method']['batch_size']}, AdamW lr {train['method']['learning_rate']}, weight decay
+`{commands['train']}`: {train['method']['objective']}; {train['method']['epochs']} epochs, batches of
+{train['method']['batch_size']} windows drawn from many files (a fixed permutation, batch order shuffled per epoch), AdamW lr {train['method']['learning_rate']}, weight decay
 {train['method']['weight_decay']}, seed {train['method']['seed']}; encoders {train['method']['encoder']}{_augmented(train['method'])}{_generator_loss(train['method'])}. Train:
 {train['data']['files']} clips ({train['data']['seconds']} s, {train['data']['fake_seconds']} s forged); validation
 {train['data']['val_files']} clips. Kept: epoch {train['best_epoch']['epoch']} (lowest validation BCE; validation frame
@@ -250,6 +250,9 @@ Attribution (audio generators; index built on train spans): top-1 on known gener
 ## Robustness (test split re-encoded)
 {robust}
 ## Limits
+- One training run is one draw: the same recipe retrained with another `train.seed`, or on another machine (another
+  CPU, the set rebuilt there), scores differently on this small test split; on one machine and set, training
+  repeats digit for digit. The README's section on the shipped model lists the runs we measured and their spread.
 - Small: {len(meta)} clips from {len(set(e['speech_pool'] for e in meta))} speech pools and 3 face videos; the face
   videos are shared by train and test (different stretches of time).
 - The encoders are random projections, not pretrained: no pretrained WavLM or ViT weights can be downloaded here,
