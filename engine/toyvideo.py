@@ -299,8 +299,12 @@ def encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> N
     """H.264 yuv420p crf 20, a keyframe every second (as live encoders send), + AAC 16 kHz mono,
     interleaved by time."""
     with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast", "g": str(fps)})
+        # mbtree off and one thread: with x264's macroblock-tree rate control the same frames encoded
+        # twice in one process could give different bytes (it read memory earlier allocations left)
+        video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast", "g": str(fps),
+                                                             "x264-params": "mbtree=0"})
         video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.codec_context.thread_count = 1
         sound = out.add_stream("aac", rate=RATE, layout="mono")
         chunk = sound.codec_context.frame_size or 1024
         pcm, sent = audio.astype(np.float32)[None, :], 0

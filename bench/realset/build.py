@@ -1,9 +1,12 @@
 """Plan, render and write the real-material set (``bench/make_dataset.py`` is its command line).
 
 Every clip is decided by ``(seed, index)`` alone (:func:`plan`), and rendered from
-its own random generator, so a set's labels and pre-encoding media are the same for a
-seed whatever the number of worker processes (H.264 encoding itself is not bit-identical
-from run to run). Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are
+its own random generator, so a set's labels and media are the same for a seed whatever
+the number of worker processes; on one machine two builds write byte-identical files.
+For that, :func:`engine.toyvideo.encode_mp4` runs libx264 on one thread with its
+macroblock-tree rate control off (with it, the same frames encoded in a long-running
+worker came out differently from build to build), and piper's VITS graph, which draws
+noise, renders with onnxruntime's seed set. Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are
 split by speaker group (test speakers are never heard in train), face videos by
 time (train and val use the first 70 % of each video, test the rest). Test clips
 take their generators half from the seen ones and half from the held-out ones,

