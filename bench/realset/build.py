@@ -6,13 +6,14 @@ the number of worker processes; on one machine two builds write byte-identical f
 For that, :func:`engine.toyvideo.encode_mp4` runs libx264 on one thread with its
 macroblock-tree rate control off (with it, the same frames encoded in a long-running
 worker came out differently from build to build), and piper's VITS graph, which draws
-noise, renders with onnxruntime's seed set. Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are
-split by speaker group (test speakers are never heard in train), face videos by
-time (train and val use the first 70 % of each video, test the rest). Test clips
-take their generators half from the seen ones and half from the held-out ones,
-which train and val never use. Kinds, drawn evenly: ``real``, ``audio_modified``,
-``visual_modified``, ``both_modified`` (both modalities forged over the same
-stretches, the visual span rounded out to whole frames).
+noise, renders with onnxruntime's seed set.
+
+Splits: 70 % train, 10 % val, 20 % test by clip; speech pools are split by speaker group
+(test speakers are never heard in train), face videos by time (train and val use the
+first 70 % of each video, test the rest). Test clips take their generators half from the
+seen ones and half from the held-out ones, which train and val never use. Kinds, drawn
+evenly: ``real``, ``audio_modified``, ``visual_modified``, ``both_modified`` (both
+modalities forged over the same stretches, the visual span rounded out to whole frames).
 """
 from __future__ import annotations
 
