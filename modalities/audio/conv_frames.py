@@ -9,18 +9,22 @@ measured on this project's 2-core CPU, the module took 107 ms (float32) and
 61 ms (bf16) of a 4 s window's 135 / 86 ms through the whole audio branch.
 
 :func:`conv_frames` computes the same function with the same weights in
-(batch, time, channels) layout, and normalises over the last axis where it
-already lies. A layer of kernel ``k`` and stride ``s`` is ``ceil(k / s)`` matrix
-products per window, each over a strided view of the input and no copy: taps
-``g .. g+s-1`` of output frame ``t`` are ``s`` consecutive input frames, so they
-lie in memory as one row of ``s x channels`` values that starts ``s x channels``
-after the previous frame's (:func:`_conv`). The result equals the module's within
-float rounding (float32: within 1e-5 on unit-scale features; tested). Measured on
-this project's 2-core CPU, one thread, the 2 s of new audio of 4 windows at once
-(timed four times each): with one ``unfold`` copy of each
-layer's ``(frames, in x kernel)`` matrix into a single product (that copy was 17 %
-of the whole audio branch in a torch profile) 9.9 to 15.4 ms bf16 per window,
-without it 8.1 to 8.8 ms; float32 37.0 to 39.6 -> 31.4 to 33.3 ms.
+(time, channels) layout, one window at a time through all seven layers, and
+normalises over the last axis where it already lies. A layer of kernel ``k`` and
+stride ``s`` is ``ceil(k / s)`` matrix products, each over a strided view of the
+input and no copy: taps ``g .. g+s-1`` of output frame ``t`` are ``s`` consecutive
+input frames, so they lie in memory as one row of ``s x channels`` values that
+starts ``s x channels`` after the previous frame's (:func:`_conv`). The result
+equals the module's within float rounding (float32: within 1e-5 on unit-scale
+features; tested).
+
+Measured on this project's 2-core CPU, one thread, bf16, the 2 s of new audio of
+4 windows, per window (timed four times each, alternated, while `make model` ran
+on the other core): 14.6 to 15.6 ms with one ``unfold`` copy of each layer's
+``(frames, in x kernel)`` matrix into a single product (that copy was 17 % of the
+whole audio branch in a torch profile), 11.9 to 13.2 ms with the strided views but
+the windows stacked after every layer (the stacking, a copy of each layer's
+output, was about 5 % of the branch), 8.6 to 9.8 ms as it is now.
 
 All three layer kinds of the library are covered: per-frame ``LayerNorm``
 (``feat_extract_norm="layer"``), per-channel ``GroupNorm`` over time on the
@@ -36,39 +40,43 @@ from torch import nn
 def conv_frames(extractor: nn.Module, wav: torch.Tensor) -> torch.Tensor:
     """The feature extractor's output for waveforms ``(B, samples)``, as ``(B, frames, channels)``.
 
-    ``extractor`` is a ``transformers`` WavLM / wav2vec2 feature encoder (``.conv_layers``)."""
-    x = wav[:, :, None]
+    ``extractor`` is a ``transformers`` WavLM / wav2vec2 feature encoder (``.conv_layers``).
+    Each window goes through all layers alone (its strided views do not fold into one matrix
+    with the other windows'), so only the last layer's frames are stacked."""
+    return torch.stack([_window_frames(extractor, window[:, None]) for window in wav])
+
+
+def _window_frames(extractor: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One window's samples ``(T, 1)`` through every layer -> ``(frames, channels)``."""
     for layer in extractor.conv_layers:
         y = _conv(x, layer.conv)
         norm = getattr(layer, "layer_norm", None)
         if isinstance(norm, nn.LayerNorm):
             y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         elif isinstance(norm, nn.GroupNorm):  # one group per channel: each channel over the window's time
-            y = F.group_norm(y.transpose(1, 2), norm.num_groups, norm.weight, norm.bias, norm.eps).transpose(1, 2)
+            y = F.group_norm(y.t()[None], norm.num_groups, norm.weight, norm.bias, norm.eps)[0].t()
         x = layer.activation(y)
     return x
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """``conv`` (no padding, no dilation) on time-major ``x`` ``(B, T, in)`` -> ``(B, frames, out)``.
+    """``conv`` (no padding, no dilation) on one window's time-major frames ``x`` ``(T, in)`` ->
+    ``(frames, out)``.
 
     The kernel's taps in groups of ``stride``: group ``g`` (taps ``g .. g+s-1``) of output frame
     ``t`` reads input frames ``s*t + g .. s*t + g + s - 1``, a contiguous row of ``s x in`` values
     ``s x in`` after the previous frame's; so the group's input matrix is a strided view
     (row stride ``s x in``), its product with those taps' weights one GEMM, and the groups' products
-    add up. Windows one at a time: their views do not fold into one matrix."""
+    add up."""
     out_channels, in_channels, kernel = conv.weight.shape
     stride = conv.stride[0]
     x = x.contiguous()
-    frames = (x.shape[1] - kernel) // stride + 1
+    frames = (x.shape[0] - kernel) // stride + 1
     weight = conv.weight.permute(2, 1, 0).reshape(kernel * in_channels, out_channels)  # row: tap x in + channel
-    groups = [(g * in_channels, min(stride, kernel - g) * in_channels) for g in range(0, kernel, stride)]
-    windows = []
-    for window in x:
-        y = conv.bias
-        for start, width in groups:
-            rows = window[start // in_channels:].as_strided((frames, width), (stride * in_channels, 1))
-            taps = weight[start:start + width]
-            y = rows @ taps if y is None else torch.addmm(y, rows, taps)
-        windows.append(y)
-    return torch.stack(windows)
+    y = conv.bias
+    for g in range(0, kernel, stride):
+        width = min(stride, kernel - g) * in_channels
+        rows = x[g:].as_strided((frames, width), (stride * in_channels, 1))
+        taps = weight[g * in_channels:g * in_channels + width]
+        y = rows @ taps if y is None else torch.addmm(y, rows, taps)
+    return y
