@@ -71,7 +71,7 @@ material:
 	bash bench/fetch_material.sh $(MATERIAL)
 
 # The shipped default model: the real-material set, training, the attribution index, the test-split
-# replay and evaluation, and the model card (issue 5). 21 min on 2 cores from a clean clone (1257 s measured).
+# replay and evaluation, and the model card (issue 5). 17 min on 2 cores from a clean clone (1040 s measured, 2026-12-01).
 DATASET_CMD := python bench/make_dataset.py --out $(REALSET)/data --clips $(MODEL_CLIPS) --seed 0 --material $(MATERIAL)
 TRAIN_CMD := dfstream train --meta $(REALSET)/data/metadata.json --root $(REALSET)/data --out $(MODEL) \
 	--config configs/model.yaml --data-description "SYNTHETIC manipulations of real recordings (bench/make_dataset.py, seed 0)"
