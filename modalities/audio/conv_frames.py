@@ -19,12 +19,12 @@ equals the module's within float rounding (float32: within 1e-5 on unit-scale
 features; tested).
 
 Measured on this project's 2-core CPU, one thread, bf16, the 2 s of new audio of
-4 windows, per window (timed four times each, alternated, while `make model` ran
-on the other core): 14.6 to 15.6 ms with one ``unfold`` copy of each layer's
-``(frames, in x kernel)`` matrix into a single product (that copy was 17 % of the
-whole audio branch in a torch profile), 11.9 to 13.2 ms with the strided views but
-the windows stacked after every layer (the stacking, a copy of each layer's
-output, was about 5 % of the branch), 8.6 to 9.8 ms as it is now.
+4 windows, per window (timed four times each, alternated): 13.6 to 14.3 ms with
+one ``unfold`` copy of each layer's ``(frames, in x kernel)`` matrix into a single
+product (that copy was 17 % of the whole audio branch in a torch profile), 7.7 to
+8.2 ms as it is now. On the way: stacking the windows after every layer (a copy of
+each layer's output) was about 5 % of the branch, reshaping the kernel per window
+and copying the first group's product before adding the second's a few more.
 
 All three layer kinds of the library are covered: per-frame ``LayerNorm``
 (``feat_extract_norm="layer"``), per-channel ``GroupNorm`` over time on the
@@ -43,13 +43,20 @@ def conv_frames(extractor: nn.Module, wav: torch.Tensor) -> torch.Tensor:
     ``extractor`` is a ``transformers`` WavLM / wav2vec2 feature encoder (``.conv_layers``).
     Each window goes through all layers alone (its strided views do not fold into one matrix
     with the other windows'), so only the last layer's frames are stacked."""
-    return torch.stack([_window_frames(extractor, window[:, None]) for window in wav])
+    layers = [(layer, _taps(layer.conv)) for layer in extractor.conv_layers]  # once per call, not per window
+    return torch.stack([_window_frames(layers, window[:, None]) for window in wav])
 
 
-def _window_frames(extractor: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """One window's samples ``(T, 1)`` through every layer -> ``(frames, channels)``."""
-    for layer in extractor.conv_layers:
-        y = _conv(x, layer.conv)
+def _taps(conv: nn.Conv1d) -> torch.Tensor:
+    """``conv``'s kernel as ``(kernel x in, out)``, row ``tap x in + channel``."""
+    out_channels, in_channels, kernel = conv.weight.shape
+    return conv.weight.permute(2, 1, 0).reshape(kernel * in_channels, out_channels)
+
+
+def _window_frames(layers: list, x: torch.Tensor) -> torch.Tensor:
+    """One window's samples ``(T, 1)`` through every (layer, taps) -> ``(frames, channels)``."""
+    for layer, taps in layers:
+        y = _conv(x, layer.conv, taps)
         norm = getattr(layer, "layer_norm", None)
         if isinstance(norm, nn.LayerNorm):
             y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
@@ -59,24 +66,26 @@ def _window_frames(extractor: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """``conv`` (no padding, no dilation) on one window's time-major frames ``x`` ``(T, in)`` ->
-    ``(frames, out)``.
+def _conv(x: torch.Tensor, conv: nn.Conv1d, taps: torch.Tensor) -> torch.Tensor:
+    """``conv`` (no padding, no dilation; its kernel as :func:`_taps`) on one window's time-major
+    frames ``x`` ``(T, in)`` -> ``(frames, out)``.
 
     The kernel's taps in groups of ``stride``: group ``g`` (taps ``g .. g+s-1``) of output frame
     ``t`` reads input frames ``s*t + g .. s*t + g + s - 1``, a contiguous row of ``s x in`` values
     ``s x in`` after the previous frame's; so the group's input matrix is a strided view
-    (row stride ``s x in``), its product with those taps' weights one GEMM, and the groups' products
-    add up."""
-    out_channels, in_channels, kernel = conv.weight.shape
+    (row stride ``s x in``), its product with those taps' weights one GEMM, and the later groups'
+    products add up in place."""
+    _, in_channels, kernel = conv.weight.shape
     stride = conv.stride[0]
     x = x.contiguous()
     frames = (x.shape[0] - kernel) // stride + 1
-    weight = conv.weight.permute(2, 1, 0).reshape(kernel * in_channels, out_channels)  # row: tap x in + channel
     y = conv.bias
     for g in range(0, kernel, stride):
         width = min(stride, kernel - g) * in_channels
         rows = x[g:].as_strided((frames, width), (stride * in_channels, 1))
-        taps = weight[g * in_channels:g * in_channels + width]
-        y = rows @ taps if y is None else torch.addmm(y, rows, taps)
+        part = taps[g * in_channels:g * in_channels + width]
+        if g == 0:
+            y = rows @ part if y is None else torch.addmm(y, rows, part)
+        else:  # into the first group's product, which is this call's own: no copy of it
+            y.addmm_(rows, part)
     return y
