@@ -141,8 +141,10 @@ class InferenceConfig:
     ``fused`` runs the speech encoder's convolutional feature extractor as matrix
     products over time-major frames (:mod:`modalities.audio.conv_frames`; the same
     result within float rounding; on this project's CPU 1.3-2x faster in float32,
-    about 3x in bf16); ``transformers`` runs the library's module as it is (the
-    reference, and what peers run).
+    about 3x in bf16), and at inference (:class:`engine.detector.Detector`) WavLM's
+    attention through torch's fused kernel (:mod:`modalities.audio.attention`);
+    ``transformers`` runs the library's modules as they are (the reference, and
+    what peers run).
     ``parallel_branches`` runs the branches of a batch at once, each on its own
     thread, until they meet at the fusion (same results: each branch computes what
     it computes alone). ``threads`` is torch's intra-op CPU thread count; 0 (the

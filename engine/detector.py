@@ -22,6 +22,7 @@ from engine.precision import encoders_in, quantize_int8
 from engine.windows import WindowPlan
 from fusion.fusion import DynamicFusion, single_branch, to_step
 from modalities import branch_class
+from modalities.audio.attention import use_sdpa
 
 UNTRAINED = "untrained"
 
@@ -89,6 +90,8 @@ class Detector:
         for branch in self.branches.values():
             if hasattr(branch, "fused"):
                 branch.fused = config.inference.feature_extractor == "fused"
+                if branch.fused:  # and, at inference only, WavLM's attention as one fused kernel
+                    use_sdpa(branch)
         self.fusion = self.model["fusion"] if "fusion" in self.model else None
         self.specs = {name: b.specifications for name, b in self.branches.items()}
         self.plans = {name: WindowPlan.build(config.inference, s.sample_rate, s.frame_samples, s.receptive_samples)
