@@ -346,3 +346,41 @@ def test_nothing_decodable_is_corrupt():
     with pytest.raises(MediaError) as e:
         decode_video(data, 5, 64)
     assert e.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("fps", [5, 7, 25])
+def test_frames_no_grid_point_shows_are_dropped_by_the_decoder_and_the_samples_stay_the_same(monkeypatch, fps):
+    """H.264 with non-reference B-frames: those that no grid point shows are sent to be dropped;
+    the sampled frames are those of decoding every packet, even with a gap check that tolerates
+    no dropped frame's gap (it still sees the dropped frames' times)."""
+    y, x = np.mgrid[0:64, 0:64]
+    images = [np.stack([(3 * x + 2 * i) % 256, (3 * y + i) % 256, (x + y + i) % 256], -1).astype(np.uint8)
+              for i in range(75)]  # smooth motion: x264 codes B-frames
+    data = encode("matroska", "libx264", 75, images=images,
+                  options={"x264-params": "bframes=2:b-adapt=0:b-pyramid=none"})
+    strict = LimitsConfig(max_gap_seconds=0.001)  # a dropped frame's 40 ms would be a jump
+    skipped, decoded = [], []
+    skip, decode = engine.video._Sampler.skip, av.Packet.decode
+
+    def spy_skip(self, t, end):
+        skipped.append(t)
+        skip(self, t, end)
+
+    def spy_decode(packet):
+        frames = decode(packet)
+        decoded.extend(f.pts for f in frames)
+        return frames
+
+    monkeypatch.setattr(engine.video._Sampler, "skip", spy_skip)
+    monkeypatch.setattr(av.Packet, "decode", spy_decode)
+    got = decode_video(data, fps, 64, strict)
+    out = len(decoded)
+    monkeypatch.setattr(engine.video, "_dispensable", lambda *args: False)
+    want = decode_video(data, fps, 64, strict)
+    assert len(decoded) - out == 75  # without dropping, every frame decodes
+    assert got.t0 == want.t0 and len(got.frames) == len(want.frames) == math.ceil(75 * fps / RATE)
+    assert np.array_equal(got.frames, want.frames)
+    if fps == RATE:  # every frame is a grid point: nothing to drop
+        assert skipped == [] and out == 75
+    else:
+        assert skipped and out < 75  # the decoder dropped some of those sent to be dropped
