@@ -47,6 +47,35 @@ def test_same_padding_is_tensorflows(size, kernel, stride, pads):
     assert out == -(-size // stride)
 
 
+
+def test_adds_write_into_a_convolutions_own_output_only_and_change_no_value():
+    """``add``/``add_padded`` add into their second input when a convolution made it and nothing
+    else reads it; a shared input (read twice) is copied. Outputs equal the unfused arithmetic."""
+    rng = np.random.default_rng(0)
+    w = {"k": rng.standard_normal((4, 4, 1, 1)).astype(np.float32), "b": np.zeros(4, np.float32),
+         "k6": rng.standard_normal((6, 4, 1, 1)).astype(np.float32), "b6": np.zeros(6, np.float32)}
+    conv = {"op": "conv", "stride": [1, 1], "padding": "valid", "groups": 1, "weight": "k", "bias": "b"}
+    ops = [dict(conv, inputs=["x"], output="c1"),
+           {"op": "add", "inputs": ["x", "c1"], "output": "a1"},           # c1: a conv's, read once
+           dict(conv, inputs=["a1"], output="c2"),
+           {"op": "add", "inputs": ["a1", "c2"], "output": "a2"},
+           {"op": "add", "inputs": ["c2", "a2"], "output": "a3"},           # c2 is read twice
+           dict(conv, inputs=["a3"], output="c3", weight="k6", bias="b6"),
+           {"op": "pad", "inputs": ["a3"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 2]]},
+           {"op": "add", "inputs": ["p", "c3"], "output": "out"}]
+    net = GraphNet(ops, w, ["x"], ["c2", "out"])
+    assert [op.get("inplace") for op in net.ops if op["op"].startswith("add")] == [True, False, False, True]
+    x = torch.from_numpy(rng.standard_normal((2, 4, 5, 5)).astype(np.float32)).contiguous(
+        memory_format=torch.channels_last)
+    c2, out = net(x)
+    k = {n: net.weight(n) for n in w}  # as the net stores them (kernels channels-last)
+    c1 = torch.nn.functional.conv2d(x, k["k"], k["b"])
+    a1 = x + c1
+    c2_want = torch.nn.functional.conv2d(a1, k["k"], k["b"])
+    a3 = c2_want + (a1 + c2_want)
+    want = torch.nn.functional.pad(a3, (0, 0, 0, 0, 0, 2)) + torch.nn.functional.conv2d(a3, k["k6"], k["b6"])
+    assert torch.equal(c2, c2_want) and torch.equal(out, want)
+
 def test_reshape_and_pad_follow_nhwc():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     ops = [{"op": "pad", "inputs": ["x"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 3]]},

@@ -10,8 +10,8 @@ size; max pooling pads with -inf. The batch size is free: the graph's batch of
 Speed without changing a value (outputs identical to the unfused graph on the
 BlazeFace weights): kernels are stored channels-last (feed channels-last input,
 e.g. an NHWC array permuted), symmetric ``same`` padding is left to ``conv2d``,
-a channels-only ``pad`` feeding an ``add`` is folded into it, and a ``relu``
-whose input has no other reader runs in place (:func:`_fuse`).
+a channels-only ``pad`` feeding an ``add`` is folded into it, and an ``add`` or a
+``relu`` whose input has no other reader writes into it (:func:`_fuse`).
 """
 from __future__ import annotations
 
@@ -77,9 +77,11 @@ class GraphNet(nn.Module):
                 x = _same_pad(x, op["kernel"], op["stride"], -math.inf)
             return F.max_pool2d(x, op["kernel"], op["stride"])
         if kind == "add":
+            if op.get("inplace") and args[1].shape == args[0].shape:
+                return args[1].add_(args[0])  # b + a is a + b, bit for bit
             return args[0] + args[1]
         if kind == "add_padded":  # add(pad(a, channels after), b) without building the padded copy
-            out = args[1].clone()
+            out = args[1] if op.get("inplace") else args[1].clone()
             out[:, :args[0].shape[1]] += args[0]
             return out
         if kind == "relu":
@@ -128,8 +130,8 @@ def _same_pad(x: torch.Tensor, kernel, stride, value: float) -> torch.Tensor:
 
 def _fuse(ops: list[dict], outputs: list[str]) -> list[dict]:
     """The same computation with fewer copies: an ``add`` of a channels-only ``pad`` (BlazeBlock's
-    shortcut) becomes ``add_padded`` when the pad has no other consumer, and a ``relu`` whose
-    input nothing else reads runs in place."""
+    shortcut) becomes ``add_padded`` when the pad has no other consumer; an ``add`` adds into its
+    second input, and a ``relu`` runs in place, when nothing else reads that input."""
     uses: dict[str, int] = {}
     for op in ops:
         for name in op["inputs"]:
@@ -146,6 +148,9 @@ def _fuse(ops: list[dict], outputs: list[str]) -> list[dict]:
                     and pad["nhwc"][:2] == [[0, 0], [0, 0]] and pad["nhwc"][2][0] == 0):
                 op.update(op="add_padded", inputs=[pad["inputs"][0], op["inputs"][1]])
                 dropped.add(pad["output"])
+            other = op["inputs"][1]
+            op["inplace"] = (uses[other] == 1 and other != op["inputs"][0]  # a convolution's own output only
+                             and made.get(other, {}).get("op") == "conv")
         elif op["op"] == "relu" and uses[op["inputs"][0]] == 1 and op["inputs"][0] in made:
             op["inplace"] = True
         fused.append(op)
