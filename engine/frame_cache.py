@@ -15,8 +15,12 @@ every window from scratch up to float rounding (tested).
 The store is keyed by stream id and holds, per stream, the index of the window
 it is ready for and ``context_frames - 1`` frames. A window the speech gate turns
 away still carries its frames forward when its predecessor's are at hand (its new
-frames only; they are not scored). A window whose predecessor's frames are not at
-hand (the stream's first window, a state moved from another worker) computes all
+frames only; they are not scored). A stream's first window (index 0) sees only
+zeros before the stream start: its context frames are the extractor's frames of
+zeros, the same for every stream, computed once per cache from the first such
+window and reused (a clip of a few seconds is a few windows, so this is a third
+of a short clip's extractor work). A window whose predecessor's frames are not at
+hand (a stream that starts late, a state moved from another worker) computes all
 its frames.
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ class FrameCache:
 
     def __init__(self):
         self._store: dict[str, tuple[int, torch.Tensor]] = {}
+        self._silence: torch.Tensor | None = None  # context frames of the zeros before a stream's start
 
     def __len__(self) -> int:
         return len(self._store)
@@ -45,7 +50,8 @@ class FrameCache:
         ``keys[i] = (stream id, window index)``; rows of one stream come in window order.
 
         Computes only the new frames of each window whose predecessor is in this batch or in the
-        store, and leaves each stream's last window's frames in the store for its next window.
+        store, or that is a stream's window 0 (its context is zeros: the frames of zeros, computed
+        once), and leaves each stream's last window's frames in the store for its next window.
         ``needed`` (bool ``(B,)``, default all) marks the rows whose frames are returned; the
         others (windows the speech gate turned away) only carry their frames forward, when that
         is cheap (their predecessor's frames are at hand), so the next window need not start over.
@@ -58,7 +64,7 @@ class FrameCache:
         ready = {key: k for key, (k, _) in self._store.items()}  # the window each stream's frames are for
         chained = []
         for (key, k), need in zip(keys, needed):
-            chained.append(ready.get(key) == k)
+            chained.append(ready.get(key) == k or k == 0)
             if chained[-1] or need:
                 ready[key] = k + 1
             else:
@@ -67,12 +73,20 @@ class FrameCache:
         new = iter(branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame:])
                    if any(chained) else ())
         full = iter(branch.frontend(x[full_rows]) if full_rows else ())
+        if self._silence is None and any(k == 0 for _, k in keys):
+            first = next(i for i, (_, k) in enumerate(keys) if k == 0)
+            self._silence = branch.frontend(x[first:first + 1, :plan.context])[0, :context_frames - 1].clone()
         out = []
         for (key, k), c, need in zip(keys, chained, needed):
             if not (c or need):
                 self._store.pop(key, None)
                 continue
-            frames = torch.cat([self._store[key][1], next(new)]) if c else next(full)
+            if c:
+                stored = self._store.get(key)
+                before = stored[1] if stored is not None and stored[0] == k else self._silence
+                frames = torch.cat([before, next(new)])
+            else:
+                frames = next(full)
             self._store[key] = (k + 1, frames[carry].clone())  # a copy: not a view keeping the batch alive
             if need:
                 out.append(frames)

@@ -36,8 +36,9 @@ def test_carried_frames_give_the_verdicts_of_windows_scored_from_scratch(clip, c
         assert_same_verdict(a, b)
     assert any(v.detections for v in got)
     plan = det.plan
-    # the first window encodes all its audio; every later one only its hop (+ one frame of context)
-    assert sorted(seen) == [plan.length - plan.context + plan.frame] * (len(seen) - 1) + [plan.length]
+    # every window encodes only its hop (+ one frame of context); the zeros before the stream's
+    # start, the first window's context, once
+    assert sorted(seen) == [plan.context] + [plan.length - plan.context + plan.frame] * (len(seen) - 1)
     assert len(cached.frames["audio"]) == 0  # the final chunk forgets the stream
 
 
@@ -48,15 +49,22 @@ def test_interleaved_streams_in_one_batch_and_a_stream_that_restarts(clip):
     items = [(sid, k, AudioBlock(audio[k * hop:(k + 1) * hop], k * hop / 16000), False)
              for k in range(4) for sid in ("a", "b")]
     cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
+    seen = counting(cached)
     got = cached.feed_many(items)  # four windows of each of two streams in one batch
+    seen = list(seen)
     expected = [scratch.feed(*item) for item in items]
     for a, b in zip(got, expected, strict=True):
         assert_same_verdict(a, b)
-    # a state moved to another processor starts without carried frames and still agrees
+    plan = det.plan  # both streams' window 0 share the frames of the zeros before their start
+    assert sorted(seen) == [plan.context] + [plan.length - plan.context + plan.frame] * 8
+    # a state moved to another processor starts without carried frames (window 4: all its
+    # audio encoded) and still agrees
     moved = StreamProcessor(det)
     moved.import_state("a", cached.export_state("a"))
+    seen = counting(moved)
     more = (("a", 4, AudioBlock(audio[4 * hop:5 * hop], 4 * hop / 16000), True))
     assert_same_verdict(moved.feed(*more), scratch.feed(*more))
+    assert seen[0] == plan.length
     cached.close("b")
     assert len(cached.frames["audio"]) == 1  # "a" stays until it ends here
 
@@ -86,7 +94,7 @@ def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
         assert_same_verdict(a, b)
     assert windows >= 6 and any(v.speech is False for v in got)
     plan = det.plan
-    assert seen.count(plan.length) == 1  # only the stream's first window is encoded whole
+    assert seen.count(plan.length) == 0 and seen.count(plan.context) == 1  # window 0: the zeros' frames once
 
 
 def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
@@ -116,5 +124,6 @@ def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
     plan = det.plans["visual"]
     whole, new = plan.length, plan.hop_frames + 1
     assert sum(frames_seen) == 7 * whole  # from scratch: every window with video, all its frames
-    # carried: windows 0 and 6 whole (6 follows the chunk without video), the others their new frames
-    assert carried == 2 * whole + 5 * new
+    # carried: window 6 whole (it follows the chunk without video), the others their new frames,
+    # and the black frames before the stream's start (window 0's context) once
+    assert carried == whole + 6 * new + plan.context
