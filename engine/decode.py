@@ -147,8 +147,62 @@ def _check_riff(head: bytes, size: int) -> None:
                              "truncated")
 
 
+class Demuxed:
+    """A chunk's payload opened once and read in one pass for several decoders (audio and video).
+
+    Opening probes the streams (FFmpeg decodes a little of each to learn its parameters), which
+    costs as much as decoding a 2 s chunk's audio; :func:`engine.media.decode_media` opens once and
+    hands this object to :func:`iter_audio` and :func:`engine.video.iter_video` as their ``source``.
+    :meth:`demux` replays one stream's packets as ``container.demux(stream)`` would give them (its
+    flush packet included), and an error that stopped the pass is raised to each decoder after the
+    packets read before it. Other attributes are the container's. Counts as a chunk (:func:`is_chunk`).
+    """
+
+    def __init__(self, payload: bytes, pick):
+        """Open ``payload`` and read the streams ``pick(container)`` returns (a list)."""
+        self.container = _open(payload)
+        self.packets: dict[int, list[av.Packet]] = {}
+        self.error: BaseException | None = None
+        try:
+            streams = pick(self.container)
+            if streams:
+                for packet in self.container.demux(*streams):
+                    self.packets.setdefault(packet.stream.index, []).append(packet)
+        except (av.error.FFmpegError, IndexError) as e:
+            self.error = e
+        except BaseException:
+            self.container.close()
+            raise
+
+    def demux(self, stream) -> Iterator[av.Packet]:
+        yield from self.packets.get(stream.index, ())
+        if self.error is not None:
+            raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def __enter__(self) -> Demuxed:  # a decoder's ``with _open(...)``: the owner closes (close())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def close(self) -> None:
+        self.packets.clear()
+        self.container.close()
+
+
+def is_chunk(source) -> bool:
+    """Whether ``source`` is a chunk (bytes, or a :class:`Demuxed` payload) rather than a file path:
+    chunks are bounded in duration, frames and decoding time (``limits``)."""
+    return isinstance(source, (bytes, bytearray, memoryview, Demuxed))
+
+
 def _open(source) -> av.container.InputContainer:
-    """Open a path or bytes with PyAV, mapping failures to MediaError."""
+    """Open a path or bytes with PyAV, mapping failures to MediaError (a :class:`Demuxed` is open)."""
+    if isinstance(source, Demuxed):
+        return source
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise MediaError("empty payload", "empty")
@@ -281,7 +335,7 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
         or input beyond ``limits``.
     """
     block = None if block_seconds is None else max(1, round(block_seconds * SAMPLE_RATE))
-    chunk = isinstance(source, (bytes, bytearray, memoryview))
+    chunk = is_chunk(source)
     deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
     with _open(source) as container:
         stream = _audio_stream(container)

@@ -15,10 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from engine.config import Config
-from engine.decode import AudioBlock, decode_audio, decode_chunk, is_raw_pcm, iter_audio
+from engine.decode import AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
 from engine.errors import MediaError
 from engine.types import Chunk
-from engine.video import VideoBlock, decode_video, has_video, iter_video
+from engine.video import VideoBlock, decode_video, has_video, iter_video, video_stream
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,19 @@ def decode_media(chunk: Chunk, config: Config) -> MediaBlock:
         if not audio_wanted:
             raise MediaError("raw PCM carries audio only and this model has no audio branch", "no-video")
         return MediaBlock(audio=decode_chunk(chunk, limits))
-    video = decode_video(chunk.payload, visual.fps, visual.decode_side, limits) if video_wanted else None
-    audio = None
-    if audio_wanted:
-        try:
-            audio = decode_audio(chunk.payload, limits)
-        except MediaError as e:
-            if video is None or e.reason != "no-audio":
-                raise
+    source = Demuxed(chunk.payload, _tracks) if audio_wanted and video_wanted else chunk.payload
+    try:  # both tracks from one open and one pass over the payload (see Demuxed)
+        video = decode_video(source, visual.fps, visual.decode_side, limits) if video_wanted else None
+        audio = None
+        if audio_wanted:
+            try:
+                audio = decode_audio(source, limits)
+            except MediaError as e:
+                if video is None or e.reason != "no-audio":
+                    raise
+    finally:
+        if isinstance(source, Demuxed):
+            source.close()
     if audio is None and video is None:
         raise MediaError("no video stream, and this model has no audio branch", "no-video")
     if chunk.t0 is not None:
@@ -115,6 +120,12 @@ def decode_media(chunk: Chunk, config: Config) -> MediaBlock:
         if video is not None:
             video = VideoBlock(video.frames, video.t0 + shift, video.fps, video.dropped)
     return MediaBlock(audio, video)
+
+
+def _tracks(container) -> list:
+    """The streams :func:`decode_video` and :func:`decode_audio` decode, those present."""
+    audio = container.streams.audio[0] if container.streams.audio else None
+    return [s for s in (video_stream(container), audio) if s is not None]
 
 
 def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBlock]:

@@ -188,6 +188,36 @@ def test_video_chunk_bytes_decode_with_t0_override(av_set):
     assert abs(block.video.t0 - block.audio.t0) < 0.1  # the container's own A/V offset is kept
 
 
+
+def test_an_audio_visual_chunk_is_opened_once_and_decodes_as_each_track_alone(av_set, monkeypatch):
+    """decode_media opens the payload once for both decoders (engine.decode.Demuxed): the same samples
+    and frames as decoding each track from its own open; a payload cut short fails both alike."""
+    import av
+    from engine.decode import decode_audio
+    from engine.video import decode_video
+    root, _ = av_set
+    payload = sorted(root.glob("*/*.mp4"))[0].read_bytes()
+    config = tiny_av_config()
+    opened, real_open = [], av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    block = decode_media(Chunk("s", 0, payload, "video/mp4"), config)
+    assert len(opened) == 1
+    audio = decode_audio(payload, config.limits)
+    video = decode_video(payload, config.visual.fps, config.visual.decode_side, config.limits)
+    assert np.array_equal(block.audio.samples, audio.samples) and block.audio.t0 == audio.t0
+    assert np.array_equal(block.video.frames, video.frames) and block.video.t0 == video.t0
+    for cut in (len(payload) // 3, 2 * len(payload) // 3):
+        try:
+            alone = (decode_video(payload[:cut], config.visual.fps, config.visual.decode_side, config.limits),
+                     decode_audio(payload[:cut], config.limits))
+        except MediaError as e:
+            with pytest.raises(MediaError) as got:
+                decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), config)
+            assert (got.value.reason, str(got.value)) == (e.reason, str(e))
+        else:
+            together = decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), config)
+            assert np.array_equal(together.audio.samples, alone[1].samples)
+
 @pytest.mark.slow
 def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
     import json
