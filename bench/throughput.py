@@ -78,8 +78,11 @@ from engine.types import Chunk, proposals
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 48000
 # the engine: bf16 encoders, forward passes of inference.batch_size windows (the default, 8: with the feature
-# extractor one window at a time, 8 and 16 beat 4 by 8 % in ad hoc 16-stream audio-visual runs on 2 cores)
-ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16"}}
+# extractor one window at a time, 8 and 16 beat 4 by 8 % in ad hoc 16-stream audio-visual runs on 2 cores),
+# and one decode worker: on 2 cores, two decode workers beside the two branch threads left the model a backlog
+# that its branch threads, one busier than the other, finished with a core idle (engine-only A/B, 3 x 2 runs
+# alternated: median 47.0 against 43.6 media-s/s)
+ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16"}, "scheduler": {"decode_workers": 1}}
 # the peer-style baseline: batch 1, float32, the library's feature extractor (decoded inline by run_baseline)
 BASELINE = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
                           "feature_extractor": "transformers", "parallel_branches": False}}

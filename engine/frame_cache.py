@@ -18,8 +18,8 @@ away still carries its frames forward when its predecessor's are at hand (its ne
 frames only; they are not scored). A stream's first window (index 0) sees only
 zeros before the stream start: its context frames are the extractor's frames of
 zeros, the same for every stream, computed once per cache from the first such
-window and reused (a clip of a few seconds is a few windows, so this is a third
-of a short clip's extractor work). A window whose predecessor's frames are not at
+window and reused (half of each stream's first window's extractor work, which
+counts for a clip of a few seconds). A window whose predecessor's frames are not at
 hand (a stream that starts late, a state moved from another worker) computes all
 its frames.
 """
