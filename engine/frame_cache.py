@@ -73,18 +73,16 @@ class FrameCache:
         new = iter(branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame:])
                    if any(chained) else ())
         full = iter(branch.frontend(x[full_rows]) if full_rows else ())
-        if self._silence is None and any(k == 0 for _, k in keys):
-            first = next(i for i, (_, k) in enumerate(keys) if k == 0)
+        first = next((i for i, (_, k) in enumerate(keys) if k == 0), None)
+        if self._silence is None and first is not None:
             self._silence = branch.frontend(x[first:first + 1, :plan.context])[0, :context_frames - 1].clone()
         out = []
         for (key, k), c, need in zip(keys, chained, needed):
             if not (c or need):
                 self._store.pop(key, None)
                 continue
-            if c:
-                stored = self._store.get(key)
-                before = stored[1] if stored is not None and stored[0] == k else self._silence
-                frames = torch.cat([before, next(new)])
+            if c:  # after its predecessor's frames: the store's, or for window 0 those of the zeros
+                frames = torch.cat([self._silence if k == 0 else self._store[key][1], next(new)])
             else:
                 frames = next(full)
             self._store[key] = (k + 1, frames[carry].clone())  # a copy: not a view keeping the batch alive

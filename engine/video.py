@@ -228,7 +228,11 @@ def _decoded(container, stream, sampler: _Sampler, counter: list[int], deadline:
     times: deque[float] = deque(maxlen=_RECENT)
 
     def decode(packet: av.Packet):
-        codec.skip_frame = "NONREF" if _dispensable(packet, sampler, times) else "DEFAULT"
+        check_deadline(deadline, limits)
+        unshown = _unshown(packet, sampler, times)
+        if unshown is not None:
+            sampler.skip(*unshown)
+        codec.skip_frame = "DEFAULT" if unshown is None else "NONREF"
         try:
             frames = packet.decode()
         except av.error.DecoderNotFoundError:
@@ -243,7 +247,6 @@ def _decoded(container, stream, sampler: _Sampler, counter: list[int], deadline:
                 yield frame
 
     for packet in demux(container, stream):
-        check_deadline(deadline, limits)
         if packet.pts is not None and packet.time_base:
             times.append(_seconds(packet))
         ahead.append(packet)
@@ -258,19 +261,18 @@ def _seconds(packet: av.Packet) -> float:
     return float(packet.pts) * packet.time_base.numerator / packet.time_base.denominator
 
 
-def _dispensable(packet: av.Packet, sampler: _Sampler, times) -> bool:
-    """Whether no grid point shows ``packet``'s frame: its time and the next known frame time are
-    known, and the sampler has its first frame (which fixes the grid's start). A later frame that
-    turns up between the two only shortens the span this one is held."""
+def _unshown(packet: av.Packet, sampler: _Sampler, times) -> tuple[float, float] | None:
+    """``packet``'s frame as ``(time, end)`` when no grid point shows it, else None: its time and
+    the next known frame time (in ``times``) are known, and the sampler has its first frame (which
+    fixes the grid's start). A later frame that turns up between the two only shortens the span
+    this one is held."""
     if packet.pts is None or not packet.time_base or sampler.held is None:
-        return False
+        return None
     t = _seconds(packet)
     later = min((x for x in times if x > t), default=None)
     if later is None or sampler.shows(t, later):
-        return False
-    end = t + (float(packet.duration * packet.time_base) if packet.duration else sampler.step)
-    sampler.skip(t, end)
-    return True
+        return None
+    return t, t + (float(packet.duration * packet.time_base) if packet.duration else sampler.step)
 
 
 def _no_decoder() -> MediaError:

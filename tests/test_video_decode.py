@@ -375,7 +375,7 @@ def test_frames_no_grid_point_shows_are_dropped_by_the_decoder_and_the_samples_s
     monkeypatch.setattr(av.Packet, "decode", spy_decode)
     got = decode_video(data, fps, 64, strict)
     out = len(decoded)
-    monkeypatch.setattr(engine.video, "_dispensable", lambda *args: False)
+    monkeypatch.setattr(engine.video, "_unshown", lambda *args: None)
     want = decode_video(data, fps, 64, strict)
     assert len(decoded) - out == 75  # without dropping, every frame decodes
     assert got.t0 == want.t0 and len(got.frames) == len(want.frames) == math.ceil(75 * fps / RATE)
