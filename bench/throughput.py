@@ -17,8 +17,9 @@ The two paths:
 * engine: :class:`engine.scheduler.Scheduler` - decoding (and face cropping) on a
   thread pool, chunks of all streams batched (``scheduler.batch_chunks``), the
   precision the engine config sets (``--engine-config``, default bf16 encoders with
-  float32 back-ends, forward passes of 4 windows), the fused feature extractor
-  (:mod:`modalities.audio.conv_frames`), feature frames carried from each window
+  float32 back-ends, forward passes of 8 windows, one decode worker), the fused
+  feature extractor and WavLM attention (:mod:`modalities.audio.conv_frames`,
+  :mod:`modalities.audio.attention`), feature frames carried from each window
   to the stream's next (:mod:`engine.frame_cache`), the branches of a batch on two
   threads at once (``inference.parallel_branches``; torch's intra-op threads
   divided among them).
