@@ -20,6 +20,7 @@ its own reason.
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,31 @@ def _check_riff(head: bytes, size: int) -> None:
                              "truncated")
 
 
+class Extent:
+    """Where the demuxed packets of each stream end (stream time, seconds), as a pass reads them.
+
+    A file is truncated when its data ends before its own index says it should; a track that is
+    merely shorter than another is not. Telling the two apart needs the end of every track's
+    data, not only the decoded one's (:func:`check_complete`).
+    """
+
+    def __init__(self):
+        self.ends: dict[int, float] = {}
+
+    def see(self, packet: av.Packet) -> None:
+        """Account for ``packet`` (flush packets and packets without a time are skipped)."""
+        if packet.pts is None or not packet.time_base:
+            return
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        index = packet.stream.index
+        if end > self.ends.get(index, -math.inf):
+            self.ends[index] = end
+
+    def latest(self) -> float | None:
+        """The end of the data of the track that ends last (None before any timed packet)."""
+        return max(self.ends.values(), default=None)
+
+
 class Demuxed:
     """A chunk's payload opened once and read in one pass for several decoders (audio and video).
 
@@ -155,19 +181,23 @@ class Demuxed:
     hands this object to :func:`iter_audio` and :func:`engine.video.iter_video` as their ``source``.
     :meth:`demux` replays one stream's packets as ``container.demux(stream)`` would give them (its
     flush packet included), and an error that stopped the pass is raised to each decoder after the
-    packets read before it. Other attributes are the container's. Counts as a chunk (:func:`is_chunk`).
+    packets read before it. The pass reads every stream, so that :attr:`extent` knows where each
+    track's data ends. Other attributes are the container's. Counts as a chunk (:func:`is_chunk`).
     """
 
     def __init__(self, payload: bytes, pick):
-        """Open ``payload`` and read the streams ``pick(container)`` returns (a list)."""
+        """Open ``payload`` and keep the packets of the streams ``pick(container)`` returns (a list)."""
         self.container = _open(payload)
         self.packets: dict[int, list[av.Packet]] = {}
+        self.extent = Extent()
         self.error: BaseException | None = None
         try:
-            streams = pick(self.container)
-            if streams:
-                for packet in self.container.demux(*streams):
-                    self.packets.setdefault(packet.stream.index, []).append(packet)
+            wanted = {s.index for s in pick(self.container)}
+            if wanted:
+                for packet in self.container.demux():
+                    self.extent.see(packet)
+                    if packet.stream.index in wanted:
+                        self.packets.setdefault(packet.stream.index, []).append(packet)
         except (av.error.FFmpegError, IndexError) as e:
             self.error = e
         except BaseException:
@@ -221,10 +251,15 @@ def _open(source) -> av.container.InputContainer:
             _check_riff(f.read(8), size)
         handle = str(path)
     try:
-        return av.open(handle, mode="r", metadata_errors="replace")  # metadata is not ours to trust
+        container = av.open(handle, mode="r", metadata_errors="replace")  # metadata is not ours to trust
     except av.error.FFmpegError as e:
         raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})",
                          "not-media") from None
+    if not container.streams:
+        container.close()
+        raise MediaError("no stream in the file: not media, or cut before its index (an MP4 without "
+                         "its moov atom)", "not-media")
+    return container
 
 
 def _audio_stream(container):
@@ -233,12 +268,30 @@ def _audio_stream(container):
     return container.streams.audio[0]
 
 
-def _declared_duration(container, stream) -> float | None:
+def check_complete(container, stream, end: float, extent: Extent) -> None:
+    """MediaError ``truncated`` when the data of ``stream`` ends before the file's own index says it should.
+
+    ``end`` is the stream time (s) where the decoded track ends. A track's own declared duration
+    (MP4 / MOV track headers, FLAC's STREAMINFO, an MP3's Xing header) is held against that track;
+    a container whose tracks declare none (Matroska / WebM, MPEG-TS) declares only its own
+    duration, that of its longest track, which is held against the end of the data of every track
+    (``extent``): a track that is shorter than another, or starts later, is not truncated.
+    Muxers disagree on whether a declared duration counts from time 0 or from the first
+    timestamp, so the more lenient reading is taken; so is a tolerance of 2 % (at least 0.1 s).
+    """
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
+        declared = float(stream.duration * stream.time_base)
+        first = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        have = max(end, extent.ends.get(stream.index, end))
+    elif container.duration is not None:
+        declared = container.duration / av.time_base
+        first = container.start_time / av.time_base if container.start_time is not None else 0.0
+        have = max(end, extent.latest() if extent.ends else end)
+    else:
+        return
+    if max(have, have - first) < declared - max(0.1, 0.02 * declared):
+        raise MediaError(f"truncated: the file declares {declared:.2f} s, its data ends at {have:.2f} s",
+                         "truncated")
 
 
 _SAMPLE_TYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
@@ -279,13 +332,20 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     return mono.astype(np.float32)
 
 
-def demux(container, stream) -> Iterator[av.Packet]:
-    """Packets of ``stream``, like ``container.demux(stream)``.
+def demux(container, stream, extent: Extent | None = None) -> Iterator[av.Packet]:
+    """Packets of ``stream`` (or streams), like ``container.demux(stream)``; ``extent`` sees every stream's.
 
-    PyAV raises IndexError when a malformed file (seen with MPEG-TS) sends a
-    packet for a stream it did not announce; that is a corrupt input here.
+    The pass reads every stream of the file (FFmpeg reads their packets anyway) so that
+    ``extent`` learns where each track's data ends; a :class:`Demuxed` payload has done that
+    already. PyAV raises IndexError when a malformed file (seen with MPEG-TS) sends a packet for
+    a stream it did not announce; that is a corrupt input here.
     """
-    packets = container.demux(stream)
+    if isinstance(container, Demuxed):
+        if extent is not None:
+            extent.ends.update(container.extent.ends)
+        packets, extent = container.demux(stream), None
+    else:
+        packets = container.demux() if extent is not None else container.demux(stream)
     while True:
         try:
             packet = next(packets)
@@ -294,7 +354,12 @@ def demux(container, stream) -> Iterator[av.Packet]:
         except IndexError:
             raise MediaError("corrupt: a packet refers to a stream the container does not declare",
                              "corrupt") from None
-        yield packet
+        if extent is None:
+            yield packet
+        else:
+            extent.see(packet)
+            if packet.stream.index == stream.index:
+                yield packet
 
 
 def check_deadline(deadline: float | None, limits: LimitsConfig) -> None:
@@ -304,9 +369,9 @@ def check_deadline(deadline: float | None, limits: LimitsConfig) -> None:
                          "(limits.decode_timeout_seconds)", "decode-timeout")
 
 
-def _frames(container, stream) -> Iterator[av.AudioFrame]:
+def _frames(container, stream, extent: Extent) -> Iterator[av.AudioFrame]:
     """Decoded frames of ``stream``, like ``container.decode(stream)`` (see :func:`demux`)."""
-    for packet in demux(container, stream):
+    for packet in demux(container, stream, extent):
         yield from packet.decode()
 
 
@@ -341,9 +406,10 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
         stream = _audio_stream(container)
         timeline = None
         pending: list[np.ndarray] = []
-        n_pending, emitted, t0 = 0, 0, 0.0
+        n_pending, emitted, t0, first = 0, 0, 0.0, 0.0
+        extent = Extent()
         try:
-            for frame in _frames(container, stream):
+            for frame in _frames(container, stream, extent):
                 check_deadline(deadline, limits)
                 check_format(frame.sample_rate, frame.layout.nb_channels, limits)
                 if timeline is None:
@@ -380,13 +446,7 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
             yield AudioBlock(tail[:size], t0 + emitted / SAMPLE_RATE)
             emitted += size
             tail = tail[size:]
-        # Muxers disagree on whether a declared duration counts from PTS 0 or from the
-        # first PTS, so compare it with the decoded end time (the more lenient reading).
-        declared = _declared_duration(container, stream)
-        decoded = emitted / SAMPLE_RATE
-        if declared is not None and max(decoded, t0 + decoded) < declared - max(0.1, 0.02 * declared):
-            raise MediaError(f"truncated: the container declares {declared:.2f} s, only {decoded:.2f} s decode",
-                             "truncated")
+        check_complete(container, stream, first + emitted / SAMPLE_RATE, extent)
 
 
 def _take(pending: list[np.ndarray], n: int):

@@ -9,13 +9,15 @@ silent video no audio.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from engine.config import Config
-from engine.decode import AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
+from engine.decode import SAMPLE_RATE, AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
 from engine.errors import MediaError
 from engine.types import Chunk
 from engine.video import VideoBlock, decode_video, has_video, iter_video, video_stream
@@ -131,27 +133,93 @@ def _tracks(container) -> list:
 def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBlock]:
     """A file's tracks (those ``config.branches`` use) in blocks of ``block_seconds`` of stream time.
 
-    Audio and video are decoded by two incremental decoders and paired block by
-    block; each track keeps its own timestamps (the stream state aligns them on
-    stream time). Raises MediaError when the file has none of the tracks.
+    Audio and video are decoded by two incremental decoders and cut at the same stream times,
+    ``origin + k * block_seconds``, ``origin`` the start of the track that starts first: block
+    ``k`` holds what each track has in ``[origin + k * block_seconds, origin + (k + 1) *
+    block_seconds)``, so a track that starts late, ends early or starts before 0 (a negative
+    start time) lands in the blocks of its own times; a block where neither track has media is
+    skipped. Each track keeps its own timestamps. Raises MediaError when the file has none of
+    the tracks.
     """
+    if not block_seconds > 0:
+        raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
     audio_wanted, video_wanted = _wants(config)
     limits, visual = config.limits, config.visual
-    audio = iter_audio(path, block_seconds, limits) if audio_wanted else iter(())
-    video = iter(())
-    if video_wanted:
-        if has_video(path):
-            video = iter_video(path, visual.fps, visual.decode_side, block_seconds, limits)
-    first = True
-    while True:
-        a = _next(audio, tolerate_missing=video_wanted and first)
-        v = next(video, None)
-        if a is None and v is None:
-            if first:
-                raise MediaError("no audio or video stream this model can use", "no-audio")
-            return
-        first = False
-        yield MediaBlock(a, v)
+    tracks = []
+    if audio_wanted:
+        audio = _Track(iter_audio(path, None, limits), SAMPLE_RATE, "samples",
+                       lambda b, data, t0: AudioBlock(data, t0))
+        if audio.start(tolerate_missing=video_wanted):
+            tracks.append(audio)
+    if video_wanted and has_video(path):
+        video = _Track(iter_video(path, visual.fps, visual.decode_side, None, limits), visual.fps, "frames",
+                       lambda b, data, t0: VideoBlock(data, t0, b.fps, b.dropped))
+        if video.start(tolerate_missing=False):
+            tracks.append(video)
+    if not tracks:
+        raise MediaError("no audio or video stream this model can use", "no-audio")
+    origin = min(t.t0 for t in tracks)
+    cuts = [t.cut(origin, block_seconds) for t in tracks]
+    heads = [next(c, None) for c in cuts]
+    while any(h is not None for h in heads):
+        k = min(h[0] for h in heads if h is not None)
+        parts = [None] * len(tracks)
+        for i, h in enumerate(heads):
+            if h is not None and h[0] == k:
+                parts[i], heads[i] = h[1], next(cuts[i], None)
+        by_kind = dict(zip((t.kind for t in tracks), parts))
+        yield MediaBlock(by_kind.get("samples"), by_kind.get("frames"))
+
+
+class _Track:
+    """One decoded track of a file, re-cut at given stream times (see :func:`iter_media`).
+
+    ``blocks`` are consecutive, gapless blocks (AudioBlock or VideoBlock) whose element ``i``
+    is at ``t0 + i / rate``; ``kind`` names their array (``samples`` or ``frames``); ``rebuild(block,
+    array, t0)`` makes a block of the same kind.
+    """
+
+    def __init__(self, blocks: Iterator, rate: float, kind: str, rebuild):
+        self.blocks, self.rate, self.kind, self.rebuild = blocks, rate, kind, rebuild
+        self.first = None
+        self.t0 = 0.0
+
+    def start(self, tolerate_missing: bool) -> bool:
+        """Decode the first block (its ``t0`` is the track's start); False for a missing track that
+        may be missing (no audio stream in a video), or one that decodes to nothing."""
+        try:
+            self.first = next(self.blocks, None)
+        except MediaError as e:
+            if tolerate_missing and e.reason == "no-audio":
+                return False
+            raise
+        if self.first is None:
+            return False
+        self.t0 = self.first.t0
+        return True
+
+    def cut(self, origin: float, seconds: float) -> Iterator[tuple[int, object]]:
+        """``(k, block)``: the part of the track in ``[origin + k * seconds, origin + (k + 1) * seconds)``."""
+        pending, held, emitted = [], 0, 0  # arrays not yet cut, their length, elements already cut
+        k = max(0, math.floor((self.t0 - origin) / seconds + 1e-9))
+        last = self.first
+        for block in itertools.chain([self.first], self.blocks):
+            last = block
+            pending.append(getattr(block, self.kind))
+            held += len(pending[-1])
+            while True:  # elements before the end of block k, counted from the track's start
+                end = math.ceil((origin + (k + 1) * seconds - self.t0) * self.rate - 1e-6)
+                if end > emitted + held:
+                    break
+                whole = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                n = end - emitted
+                if n > 0:
+                    yield k, self.rebuild(block, whole[:n], self.t0 + emitted / self.rate)
+                pending, held, emitted = [whole[n:]], held - max(n, 0), emitted + max(n, 0)
+                k += 1
+        if held:
+            whole = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield k, self.rebuild(last, whole, self.t0 + emitted / self.rate)
 
 
 def with_final(items) -> Iterator[tuple[object, bool]]:
@@ -164,12 +232,3 @@ def with_final(items) -> Iterator[tuple[object, bool]]:
         previous = item
     if previous is not None:
         yield previous, True
-
-
-def _next(blocks, tolerate_missing: bool):
-    try:
-        return next(blocks, None)
-    except MediaError as e:
-        if tolerate_missing and e.reason == "no-audio":
-            return None
-        raise

@@ -52,7 +52,7 @@ import av
 import numpy as np
 
 from engine.config import LimitsConfig
-from engine.decode import LIMITS, _open, check_deadline, check_gap, demux, is_chunk
+from engine.decode import LIMITS, Extent, _open, check_complete, check_deadline, check_gap, demux, is_chunk
 from engine.errors import MediaError
 
 _TOLERANCE = 1e-6  # seconds: a frame whose PTS is this close after a grid point still covers it
@@ -219,7 +219,7 @@ class _Sampler:
 
 
 def _decoded(container, stream, sampler: _Sampler, counter: list[int], deadline: float | None,
-             limits: LimitsConfig) -> Iterator[av.VideoFrame]:
+             limits: LimitsConfig, extent: Extent) -> Iterator[av.VideoFrame]:
     """Decoded frames of ``stream``; undecodable packets and corrupt frames are counted in ``counter[0]``.
     Packets whose frames ``sampler`` would not show go to the decoder to be dropped when it can
     (``skip_frame = NONREF``, see the module doc)."""
@@ -246,7 +246,7 @@ def _decoded(container, stream, sampler: _Sampler, counter: list[int], deadline:
             else:
                 yield frame
 
-    for packet in demux(container, stream):
+    for packet in demux(container, stream, extent):
         if packet.pts is not None and packet.time_base:
             times.append(_seconds(packet))
         ahead.append(packet)
@@ -283,6 +283,7 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
              limits: LimitsConfig) -> Iterator[np.ndarray]:
     """One ``(H, W, 3)`` array per grid point, from the first frame's time to the stream's end."""
     deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
+    extent = Extent()
     try:
         codec = stream.codec_context
         if codec is None:  # PyAV opens no decoder for a codec id it does not know (fuzzing found it)
@@ -290,7 +291,7 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
         if codec.width and codec.height:
             _check_pixels(codec.width, codec.height, limits)  # before the decoder allocates anything
         codec.thread_count = 1  # decoded on this thread: the decode workers are the parallelism
-        for frame in _decoded(container, stream, sampler, dropped, deadline, limits):
+        for frame in _decoded(container, stream, sampler, dropped, deadline, limits, extent):
             yield from sampler.push(frame)
     except av.error.DecoderNotFoundError:
         raise _no_decoder() from None
@@ -302,6 +303,7 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
             raise MediaError(f"corrupt: no video frame decodes ({dropped[0]} packets dropped)", "corrupt")
         raise MediaError("video stream holds no decodable frames", "no-video")
     yield from sampler.end()
+    check_complete(container, stream, sampler.held_end, extent)
 
 
 def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
