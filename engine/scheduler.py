@@ -32,7 +32,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.config import SchedulerConfig
-from engine.device import set_threads
 from engine.errors import DfstreamError, MediaError
 from engine.types import Chunk
 
@@ -67,20 +66,20 @@ class Scheduler:
     Parameters
     ----------
     processor : engine.stream.StreamProcessor
-        Owns the per-stream state; only the scheduler's model thread calls it.
+        Owns the per-stream state; only the scheduler's model thread calls it, but for
+        ``load`` / ``prepare`` on the decode pool, whose threads it sets up (``init_worker``)
+        and whose cores it leaves to them (``share_cores``). The scheduler imports no torch.
     config : SchedulerConfig
         Batch size, maximum wait, decode pool size and the pending bound.
     """
 
     def __init__(self, processor, config: SchedulerConfig):
         self.processor, self.config = processor, config
-        detector = getattr(processor, "detector", None)
-        if detector is not None:  # the decode pool computes beside the model: its cores are not the model's
-            detector.share_cores(config.decode_workers)
+        processor.share_cores(config.decode_workers)  # the decode pool computes beside the model
         self.stats = SchedulerStats()
-        # the pool is the decoders' parallelism: each worker's torch ops (the face detector) on one thread
+        # the pool is the decoders' parallelism; the processor sets each worker thread up (init_worker)
         self._pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="dfstream-decode",
-                                        initializer=set_threads, initargs=(1,))
+                                        initializer=processor.init_worker)
         self._slots = threading.Semaphore(config.max_pending)
         self._cond = threading.Condition()
         self._queues: OrderedDict[str, deque[_Item]] = OrderedDict()

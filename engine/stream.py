@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.decode import check_gap, place
 from engine.detector import Detector
+from engine.device import set_threads
 from engine.frame_cache import FrameCache
 from engine.media import MediaBlock, as_media, decode_media
 from engine.stream_state import dump_state, load_state
@@ -83,14 +84,30 @@ class StreamProcessor:
         Carry each stream's feature-extractor frames to its next window
         (:mod:`engine.frame_cache`, for the detector's ``cacheable`` branches); False
         encodes every window from scratch, as peer detectors do.
+    keep_media : bool
+        Hand each verdict its chunk's prepared media (``Verdict.media``: the audio and
+        face crops the branches saw), for reports; off, verdicts hold no media.
     """
 
-    def __init__(self, detector: Detector, attributor=None, gate=None, reuse_frames: bool = True):
+    def __init__(self, detector: Detector, attributor=None, gate=None, reuse_frames: bool = True,
+                 keep_media: bool = False):
         self.detector, self.attributor, self.gate = detector, attributor, gate
+        self.keep_media = keep_media
         self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
         self.rates = {name: spec.sample_rate for name, spec in detector.specs.items()}  # units per second
         self.frames = {name: FrameCache() for name in detector.cacheable if reuse_frames}  # not in stream states
+
+    def share_cores(self, cores: int) -> None:
+        """Leave ``cores`` to work beside the model (a scheduler's decode workers, see
+        :meth:`engine.detector.Detector.share_cores`)."""
+        self.detector.share_cores(cores)
+
+    @staticmethod
+    def init_worker() -> None:
+        """Set up a thread that runs :meth:`load` / :meth:`prepare` beside others: its torch ops (the
+        face detector) on one thread, for the workers are the parallelism."""
+        set_threads(1)
 
     def process(self, chunk: Chunk) -> Verdict:
         """Decode, check and score one chunk (raises MediaError for undecodable payloads or a timestamp jump)."""
@@ -267,7 +284,7 @@ class StreamProcessor:
         dropped = block.video.dropped if block.video is not None else 0
         return Verdict(stream_id, seq, Span(block.t0, block.end), score, scored,
                        tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
-                       speech, trace, dropped)
+                       speech, trace, dropped, block if self.keep_media else None)
 
     def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
         """The stream's state as bytes (see :mod:`engine.stream_state`); None if it has none."""

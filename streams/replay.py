@@ -45,6 +45,10 @@ class Processor(Protocol):
 
     detector: object  # engine.detector.Detector: its config says which tracks to decode
 
+    def share_cores(self, cores: int) -> None: ...
+
+    def init_worker(self) -> None: ...
+
     def prepare(self, block) -> object: ...
 
     def check(self, stream_id: str, block) -> None: ...
@@ -160,7 +164,8 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     :data:`INTERRUPTED` and stay out of them. ``results`` (filled and returned)
     lets a caller keep what was done when the interrupt propagates. With
     ``timelines`` (a dict), each file's :class:`reports.timeline.StreamTimeline`
-    is recorded there for a report.
+    is recorded there for a report (with the media the branches saw when the
+    processor keeps it, ``keep_media``).
     """
     config = processor.detector.config
     writer = ResultWriter(out_dir)
@@ -175,7 +180,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     readers = ThreadPoolExecutor(workers, thread_name_prefix="dfstream-replay")
 
     def read(path: Path, stream_id: str, out: queue.Queue) -> None:
-        """Decode one file into the scheduler; ``out`` gets ``(block or None, future)`` per chunk, then _END."""
+        """Decode one file into the scheduler; ``out`` gets each chunk's future, then _END."""
         open_files.acquire()
         seq = -1  # the last chunk submitted
         try:
@@ -184,11 +189,10 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
             for seq, (block, final) in enumerate(file_blocks(path, chunk_seconds, config)):
                 if stop.is_set():
                     return
-                out.put((block if timelines is not None else None,
-                         scheduler.submit_block(stream_id, seq, block, final, time.perf_counter())))
+                out.put(scheduler.submit_block(stream_id, seq, block, final, time.perf_counter()))
         except DfstreamError as e:
             if not stop.is_set():
-                out.put((None, scheduler.submit_error(stream_id, seq + 1, e)))
+                out.put(scheduler.submit_error(stream_id, seq + 1, e))
         finally:
             out.put(_END)
 
@@ -202,13 +206,12 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
             timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
             current = (result, timeline)
             try:
-                while (entry := out.get()) is not _END:
-                    block, future = entry
+                while (future := out.get()) is not _END:
                     verdict = future.result()
                     writer.verdict(verdict)
                     result.add(verdict)
                     if timeline is not None:
-                        timeline.add(block, verdict)
+                        timeline.add(verdict)
                     _advance(bar, verdict.span.duration)
             except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
                 current = None

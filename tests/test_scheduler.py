@@ -38,6 +38,12 @@ class FakeProcessor:
 
     limits = LIMITS
 
+    def share_cores(self, cores):
+        pass
+
+    def init_worker(self):
+        pass
+
     def check(self, stream_id, block):  # the real check is StreamProcessor's (test_decode_limits)
         pass
 
