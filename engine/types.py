@@ -124,7 +124,9 @@ class Verdict:
     may start in earlier chunks. ``speech`` is ``None`` without a speech gate,
     else whether any window this chunk completed held speech. ``trace`` holds the
     frame probabilities of ``scored`` (not serialized). ``dropped_frames`` counts
-    corrupt video frames the decoder dropped from this chunk.
+    corrupt video frames the decoder dropped from this chunk. ``media`` is the chunk's
+    media as the branches saw it (an :class:`engine.media.MediaBlock`: audio, face
+    crops), kept only for a processor asked to (reports; not serialized).
     """
 
     stream_id: str
@@ -139,6 +141,7 @@ class Verdict:
     speech: bool | None = None
     trace: Trace | None = field(default=None, compare=False, repr=False)
     dropped_frames: int = 0
+    media: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {

@@ -11,9 +11,10 @@ import io
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
 from matplotlib.patches import Patch
 
-from reports.timeline import StreamTimeline
+from reports.timeline import THUMB_MARGIN, StreamTimeline
 
 MODALITY_COLOURS = {"audio": "#d95f02", "visual": "#7570b3", "audio-visual": "#e7298a"}
 TRUTH_COLOURS = {"fake_segments": "#444444", "audio_fake_segments": "#a6761d", "visual_fake_segments": "#1b9e77"}
@@ -133,3 +134,30 @@ def confusion_figure(true: list[str], predicted: list[str]) -> Figure:
     ax.set_ylabel("true generator")
     ax.set_title("attribution")
     return fig
+
+
+STRIP_MARGIN = THUMB_MARGIN  # seconds of frames shown before and after a span
+STRIP_FRAMES = 12    # thumbnails per strip at most (evenly spread)
+_GAP, _BORDER = 4, 2  # pixels between thumbnails, and of the outline of those inside the span
+
+
+def face_strip(thumbnails, span, colour: str) -> tuple[str, list[float]] | None:
+    """The thumbnails (:class:`reports.timeline.Thumbnail`) within ``STRIP_MARGIN`` s of ``span`` side by
+    side, those inside it outlined in ``colour``: a PNG data URI and the frames' times (s); None when
+    no thumbnail falls there."""
+    near = [t for t in thumbnails if span.start - STRIP_MARGIN <= t.time < span.end + STRIP_MARGIN]
+    if not near:
+        return None
+    if len(near) > STRIP_FRAMES:
+        near = [near[i] for i in np.linspace(0, len(near) - 1, STRIP_FRAMES).round().astype(int)]
+    side = max(t.image.shape[0] for t in near) + 2 * _BORDER
+    canvas = np.full((side, len(near) * (side + _GAP) - _GAP, 3), 255, np.uint8)
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
+    for k, thumb in enumerate(near):
+        x, h, w = k * (side + _GAP), *thumb.image.shape[:2]
+        if span.contains(thumb.time):
+            canvas[:, x:x + side] = rgb
+        canvas[_BORDER:_BORDER + h, x + _BORDER:x + _BORDER + w] = thumb.image
+    buffer = io.BytesIO()
+    imsave(buffer, canvas, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), [t.time for t in near]

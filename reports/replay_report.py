@@ -7,8 +7,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from reports import html
-from reports.plots import data_uri, timeline_figure
+from reports.plots import MODALITY_COLOURS, STRIP_MARGIN, data_uri, face_strip, timeline_figure
 from reports.timeline import StreamTimeline
+
+MAX_STRIPS = 20  # face-crop strips per stream (its first visual spans)
 
 
 def _anchor(index: int) -> str:
@@ -32,7 +34,8 @@ def _best_iou(detection, truth: dict) -> float | None:
     return max((detection.span.iou(s) for s in spans), default=None) if truth else None
 
 
-def _stream_section(index: int, tl: StreamTimeline, truth: dict | None, threshold: float | None) -> str:
+def _stream_section(index: int, tl: StreamTimeline, truth: dict | None, threshold: float | None,
+                    visual: bool) -> str:
     parts = [f"<section class=\"stream\" id=\"{_anchor(index)}\"><h2>{escape(tl.stream_id)}</h2>"]
     parts.append(f"<p>{tl.end:.2f} s; score {html.fmt(tl.score)}; {len(tl.detections)} forged span(s)"
                  + (f"; {_count(truth)} true span(s)" if truth is not None else "") + "</p>")
@@ -48,20 +51,46 @@ def _stream_section(index: int, tl: StreamTimeline, truth: dict | None, threshol
         header = ["start (s)", "end (s)", "score", "modality", "attribution (similarity)"]
         parts.append(html.table(header + (["best IoU with truth"] if truth is not None else []), rows,
                                 numeric={0, 1, 2, 5}))
-    visual = [d for d in tl.detections if d.modality != "audio"]
-    parts.append("<p class=\"meta\">Face crops: " + ("none: no visual span in this stream" if not visual else
-                 "not available: this model has no visual branch") + ".</p>")
+    parts.append(_face_crops(tl, visual))
     parts.append("<p><a href=\"#summary\">back to the summary</a></p></section>")
+    return "\n".join(parts)
+
+
+def _face_crops(tl: StreamTimeline, visual: bool) -> str:
+    """A strip of the face crops the visual branch saw around each visual or audio-visual span, or
+    why there is none."""
+    spans = sorted((d for d in tl.detections if d.modality != "audio"), key=lambda d: d.span.start)
+    reason = ("not available: this model has no visual branch" if not visual
+              else "none: this stream has no video" if not tl.video
+              else "none: no face was found in this stream's video" if not tl.thumbnails
+              else "none: no visual or audio-visual span in this stream" if not spans else None)
+    if reason is not None:
+        return f"<p class=\"meta\">Face crops: {reason}.</p>"
+    parts = ["<h3>Face crops the visual branch saw</h3>"]
+    for d in spans[:MAX_STRIPS]:
+        strip = face_strip(tl.thumbnails, d.span, MODALITY_COLOURS[d.modality])
+        what = f"{d.modality} span {d.span.start:.2f}-{d.span.end:.2f} s (score {d.score:.3f})"
+        if strip is None:
+            parts.append(f"<p class=\"meta\">{escape(what)}: no face was found in its frames or the "
+                         f"{STRIP_MARGIN:g} s around it.</p>")
+            continue
+        uri, times = strip
+        caption = ", ".join(f"{t:.1f}" for t in times)
+        parts.append(f"<figure>{html.img(uri, 'face crops of the ' + what)}<figcaption class=\"meta\">"
+                     f"{escape(what)}; frames at {caption} s; outlined: inside the span</figcaption></figure>")
+    if len(spans) > MAX_STRIPS:
+        parts.append(f"<p class=\"meta\">{len(spans) - MAX_STRIPS} more visual span(s) not shown.</p>")
     return "\n".join(parts)
 
 
 def write_replay_report(path: str | Path, timelines: dict[str, StreamTimeline], model_line: str,
                         truth: dict | None = None, threshold: float | None = None,
-                        notes: list[str] = (), progress: bool = True) -> Path:
+                        notes: list[str] = (), progress: bool = True, visual: bool = False) -> Path:
     """Write the report for ``timelines`` (stream id -> timeline) to ``path``.
 
     ``truth`` maps stream id -> {label key: [Span]} (from ``--meta``); streams
     missing from it are shown without ground truth ("-" in the summary). ``notes`` are shown on top.
+    ``visual`` says whether the model has a visual branch (whose face crops the report shows).
     """
     path = Path(path)
     order = sorted(timelines.values(), key=lambda t: (bool(t.errors), t.score or 0.0), reverse=True)
@@ -81,7 +110,7 @@ def write_replay_report(path: str | Path, timelines: dict[str, StreamTimeline], 
     body.append("<section id=\"summary\"><h2>Summary</h2><p class=\"meta\">sorted by score, highest first; "
                 "failed streams on top</p>" + html.table(header, rows, numeric={1, 2, 3}, escaped={0}) + "</section>")
     for tl in tqdm(order, desc="report", unit="stream", disable=not progress, leave=False):
-        body.append(_stream_section(index[tl.stream_id], tl, (truth or {}).get(tl.stream_id), threshold))
+        body.append(_stream_section(index[tl.stream_id], tl, (truth or {}).get(tl.stream_id), threshold, visual))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html.page("dfstream replay report", "\n".join(body)))
     return path

@@ -2,21 +2,38 @@
 
 A :class:`StreamTimeline` keeps a min/max envelope of the waveform (100 bins
 per second), the frame probabilities of every verdict's trace (fused and per
-branch), the detections and the errors. Memory grows with the stream's
-duration, not with its sample rate: about 1.5 kB per second of media.
-Imports no torch and no plotting library.
+branch), thumbnails of the face crops the visual branch saw (the first frame
+with a face in each quarter second, at most 48 px a side), the detections and
+the errors. It reads the media from each verdict (``Verdict.media``: a processor
+built with ``keep_media``). Memory grows with the stream's duration, not with
+its sample rate: about 1.5 kB per second of audio, and while the stream runs
+28 kB per second of video with faces; when it ends, only the thumbnails near its
+visual spans are kept (what a report shows). Imports no torch and no plotting
+library.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.decode import SAMPLE_RATE, AudioBlock
-from engine.media import as_media
+from engine.media import FrameBlock, as_media
 from engine.types import Detection, Span, Verdict
 
 ENVELOPE_RATE = 100  # envelope bins per second of audio
+THUMB_RATE = 4       # face-crop thumbnails kept per second of video (the first frame with a face in each bin)
+THUMB_SIDE = 48      # largest side (pixels) of a thumbnail; smaller crops are kept as they are
+THUMB_MARGIN = 0.5   # seconds around a visual span whose thumbnails are kept once the stream has ended
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A downscaled face crop: ``image`` uint8 ``(S, S, 3)`` RGB, shown at stream time ``time`` (s)."""
+
+    time: float
+    image: np.ndarray
 
 
 @dataclass
@@ -37,15 +54,48 @@ class StreamTimeline:
     errors: list[str] = field(default_factory=list)
     score: float | None = None
     end: float = 0.0
+    video: bool = False                                           # some chunk carried video
+    thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
     _envelope: list = field(default_factory=list, repr=False)   # (t0, mins, maxs)
     _traces: list = field(default_factory=list, repr=False)     # engine.types.Trace
 
-    def add(self, block, verdict: Verdict) -> None:
-        """Account for one chunk: its decoded media (a MediaBlock or AudioBlock) and the verdict it got."""
-        audio = as_media(block).audio
-        if audio is not None:
-            self.add_audio(audio)
+    def add(self, verdict: Verdict) -> None:
+        """Account for one chunk's verdict and, when it carries them, the media the branches saw
+        (``verdict.media``: a MediaBlock or AudioBlock)."""
+        if verdict.media is not None:
+            media = as_media(verdict.media)
+            if media.audio is not None:
+                self.add_audio(media.audio)
+            if media.video is not None:
+                self.add_video(media.video)
         self.add_verdict(verdict)
+        if verdict.final:
+            self.keep_thumbnails_near_spans()
+
+    def keep_thumbnails_near_spans(self) -> None:
+        """Drop the thumbnails further than THUMB_MARGIN from every visual or audio-visual detection
+        (a stream that ended: no later span can want them)."""
+        spans = [d.span for d in self.detections if d.modality != "audio"]
+        self.thumbnails = [t for t in self.thumbnails
+                           if any(s.start - THUMB_MARGIN <= t.time < s.end + THUMB_MARGIN for s in spans)]
+
+    def add_video(self, video) -> None:
+        """Thumbnails of the face crops of ``video`` (a prepared FrameBlock: ``images`` ``(N, S, S, 3)``,
+        ``faces`` ``(N,)``): per 1 / THUMB_RATE s of stream time, the first frame that shows a face.
+        Decoded frames not yet cropped (a VideoBlock) only mark the stream as having video."""
+        self.video = True
+        if not isinstance(video, FrameBlock) or not len(video.images):
+            return
+        images, faces = video.images, video.faces
+        side = images.shape[1]
+        pick = np.arange(min(side, THUMB_SIDE)) * side // min(side, THUMB_SIDE)  # nearest-neighbour downscale
+        last = math.floor(self.thumbnails[-1].time * THUMB_RATE + 1e-6) if self.thumbnails else None
+        for i in np.flatnonzero(np.asarray(faces, bool)):
+            t = video.t0 + i / video.fps
+            slot = math.floor(t * THUMB_RATE + 1e-6)
+            if slot != last:
+                self.thumbnails.append(Thumbnail(t, np.ascontiguousarray(images[i][pick][:, pick])))
+                last = slot
 
     def add_audio(self, block: AudioBlock) -> None:
         """Envelope of ``block`` (16 kHz mono): min and max per 10 ms bin."""
@@ -68,6 +118,7 @@ class StreamTimeline:
     def add_detections(self, detections) -> None:
         """Spans closed after the last chunk (a stream that ended without a final chunk)."""
         self.detections += detections
+        self.keep_thumbnails_near_spans()
 
     def envelope(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(times, mins, maxs)`` of the waveform envelope, each ``(N,)``; times in seconds."""

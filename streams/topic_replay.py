@@ -92,4 +92,4 @@ def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> 
     writer.verdict(verdict)
     result.add(verdict)
     if timelines is not None:
-        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(block, verdict)
+        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(verdict)

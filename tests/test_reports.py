@@ -82,7 +82,7 @@ def media(tmp_path):
 def test_replay_report_loads_in_chromium(media, tmp_path, tiny_yaml, capsys):
     root, meta = media
     report = tmp_path / "report.html"
-    code = main(["replay", str(root), "--out", str(tmp_path / "out"), "--config", str(tiny_yaml), "--quiet",
+    code = main(["replay", str(root), "--out", str(tmp_path / "out"), "--model", "random", "--config", str(tiny_yaml), "--quiet",
                  "--chunk-seconds", "1", "--report", str(report), "--meta", str(meta)])
     assert code == 1  # broken.wav failed; the others are reported
     assert f"wrote {report}" in capsys.readouterr().out
@@ -143,7 +143,7 @@ def test_interrupted_replay_keeps_completed_files_and_reports_them(media, tmp_pa
         return original(self, v)
     monkeypatch.setattr(ResultWriter, "verdict", verdict)
     out, report = tmp_path / "out", tmp_path / "report.html"
-    assert main(["replay", str(root), "--out", str(out), "--config", str(tiny_yaml), "--quiet",
+    assert main(["replay", str(root), "--out", str(out), "--model", "random", "--config", str(tiny_yaml), "--quiet",
                  "--report", str(report)]) == 130
     assert set(json.loads((out / "predictions.json").read_text())) == {"a.wav"}
     assert (out / "scores.csv").read_text().startswith("a.wav;")
@@ -154,7 +154,7 @@ def test_interrupted_replay_keeps_completed_files_and_reports_them(media, tmp_pa
 
 def test_inspect_prints_a_timeline(media, tmp_path, tiny_yaml, capsys):
     root, meta = media
-    assert main(["inspect", str(root / "a.wav"), "--config", str(tiny_yaml), "--width", "40",
+    assert main(["inspect", str(root / "a.wav"), "--model", "random", "--config", str(tiny_yaml), "--width", "40",
                  "--meta", str(meta), "--root", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("a.wav  2.30 s  score ")
@@ -162,5 +162,77 @@ def test_inspect_prints_a_timeline(media, tmp_path, tiny_yaml, capsys):
     assert len(row) == len("P(forged) |") + 40 + 1
     truth = next(line for line in lines if line.startswith("true      |"))
     assert truth[11:-1] == "".join("#" if 0.5 <= (i + 0.5) * 2.3 / 40 < 1.5 else "·" for i in range(40))
-    assert main(["inspect", str(root / "broken.wav"), "--config", str(tiny_yaml)]) == 1
+    assert main(["inspect", str(root / "broken.wav"), "--model", "random", "--config", str(tiny_yaml)]) == 1
     assert "error: " in capsys.readouterr().out
+
+
+def _strip_sizes(section: str) -> list[tuple[int, int]]:
+    """(width, height) of each face-crop strip in a report section."""
+    import base64
+    import io
+
+    from matplotlib.image import imread
+    sizes = []
+    for part in section.split('<img src="data:image/png;base64,')[1:]:
+        data, alt = part.split('" alt="', 1)
+        if alt.startswith("face crops of the"):
+            image = imread(io.BytesIO(base64.b64decode(data)), format="png")
+            sizes.append((image.shape[1], image.shape[0]))
+    return sizes
+
+
+@pytest.mark.parametrize("crop", ["frame", "face"])
+def test_replay_report_shows_the_face_crops_around_visual_spans_or_says_why_not(tmp_path, crop, capsys):
+    """An audio-visual model whose every frame is forged (onset near 0): the video's section shows a strip
+    of the crops the visual branch saw around its audio-visual span (whole frames here), or says that no
+    face was found (a flat gray picture, cropped to faces); an audio file says it has no video."""
+    from helpers import TINY_VISUAL
+    root = tmp_path / "media"
+    root.mkdir()
+    encode(str(root / "av.mp4"), "mp4", "aac", 16000, 1, burst(16000, 3.0, 0.5, 2.5), video=True)
+    encode(str(root / "a.wav"), "wav", "pcm_s16le", 16000, 1, burst(16000, 2.0, 0.5, 1.5))
+    cfg = tmp_path / "av.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "branches": ["audio", "visual"], "visual": {**TINY_VISUAL, "crop": crop},
+                                   "localizer": {"onset": 0.02, "offset": 0.01, "modality_threshold": 0.01}}))
+    report = tmp_path / "report.html"
+    assert main(["replay", str(root), "--out", str(tmp_path / "out"), "--model", "random", "--config", str(cfg),
+                 "--quiet", "--report", str(report)]) == 0
+    capsys.readouterr()
+    text = report.read_text()
+    assert "this model has no visual branch" not in text
+    wav = text.split("<h2>a.wav</h2>")[1].split("</section>")[0]
+    assert "Face crops: none: this stream has no video." in wav
+    video = text.split("<h2>av.mp4</h2>")[1].split("</section>")[0]
+    if crop == "frame":  # 4 thumbnails a second of the 3 s (10 fps), 32 px crops, each outlined (inside the span)
+        assert "audio-visual span 0.00-3.01 s" in video
+        assert _strip_sizes(video) == [(12 * (32 + 4 + 4) - 4, 32 + 4)]
+        assert "frames at 0.0, 0.3, 0.5, 0.8, 1.0, 1.3, 1.5, 1.8, 2.0, 2.3, 2.5, 2.8 s" in video
+    else:  # no face: the visual branch saw nothing, the span is the audio's
+        assert "Face crops: none: no face was found in this stream's video." in video
+        assert _strip_sizes(video) == []
+
+
+def test_an_audio_model_says_it_has_no_visual_branch(media, tmp_path, tiny_yaml, capsys):
+    root, _ = media
+    report = tmp_path / "report.html"
+    main(["replay", str(root / "a.wav"), "--out", str(tmp_path / "out"), "--model", "random", "--config",
+          str(tiny_yaml), "--quiet", "--report", str(report)])
+    capsys.readouterr()
+    assert "Face crops: not available: this model has no visual branch." in report.read_text()
+
+
+def test_thumbnails_are_taken_four_a_second_and_only_those_near_visual_spans_outlive_the_stream():
+    from engine.media import FrameBlock, MediaBlock
+    from reports.timeline import THUMB_SIDE
+    images = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 96, 96, 3), np.uint8)
+    faces = np.ones(20, bool)
+    faces[5:10] = False  # 1.0 - 1.8 s: no face
+    tl = StreamTimeline("s")
+    tl.add(Verdict("s", 0, Span(0, 4), None, None, (), "m", 1.0, media=MediaBlock(video=FrameBlock(
+        images, faces, 0.0, 5.0))))
+    assert [round(t.time, 6) for t in tl.thumbnails] == [0.0, 0.4, 0.6, 0.8, 2.0, 2.4, 2.6, 2.8, 3.0, 3.4, 3.6, 3.8]
+    assert {t.image.shape for t in tl.thumbnails} == {(THUMB_SIDE, THUMB_SIDE, 3)}
+    assert [int(t.image[0, 0, 0]) for t in tl.thumbnails] == [0, 2, 3, 4, 10, 12, 13, 14, 15, 17, 18, 19]
+    visual = Detection(Span(2.5, 2.9), 0.9, "visual")
+    tl.add(Verdict("s", 1, Span(4, 4), None, None, (visual, Detection(Span(0, 1), 0.9, "audio")), "m", 1.0, True))
+    assert [round(t.time, 6) for t in tl.thumbnails] == [2.0, 2.4, 2.6, 2.8, 3.0]  # within 0.5 s of the visual span
