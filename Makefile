@@ -77,12 +77,13 @@ TRAIN_CMD := dfstream train --meta $(REALSET)/data/metadata.json --root $(REALSE
 	--config configs/model.yaml --data-description "SYNTHETIC manipulations of real recordings (bench/make_dataset.py, seed 0)"
 INDEX_CMD := dfstream index build $(MODEL)/index --meta $(REALSET)/data/metadata.json --root $(REALSET)/data --model $(MODEL)
 REPLAY_CMD := dfstream replay $(REALSET)/data/test --root $(REALSET)/data --model $(MODEL) --index $(MODEL)/index \
-	--out $(REALSET)/out --quiet
+	--config configs/float32.yaml --out $(REALSET)/out --quiet
 EVAL_CMD := dfstream eval --pred $(REALSET)/out/predictions.json --scores $(REALSET)/out/scores.csv \
 	--verdicts $(REALSET)/out/verdicts.jsonl --index $(MODEL)/index --meta $(REALSET)/data/metadata.json \
 	--split test --out $(REALSET)/out/metrics.json
 ROBUST_CMD := python bench/robustness.py --meta $(REALSET)/data/metadata.json --root $(REALSET)/data \
-	--model $(MODEL) --index $(MODEL)/index --work $(REALSET)/robustness --out bench/results/robustness.json
+	--model $(MODEL) --index $(MODEL)/index --config configs/float32.yaml --work $(REALSET)/robustness \
+	--out bench/results/robustness.json
 CARD_CMD = $(BIN)/python bench/model_card.py --model $(MODEL) --data $(REALSET)/data --replay $(REALSET)/out \
 	--index $(MODEL)/index --robustness bench/results/robustness.json --probe bench/results/feature_probe.json \
 	--branch-probe bench/results/branch_probe.json \

@@ -171,7 +171,8 @@ def main() -> None:
         "machine": machine(), "target_p95_ms": TARGET_MS,
         "data": f"SYNTHETIC toy calls (engine/toyset.py), {args.seconds:.0f} s each, 8 kHz mu-law in 20 ms events, "
                 "paced in real time",
-        "engine": {"description": f"default architecture (random init), {config.inference.dtype} weights, hop "
+        "engine": {"description": f"default architecture (random init), {str(detector.dtype).removeprefix('torch.')} "
+                                  f"encoder weights (inference.dtype: {config.inference.dtype}), hop "
                                   f"{config.call_hook.hop_seconds} s, context {config.call_hook.context_seconds} s, "
                                   f"VAD {'on' if config.call_hook.vad else 'off'}, feature frames carried "
                                   f"{'on' if detector.cacheable else 'off'}",

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from sklearn.preprocessing import StandardScaler
 
     start = time.monotonic()
-    detector = load_checkpoint(args.model)
+    detector = load_checkpoint(args.model, {"inference": {"dtype": "float32"}})  # the card's numbers: any CPU
     encoder = detector.branches["audio"].encoder.eval()
     meta = json.loads((Path(args.data) / "metadata.json").read_text())
 

@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ import torch
 from engine.config import load_config
 from engine.decode import decode_audio
 from engine.detector import Detector
+from engine.device import NATIVE_BF16_FLAGS, cpu_flags
 from engine.stream import StreamProcessor
 from engine.toyset import make_toyset
 from streams.replay import expand_inputs, replay
@@ -48,10 +50,18 @@ from streams.replay import expand_inputs, replay
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SIMD_FLAGS = re.compile(r"^(sse4_2|avx.*|amx.*|fma|f16c|bf16|.*vnni.*|asimd.*|sve.*|i8mm)$")
+
+
 def machine() -> dict:
+    """The machine a result ran on: cores, CPU and its SIMD flags (which say whether bf16 is native,
+    :data:`engine.device.NATIVE_BF16_FLAGS`), GPU, versions. Every benchmark records it."""
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
+    flags = cpu_flags()
+    return {"cores": os.cpu_count(), "cpu": cpu, "cpu_flags": sorted(f for f in flags if SIMD_FLAGS.match(f)),
+            "native_bf16": sorted(flags & set(NATIVE_BF16_FLAGS)),
+            "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__}
 

@@ -147,6 +147,8 @@ def run_condition(cond: Condition, items: list, root: Path, work: Path, args) ->
     encoded = time.perf_counter()
 
     replay = ["replay", str(folder), "--root", str(folder), "--model", args.model, "--out", str(results), "--quiet"]
+    if args.config:
+        replay += ["--config", args.config]
     if args.index:
         replay += ["--index", args.index]
     proc = dfstream(*replay, log=results / "replay.log")
@@ -203,6 +205,7 @@ def main() -> None:
                         "file, split, fake_segments, ...)")
     parser.add_argument("--root", required=True, help="folder the metadata's 'file' entries are relative to")
     parser.add_argument("--model", required=True, help="checkpoint folder (model.safetensors + dfstream.json)")
+    parser.add_argument("--config", help="config overrides for the replays (make model: configs/float32.yaml)")
     parser.add_argument("--index", help="attribution index folder: attribution top-1 is measured too")
     parser.add_argument("--split", default="test", help="metadata split to re-encode and evaluate (default: %(default)s)")
     parser.add_argument("--conditions", default="all",

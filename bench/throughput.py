@@ -16,8 +16,9 @@ The two paths:
 
 * engine: :class:`engine.scheduler.Scheduler` - decoding (and face cropping) on a
   thread pool, chunks of all streams batched (``scheduler.batch_chunks``), the
-  precision the engine config sets (``--engine-config``, default bf16 encoders with
-  float32 back-ends, forward passes of 8 windows, one decode worker), the fused
+  product's defaults unless ``--engine-config`` overrides them (``inference.dtype: auto``:
+  bf16 encoders with float32 back-ends where the CPU or GPU computes bf16 natively,
+  float32 elsewhere; forward passes of 8 windows; two decode workers), the fused
   feature extractor and WavLM attention (:mod:`modalities.audio.conv_frames`,
   :mod:`modalities.audio.attention`), feature frames carried from each window
   to the stream's next (:mod:`engine.frame_cache`), the branches of a batch on two
@@ -55,7 +56,6 @@ import datetime as dt
 import io
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -76,27 +76,19 @@ from engine.stream import StreamProcessor
 from engine.toyset import make_toyset
 from engine.types import Chunk, proposals
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replay_speed import machine  # noqa: E402  (same machine record for every benchmark)
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 48000
-# the engine: bf16 encoders, forward passes of inference.batch_size windows (the default, 8: with the feature
-# extractor one window at a time, 8 and 16 beat 4 by 8 % in ad hoc 16-stream audio-visual runs on 2 cores),
-# and one decode worker: on 2 cores, two decode workers beside the two branch threads left the model a backlog
-# that its branch threads, one busier than the other, finished with a core idle (engine-only A/B, 3 x 2 runs
-# alternated: median 47.0 against 43.6 media-s/s)
-ENGINE_DEFAULT = {"inference": {"dtype": "bfloat16"}, "scheduler": {"decode_workers": 1}}
+# the engine: the product's defaults (configs/default.yaml: inference.dtype auto, forward passes of 8 windows,
+# two decode workers); --engine-config overrides them
+ENGINE_DEFAULT: dict = {}
 # the peer-style baseline: batch 1, float32, the library's feature extractor (decoded inline by run_baseline)
 BASELINE = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
                           "feature_extractor": "transformers", "parallel_branches": False}}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
 GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version(), "torch": torch.__version__}
 
 
 def cpu_peak_flops() -> tuple[float | None, str]:
@@ -457,6 +449,7 @@ def main() -> None:
         "model": engine.describe(),
         "branches": list(engine.branches),
         "branches_with_media": ran,
+        "engine_dtype": str(engine.dtype).removeprefix("torch."),
         "engine_config": {"inference": config_to_dict(engine.config.inference),
                           "scheduler": config_to_dict(scheduler_config)},
         "baseline_config": "batch 1, float32, transformers' feature extractor, decode inline, one chunk at a time, "

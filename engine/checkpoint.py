@@ -26,6 +26,10 @@ from engine.errors import CheckpointError, ConfigError, DfstreamError
 FORMAT = "dfstream.checkpoint/1"
 RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attribution", "replay", "call_hook")
 """Config sections that may differ from training when a checkpoint is loaded."""
+EXECUTION_KEYS = ("device", "threads", "dtype", "quantize", "batch_size", "feature_extractor", "parallel_branches")
+"""Keys of ``inference`` that say how a model runs on a machine, not what the model is: a checkpoint
+neither stores nor fixes them (they come from the defaults and the overrides), so that, say,
+``dtype: auto`` picks bf16 on the machine that computes it natively whatever the training machine was."""
 DEPLOYMENT_SECTIONS = ("kafka", "serve")
 """Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
@@ -48,7 +52,7 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"dfstream": engine.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__},
-        "config": {k: v for k, v in config_to_dict(detector.config).items() if k not in DEPLOYMENT_SECTIONS},
+        "config": _model_config(config_to_dict(detector.config)),
         "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
                          for name, branch in detector.branches.items()},
         "specifications": {name: branch.specifications.to_dict() for name, branch in detector.branches.items()},
@@ -87,7 +91,7 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         raise CheckpointError(f"{directory}: {WEIGHTS} is missing")
     if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights}: checksum does not match {META}; the file is corrupt or was replaced")
-    data = _with_earlier_architecture(meta["config"])
+    data = _model_config(_with_earlier_architecture(meta["config"]))
     for section, values in (overrides or {}).items():
         if section not in RUNTIME_SECTIONS:
             raise ConfigError(f"config section {section!r} cannot override a checkpoint "
@@ -107,6 +111,15 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
     _load_state(model, state, directory)
     return Detector(config, model, meta["model_id"], meta.get("training"), meta["weights_sha256"])
+
+
+def _model_config(data: dict) -> dict:
+    """A config dict without the deployment sections and the :data:`EXECUTION_KEYS` (which checkpoints
+    written before this rule still hold, and which loading ignores)."""
+    data = {k: v for k, v in data.items() if k not in DEPLOYMENT_SECTIONS}
+    if isinstance(data.get("inference"), dict):
+        data["inference"] = {k: v for k, v in data["inference"].items() if k not in EXECUTION_KEYS}
+    return data
 
 
 def _with_earlier_architecture(data: dict) -> dict:

@@ -132,9 +132,11 @@ class InferenceConfig:
     Each window scores ``hop_seconds`` of new audio and sees ``context_seconds``
     of earlier audio; both must be multiples of the branch's frame step (20 ms).
     ``dtype`` ``bfloat16`` converts the encoders' weights for inference (about twice
-    as fast on CPUs with native bf16; what was trained on top of them - back-ends,
-    spectral and mouth paths, fusion - stays float32, :func:`engine.precision.encoders_in`;
-    training always runs in float32).
+    as fast on CPUs with native bf16, ten times slower where bf16 is emulated; what was
+    trained on top of them - back-ends, spectral and mouth paths, fusion - stays float32,
+    :func:`engine.precision.encoders_in`; training always runs in float32); ``auto`` (the
+    default) is bfloat16 where the hardware computes it natively and float32 elsewhere
+    (:func:`engine.device.resolve_dtype`).
     ``quantize`` ``int8`` applies dynamic int8 quantization to the branches'
     feed-forward linear layers (CPU only; attention projections stay float
     because the encoders read their weights directly). ``feature_extractor``
@@ -160,7 +162,7 @@ class InferenceConfig:
     batch_size: int = 8
     device: str = "auto"
     threads: int = 0
-    dtype: str = "float32"
+    dtype: str = "auto"
     quantize: str = "none"
     feature_extractor: str = "fused"
     parallel_branches: bool = True
@@ -371,12 +373,12 @@ def _check(cfg: Config) -> Config:
         (inf.hop_seconds > 0, "inference.hop_seconds must be > 0"),
         (inf.context_seconds >= 0, "inference.context_seconds must be >= 0"),
         (inf.batch_size >= 1, "inference.batch_size must be >= 1"),
-        (inf.dtype in ("float32", "bfloat16"), "inference.dtype must be 'float32' or 'bfloat16'"),
+        (inf.dtype in ("auto", "float32", "bfloat16"), "inference.dtype must be 'auto', 'float32' or 'bfloat16'"),
         (inf.quantize in ("none", "int8"), "inference.quantize must be 'none' or 'int8'"),
         (inf.feature_extractor in ("fused", "transformers"),
          "inference.feature_extractor must be 'fused' or 'transformers'"),
-        (inf.quantize == "none" or inf.dtype == "float32",
-         "inference.quantize: int8 works on float32 weights; set inference.dtype: float32"),
+        (inf.quantize == "none" or inf.dtype in ("auto", "float32"),
+         "inference.quantize: int8 works on float32 weights; set inference.dtype: float32 or auto"),
         (cfg.scheduler.batch_chunks >= 1 and cfg.scheduler.decode_workers >= 1 and cfg.scheduler.max_pending >= 1,
          "scheduler.batch_chunks, decode_workers and max_pending must be >= 1"),
         (cfg.scheduler.max_wait_ms >= 0, "scheduler.max_wait_ms must be >= 0"),

@@ -6,6 +6,7 @@ that touches the device, under ``torch.inference_mode()``.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from engine.config import Config
-from engine.device import intra_op_threads, resolve_device, set_threads
+from engine.device import intra_op_threads, resolve_device, resolve_dtype, set_threads
 from engine.frame_cache import FrameCache
 from engine.media import FrameBlock, MediaBlock, as_media
 from engine.precision import encoders_in, quantize_int8
@@ -24,7 +25,8 @@ from fusion.fusion import DynamicFusion, single_branch, to_step
 from modalities import branch_class
 from modalities.audio.attention import use_sdpa
 
-UNTRAINED = "untrained"
+UNTRAINED = "UNTRAINED"
+log = logging.getLogger("dfstream.detector")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class Detector:
         self.reserved_cores = 0  # cores others compute on meanwhile: a Scheduler's decode pool (share_cores)
         set_threads(self.threads)
         self.device = resolve_device(config.inference.device)
-        self.dtype = getattr(torch, config.inference.dtype)
+        self.dtype, why = resolve_dtype(config.inference.dtype, self.device, config.inference.quantize)
+        log.info("inference on %s in %s", self.device, why)
         self.model.to(self.device, torch.float32).eval()
         if self.dtype != torch.float32:  # the encoders in bf16; what was trained on top stays float32
             encoders_in(self.model, config.branches, self.dtype)
@@ -139,8 +142,8 @@ class Detector:
     def describe(self) -> str:
         """One line saying what this model is and what it was trained on."""
         if not self.trained:
-            return (f"model {self.model_id}: UNTRAINED random weights - its scores mean nothing; "
-                    "train one with `dfstream train` or pass --model")
+            return (f"model {self.model_id}: UNTRAINED random weights (--model random) - its scores mean "
+                    "nothing; leave --model out for the shipped model, or train one with `dfstream train`")
         data = self.training.get("data", {})
         return (f"model {self.model_id}: trained on {data.get('description', 'unknown data')} "
                 f"({data.get('files', '?')} files, {data.get('seconds', 0):.0f} s)")

@@ -79,3 +79,12 @@ def _torch_threads():
     from engine.device import DEFAULT_THREADS
     torch.set_num_threads(DEFAULT_THREADS)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _float32_by_default(monkeypatch):
+    """``inference.dtype: auto`` resolves as on a CPU without native bf16 (float32), whatever this machine
+    is: tests compare scores exactly and must not change with the CPU CI draws. The choice itself is tested
+    with explicit flags (test_precision.py); subprocesses get float32 from the tiny configs (helpers.TINY)."""
+    import engine.device
+    monkeypatch.setattr(engine.device, "cpu_flags", lambda *args: frozenset())

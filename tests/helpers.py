@@ -15,7 +15,7 @@ from engine.detector import Detector
 TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
                               "intermediate_size": 64, "conv_dim": 32},
                   "mel_bands": 16, "mel_channels": 8, "backend_dim": 16, "backend_layers": 1},
-        "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4}}
+        "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4, "dtype": "float32"}}
 
 
 TINY_VISUAL = {"encoder": {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2,

@@ -199,7 +199,9 @@ def test_rebalance_with_chunks_queued_loses_nothing(kafka_bootstrap, detector, c
 
 def worker_config(tmp_path, n, **serve) -> Path:
     path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump({"kafka": dict(FAST_GROUP), "serve": {**n, "partitions": 4, **serve}}))
+    # float32 as in this process (conftest): the references the workers' verdicts are held to are computed here
+    path.write_text(yaml.safe_dump({"kafka": dict(FAST_GROUP), "serve": {**n, "partitions": 4, **serve},
+                                    "inference": {"dtype": "float32"}}))
     return path
 
 
@@ -359,7 +361,7 @@ def test_cli_produce_and_replay_from_topic(kafka_bootstrap, clip, tmp_path, caps
                  "--config", str(config)]) == 0
     assert "published 5 chunk(s)" in capsys.readouterr().out
     assert main(["replay", "--from-topic", topic, "--bootstrap", kafka_bootstrap, "--out", str(tmp_path / "o"),
-                 "--config", str(config), "--quiet"]) == 0
+                 "--model", "random", "--config", str(config), "--quiet"]) == 0
     lines = [json.loads(x) for x in (tmp_path / "o" / "verdicts.jsonl").read_text().splitlines()]
     assert [v["seq"] for v in lines] == [0, 1, 2, 3, 4] and lines[-1]["final"]
     assert [v["span"] for v in lines] == [[3.0 + 1.5 * k, min(3.0 + 1.5 * (k + 1), 10.37)] for k in range(5)]
