@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,40 +17,54 @@ from engine.errors import ConfigError, DfstreamError
 EPILOG = "Configuration keys and defaults: configs/default.yaml. Output schema: README.md."
 
 
+MODEL_HELP = ("the model: a checkpoint folder (model.safetensors + dfstream.json); 'default' (the same as "
+              "leaving it out): the model shipped with dfstream (dfstream.models/default, read its MODEL_CARD.md: "
+              "trained on SYNTHETIC manipulations of real recordings); 'random': UNTRAINED random weights "
+              "(tests only; said in every verdict)")
+INDEX_HELP = ("attribution index (from `dfstream index build`); default: attribution.index from the config, else "
+              "the model's own MODEL/index when it has one")
+
+
 def _detector(model: str | None, config_path: str | None, chunk_seconds: float | None = None,
               call: bool = False):
-    """The detector: a checkpoint, or (loudly) random weights; and its config.
+    """The detector of ``--model`` (the shipped model by default, random weights by name, said
+    loudly), its config, and its checkpoint folder (None for random weights).
 
     ``call`` gives it the call hook's geometry (``call_hook.hop_seconds`` and
     ``context_seconds`` as the inference hop and context)."""
     from engine.config import config_from_dict, config_to_dict, read_yaml, replace
+    from engine.model_store import resolve_model
     raw = read_yaml(config_path) if config_path else {}
     config = config_from_dict(raw)
     if call:
         from engine.callscreen import call_config
         config = call_config(config)
         raw = {**raw, "inference": config_to_dict(config)["inference"]}
-    if model:
+    folder = resolve_model(model)
+    if folder is not None:
         from engine.checkpoint import DEPLOYMENT_SECTIONS, RUNTIME_SECTIONS, load_checkpoint
         overrides = {k: v for k, v in raw.items() if k in RUNTIME_SECTIONS}
         ignored = sorted(set(raw) - set(overrides) - set(DEPLOYMENT_SECTIONS))
         if ignored:
             raise ConfigError(f"--config sets {', '.join(ignored)}, which a checkpoint fixes; "
-                              f"with --model only {', '.join(RUNTIME_SECTIONS)} may be set")
-        detector = load_checkpoint(model, overrides)
+                              f"with a checkpoint only {', '.join(RUNTIME_SECTIONS)} may be set "
+                              "(--model random builds untrained weights from the config's architecture)")
+        detector = load_checkpoint(folder, overrides)
     else:
         from engine.detector import Detector
         detector = Detector.from_config(config)
     config = dataclasses.replace(detector.config, kafka=config.kafka, serve=config.serve)
     if chunk_seconds is not None:
         config = replace(config, "replay.chunk_seconds", chunk_seconds)
-    return detector, config
+    return detector, config, folder
 
 
-def _attributor(detector, index_dir: str | None):
-    """The attributor for ``--index`` or ``attribution.index`` (None when neither is set)."""
+def _attributor(detector, index_dir: str | None, model_dir: Path | None = None):
+    """The attributor for ``--index``, else ``attribution.index``, else the model's own index (None when
+    there is none)."""
+    from engine.model_store import model_index
     cfg = detector.config.attribution
-    index_dir = index_dir or cfg.index
+    index_dir = index_dir or cfg.index or model_index(model_dir)
     if index_dir is None:
         return None
     from fusion.attribution import AttributionIndex, Attributor, check_model
@@ -116,9 +131,9 @@ def cmd_replay(args) -> int:
     if inputs == []:
         raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
     truth = _truth(args.meta)
-    detector, config = _detector(args.model, args.config, args.chunk_seconds)
+    detector, config, folder = _detector(args.model, args.config, args.chunk_seconds)
     detector.warn_if_untrained()
-    processor = StreamProcessor(detector, _attributor(detector, args.index))
+    processor = StreamProcessor(detector, _attributor(detector, args.index, folder), keep_media=bool(args.report))
     results, timelines = {}, ({} if args.report else None)
     try:
         if args.from_topic:
@@ -137,7 +152,7 @@ def cmd_replay(args) -> int:
             from reports.replay_report import write_replay_report
             path = write_replay_report(args.report, timelines, detector.describe(), truth,
                                        detector.config.localizer.onset, _report_notes(detector, truth, timelines),
-                                       progress=not args.quiet)
+                                       progress=not args.quiet, visual="visual" in detector.branches)
             print(f"wrote {path}")
     return 1 if any(r.error for r in results.values()) else 0
 
@@ -154,14 +169,14 @@ def cmd_inspect(args) -> int:
     stream_id = path.as_posix() if args.root is None else Path(path).resolve().relative_to(
         Path(args.root).resolve()).as_posix()
     truth = _truth(args.meta)
-    detector, config = _detector(args.model, args.config, args.chunk_seconds)
+    detector, config, folder = _detector(args.model, args.config, args.chunk_seconds)
     detector.warn_if_untrained()
-    processor = StreamProcessor(detector, _attributor(detector, args.index))
+    processor = StreamProcessor(detector, _attributor(detector, args.index, folder), keep_media=True)
     timeline = StreamTimeline(stream_id)
     try:
         for seq, (raw, final) in enumerate(file_blocks(path, config.replay.chunk_seconds, detector.config)):
             block = processor.admit(stream_id, raw)
-            timeline.add(block, processor.feed(stream_id, seq, block, final))
+            timeline.add(processor.feed(stream_id, seq, block, final))
     except DfstreamError as e:
         timeline.errors.append(str(e))
     width = args.width or max(20, min(120, shutil.get_terminal_size().columns - 12))
@@ -242,17 +257,15 @@ def _read_token(path: str | None) -> str | None:
 
 def cmd_call_hook(args) -> int:
     import asyncio
-    import logging
     import signal
     from engine.callscreen import CallScreener, batch_scorer, call_processor
     from streams.call_hook import CallHook, check_exposure
     token = _read_token(args.token_file)
     check_exposure(args.host, token)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    detector, config = _detector(args.model, args.config, call=True)
+    detector, config, folder = _detector(args.model, args.config, call=True)
     detector.warn_if_untrained()
     detector.warm_up()  # a call's first verdicts should not pay for first-call kernel selection
-    processor = call_processor(config, detector, _attributor(detector, args.index))
+    processor = call_processor(config, detector, _attributor(detector, args.index, folder))
     hook = CallHook(lambda sid: CallScreener(config, processor, sid), config.call_hook, token,
                     batch_scorer(processor))
     print(f"{detector.describe()}\nverdict every {config.call_hook.hop_seconds} s of call audio; "
@@ -274,7 +287,7 @@ def cmd_serve(args) -> int:
     from engine.stream import StreamProcessor
     from streams.serve import Worker
     from streams.serve_metrics import ServeMetrics
-    detector, config = _detector(args.model, args.config)
+    detector, config, folder = _detector(args.model, args.config)
     detector.warn_if_untrained()
     detector.warm_up()
     serve = config.serve
@@ -284,7 +297,7 @@ def cmd_serve(args) -> int:
     metrics = ServeMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port, args.metrics_host)
-    worker = Worker(StreamProcessor(detector, _attributor(detector, args.index)),
+    worker = Worker(StreamProcessor(detector, _attributor(detector, args.index, folder)),
                     _kafka_config(config, args.bootstrap), serve, metrics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -361,16 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(ISO 8601, UTC if no zone, or epoch seconds)")
     p.add_argument("--to-time", metavar="T", help="topic: stop at the first record at or after T "
                                                   "(default: the end of each partition when replay starts)")
-    p.add_argument("--model", metavar="DIR", help="checkpoint folder (model.safetensors + dfstream.json); "
-                                                  "without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--config", metavar="YAML", help="config overrides (with --model: inference, limits, "
+    p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
+    p.add_argument("--config", metavar="YAML", help="config overrides (with a checkpoint: inference, limits, "
                                                     "localizer, attribution, replay; kafka for --from-topic)")
     p.add_argument("--chunk-seconds", type=float, metavar="S",
                    help="chunk length the files are cut into (default: replay.chunk_seconds = 2.0)")
     p.add_argument("--root", metavar="DIR", help="name files relative to DIR in the outputs "
                                                  "(to match a metadata file's 'file' entries)")
-    p.add_argument("--index", metavar="DIR", help="attribution index (from `dfstream index build`); "
-                                                  "default: attribution.index from the config")
+    p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     p.add_argument("--report", metavar="HTML", help="also write a self-contained HTML report: a summary table "
                                                     "sorted by score and, per file, the waveform, forgery "
                                                     "probabilities, detected spans and their attribution")
@@ -385,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the true spans with --meta, and the list of spans with their attribution. "
                                    "Writes no files. Exit 1 if the file failed to decode.")
     p.add_argument("file", metavar="FILE", help="a media file")
-    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
+    p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     p.add_argument("--config", metavar="YAML", help="config overrides (as for replay)")
     p.add_argument("--chunk-seconds", type=float, metavar="S", help="chunk length (default: replay.chunk_seconds)")
     p.add_argument("--meta", metavar="JSON", help="metadata with the true segments to show")
@@ -468,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="YAML", help="config overrides (call_hook section: hop, VAD, limits)")
     p.add_argument("--token-file", metavar="F", help="file holding the token clients must present "
                                                      "(Authorization: Bearer, X-Dfstream-Token or ?token=)")
-    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
+    p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     p.set_defaults(func=cmd_call_hook)
 
     p = sub.add_parser("serve", epilog=EPILOG, help="Kafka worker: chunks in, verdicts out",
@@ -490,8 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="YAML", help="config overrides (kafka: SASL/SSL client settings; serve: "
                                                     "topics, size limit, queue; limits: what decoded chunks may be; inference, "
                                                     "localizer)")
-    p.add_argument("--model", metavar="DIR", help="checkpoint; without it an UNTRAINED random model runs, with a warning")
-    p.add_argument("--index", metavar="DIR", help="attribution index for the detections")
+    p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
+    p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: %(default)s)")
     p.set_defaults(func=cmd_serve)
@@ -539,8 +550,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr() -> logging.Handler:
+    """The library's ``dfstream.*`` loggers at INFO on stderr (serve's JSON-lines logger has its own handler);
+    returns the handler, which :func:`main` removes when the command ends."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log = logging.getLogger("dfstream")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = _log_to_stderr()
     try:
         return args.func(args)
     except DfstreamError as e:
@@ -549,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # each command has written (and said) what it completed
         print("dfstream: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("dfstream").removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def read_jsonl(path):
 
 def test_replay_folder_with_an_untrained_model_warns(media, tmp_path, tiny_yaml, capsys):
     out = tmp_path / "out"
-    assert main(["replay", str(media), "--out", str(out), "--config", str(tiny_yaml), "--quiet",
+    assert main(["replay", str(media), "--out", str(out), "--model", "random", "--config", str(tiny_yaml), "--quiet",
                  "--chunk-seconds", "1"]) == 0
     captured = capsys.readouterr()
     assert "WARNING" in captured.err and "UNTRAINED" in captured.err
@@ -45,7 +45,7 @@ def test_replay_folder_with_an_untrained_model_warns(media, tmp_path, tiny_yaml,
     assert {r["stream_id"] for r in records} == {"a.wav", "sub/b.ogg", "tiny.wav"}
     a = [r for r in records if r["stream_id"] == "a.wav"]
     assert [r["seq"] for r in a] == [0, 1, 2] and a[-1]["final"] and a[-1]["span"] == [2.0, 2.3]
-    assert all(r["schema"] == "dfstream.verdict/1" and r["model"].endswith("/untrained") for r in records)
+    assert all(r["schema"] == "dfstream.verdict/1" and r["model"].endswith("/UNTRAINED") for r in records)
     predictions = json.loads((out / "predictions.json").read_text())
     assert set(predictions) == {"a.wav", "sub/b.ogg", "tiny.wav"}
     for rows in predictions.values():
@@ -65,7 +65,7 @@ def test_replay_reports_bad_files_and_goes_on(media, tmp_path, tiny_yaml, capsys
     (bad / "cut.wav").write_bytes(wav[: len(wav) // 2])
     out = tmp_path / "out"
     code = main(["replay", str(media / "a.wav"), str(bad), str(tmp_path / "missing.flac"),
-                 "--out", str(out), "--config", str(tiny_yaml), "--quiet"])
+                 "--out", str(out), "--model", "random", "--config", str(tiny_yaml), "--quiet"])
     assert code == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -113,7 +113,7 @@ def test_replay_stops_cleanly_when_results_cannot_be_written(media, tmp_path, ti
 
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(media), "--out", str(out),
-                             "--config", str(tiny_yaml), "--quiet", "--chunk-seconds", "0.5"],
+                             "--model", "random", "--config", str(tiny_yaml), "--quiet", "--chunk-seconds", "0.5"],
                             capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert result.returncode == 2, result.stderr[-2000:]
@@ -135,7 +135,7 @@ def test_serve_with_an_unreachable_broker_exits_2_with_a_clear_message(tmp_path)
     config = tmp_path / "serve.yaml"
     config.write_text(yaml.safe_dump({**TINY, "kafka": {"client": {"bootstrap_timeout_ms": 1500}}}))
     result = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", f"127.0.0.1:{port}",
-                             "--config", str(config)], capture_output=True, text=True, timeout=120)
+                             "--config", str(config), "--model", "random"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"dfstream: error: cannot reach Kafka at 127.0.0.1:{port}" in result.stderr
 

@@ -1,0 +1,6 @@
+"""The models dfstream ships, installed with the package as ``dfstream.models``.
+
+``default/`` is the shipped detector (checkpoint, attribution index, model card),
+the model every command uses unless ``--model`` names another
+(:mod:`engine.model_store`).
+"""
