@@ -1,6 +1,6 @@
 """Attribution index at scale: build time, memory, queries/s, recall@1 - in one run.
 
-Builds an :class:`fusion.attribution.AttributionIndex` of ``--vectors`` random
+Builds an :class:`dfstream.fusion.attribution.AttributionIndex` of ``--vectors`` random
 unit vectors at the default model's span-embedding size (the index type that
 size gets: exact below ``FLAT_MAX``), then, unless ``--no-compare``, an HNSW
 index of the same vectors with the parameters the engine would use beyond
@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_speed import machine  # noqa: E402  (same machine record for every benchmark)
 
-from engine.config import Config  # noqa: E402
-from fusion import attribution  # noqa: E402
-from fusion.attribution import AttributionIndex  # noqa: E402
+from dfstream.engine.core.config import Config  # noqa: E402
+from dfstream.fusion import attribution  # noqa: E402
+from dfstream.fusion.attribution import AttributionIndex  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -26,10 +26,10 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine import metrics  # noqa: E402
-from engine.checkpoint import load_checkpoint  # noqa: E402
-from engine.dataset import load_metadata  # noqa: E402
-from engine.training import BRANCH_LABELS, GENERATOR_KEYS, _Trainer, _windows, default_label_key  # noqa: E402
+from dfstream.app import metrics  # noqa: E402
+from dfstream.engine.runtime.checkpoint import load_checkpoint  # noqa: E402
+from dfstream.engine.core.dataset import load_metadata  # noqa: E402
+from dfstream.app.training import BRANCH_LABELS, GENERATOR_KEYS, _Trainer, _windows, default_label_key  # noqa: E402
 from replay_speed import machine  # noqa: E402
 
 

@@ -40,15 +40,15 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_speed import machine  # noqa: E402
 
-from engine.callscreen import CallScreener, batch_scorer, call_config, call_processor  # noqa: E402
-from engine.config import load_config, replace  # noqa: E402
-from engine.decode import SAMPLE_RATE, decode_audio  # noqa: E402
-from engine.detector import Detector  # noqa: E402
-from engine.stream import StreamProcessor  # noqa: E402
-from engine.toyset import make_toyset  # noqa: E402
-from engine.types import Span, Verdict  # noqa: E402
-from streams.call_hook import BackgroundServer, CallHook  # noqa: E402
-from streams.telephony import mulaw_encode  # noqa: E402
+from dfstream.engine.runtime.callscreen import CallScreener, batch_scorer, call_config, call_processor  # noqa: E402
+from dfstream.engine.core.config import load_config, replace  # noqa: E402
+from dfstream.engine.media.decode import SAMPLE_RATE, decode_audio  # noqa: E402
+from dfstream.engine.runtime.detector import Detector  # noqa: E402
+from dfstream.engine.runtime.stream import StreamProcessor  # noqa: E402
+from dfstream.app.toyset import make_toyset  # noqa: E402
+from dfstream.engine.core.types import Span, Verdict  # noqa: E402
+from dfstream.streams.call_hook import BackgroundServer, CallHook  # noqa: E402
+from dfstream.streams.telephony import mulaw_encode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 300.0

@@ -3,7 +3,7 @@
 For every file of a split, the video is decoded and sampled as the visual branch
 samples it (``visual.fps``, ``visual.decode_side`` of ``--config``, default the
 default config) and cropped in 2 s blocks as a stream's chunks are
-(:func:`modalities.visual.faces.crop_faces`), once per face detector of
+(:func:`dfstream.modalities.visual.faces.crop_faces`), once per face detector of
 ``--detectors`` (default both, ``haar`` and ``blazeface``). Counted
 per ``face_video`` of the set's metadata (bench/make_dataset.py writes it): the
 sampled frames where the detector found a face, and those whose crop holds a
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import load_config
-from engine.video import decode_video
-from modalities.visual.faces import crop_faces, face_detector
+from dfstream.engine.core.config import load_config
+from dfstream.engine.media.video import decode_video
+from dfstream.modalities.visual.faces import crop_faces, face_detector
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK_SECONDS = 2.0

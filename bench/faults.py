@@ -46,13 +46,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # broker and record helpers shared with the integration tests
 
-from engine.checkpoint import save_checkpoint  # noqa: E402
-from engine.detector import Detector  # noqa: E402
-from engine.config import config_from_dict  # noqa: E402
+from dfstream.engine.runtime.checkpoint import save_checkpoint  # noqa: E402
+from dfstream.engine.runtime.detector import Detector  # noqa: E402
+from dfstream.engine.core.config import config_from_dict  # noqa: E402
 from helpers import burst, encode  # noqa: E402
 from kafka_helpers import FAST_GROUP, free_port, names, read_all, send, serve_process  # noqa: E402
-from streams.dev_broker import DevBroker  # noqa: E402
-from streams.replay import file_chunks  # noqa: E402
+from dfstream.streams.dev_broker import DevBroker  # noqa: E402
+from dfstream.streams.replay import file_chunks  # noqa: E402
 
 CHUNK = 0.5
 
@@ -173,7 +173,7 @@ def broker_restart(model, clip, tmp, streams) -> dict:
 
 def broker_unreachable_at_start(model, tmp) -> dict:
     tic = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", f"127.0.0.1:{free_port()}",
+    result = subprocess.run([sys.executable, "-m", "dfstream", "serve", "--bootstrap", f"127.0.0.1:{free_port()}",
                              "--model", str(model)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     last = [line for line in result.stderr.splitlines() if line.startswith("dfstream:")]
     return {"exit_code": result.returncode, "seconds": round(time.monotonic() - tic, 1),
@@ -191,7 +191,7 @@ def replay_disk_full(model, tmp) -> dict:
         resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
 
     out = tmp / "disk-full-out"
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(media), "--model", str(model),
+    result = subprocess.run([sys.executable, "-m", "dfstream", "replay", str(media), "--model", str(model),
                              "--out", str(out), "--quiet", "--chunk-seconds", "0.5"], capture_output=True, text=True,
                             preexec_fn=limit, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     lines = (out / "verdicts.jsonl").read_text().splitlines()

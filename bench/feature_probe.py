@@ -27,7 +27,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.checkpoint import load_checkpoint  # noqa: E402
+from dfstream.engine.runtime.checkpoint import load_checkpoint  # noqa: E402
 from realset.shortcut import labels  # noqa: E402
 from realset.sources import RATE, load_audio  # noqa: E402
 from replay_speed import machine  # noqa: E402

@@ -4,9 +4,9 @@ Both score the same SYNTHETIC toy files (engine/toyset.py) with the same model
 (the default architecture, random weights: speed does not depend on them),
 cut into the same chunks.
 
-* replay: ``streams.replay.replay`` over the files (the in-process baseline).
-* serve: the files are first published to a fresh topic (``streams.produce``,
-  timed separately); then one serve worker (``streams.serve.Worker``) consumes
+* replay: ``dfstream.streams.replay.replay`` over the files (the in-process baseline).
+* serve: the files are first published to a fresh topic (``dfstream.streams.produce``,
+  timed separately); then one serve worker (``dfstream.streams.serve.Worker``) consumes
   them. Timed from the worker's partition assignment (group join reported
   separately) until every verdict is readable from the output topic: decode,
   scoring, produce with acks=all, state topic, commits.
@@ -36,16 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.replay_speed import machine  # noqa: E402
-from engine.config import KafkaConfig, ServeConfig, load_config  # noqa: E402
-from engine.detector import Detector  # noqa: E402
-from engine.stream import StreamProcessor  # noqa: E402
-from engine.toyset import make_toyset  # noqa: E402
-from streams.dev_broker import DevBroker  # noqa: E402
-from streams.kafka_io import ensure_topics  # noqa: E402
-from streams.produce import produce_files  # noqa: E402
-from streams.replay import expand_inputs, replay  # noqa: E402
-from streams.serve import Worker  # noqa: E402
-from streams.serve_metrics import ServeMetrics  # noqa: E402
+from dfstream.engine.core.config import KafkaConfig, ServeConfig, load_config  # noqa: E402
+from dfstream.engine.runtime.detector import Detector  # noqa: E402
+from dfstream.engine.runtime.stream import StreamProcessor  # noqa: E402
+from dfstream.app.toyset import make_toyset  # noqa: E402
+from dfstream.streams.dev_broker import DevBroker  # noqa: E402
+from dfstream.streams.kafka_io import ensure_topics  # noqa: E402
+from dfstream.streams.produce import produce_files  # noqa: E402
+from dfstream.streams.replay import expand_inputs, replay  # noqa: E402
+from dfstream.streams.serve import Worker  # noqa: E402
+from dfstream.streams.serve_metrics import ServeMetrics  # noqa: E402
 
 
 def serve_until(detector, kcfg, scfg, expected: int, producer=None) -> dict:

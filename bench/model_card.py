@@ -5,7 +5,7 @@ Reads the checkpoint's ``dfstream.json`` (architecture, training summary), the d
 split (``predictions.json``, ``scores.csv``, ``verdicts.jsonl``) with the attribution index, and
 optionally ``bench/robustness.py``'s JSON. Every number in the card is computed here or copied from
 those files; the card names the commands that made them. Metrics come from
-:func:`engine.evaluation.evaluate` (what ``dfstream eval`` runs) on the whole test split, and on its
+:func:`dfstream.app.evaluation.evaluate` (what ``dfstream eval`` runs) on the whole test split, and on its
 real clips plus the forgeries of seen generators, or of held-out generators, only.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.evaluation import evaluate  # noqa: E402
-from engine.metrics import iou_matrix  # noqa: E402
+from dfstream.app.evaluation import evaluate  # noqa: E402
+from dfstream.app.metrics import iou_matrix  # noqa: E402
 
 TARGETS = [  # (what, path in the metrics, lowest value that meets it) from issue 5
     ("AP@0.5", ("localization", "ap", "0.5"), 0.80),

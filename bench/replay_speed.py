@@ -4,7 +4,7 @@ Both score the same SYNTHETIC toy files (engine/toyset.py) with the same
 model (the default architecture, random weights: speed does not depend on
 them) and the same window geometry.
 
-* engine: ``streams.replay.replay`` - each file decoded once, incrementally,
+* engine: ``dfstream.streams.replay.replay`` - each file decoded once, incrementally,
   chunks carried through per-stream state (context audio kept, not re-read),
   all windows a chunk completes scored in one batch.
 * baseline ("plain per-chunk loop without state reuse", as research scripts
@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.config import load_config
-from engine.decode import decode_audio
-from engine.detector import Detector
-from engine.device import NATIVE_BF16_FLAGS, cpu_flags
-from engine.stream import StreamProcessor
-from engine.toyset import make_toyset
-from streams.replay import expand_inputs, replay
+from dfstream.engine.core.config import load_config
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.device import NATIVE_BF16_FLAGS, cpu_flags
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyset import make_toyset
+from dfstream.streams.replay import expand_inputs, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ SIMD_FLAGS = re.compile(r"^(sse4_2|avx.*|amx.*|fma|f16c|bf16|.*vnni.*|asimd.*|sv
 
 def machine() -> dict:
     """The machine a result ran on: cores, CPU and its SIMD flags (which say whether bf16 is native,
-    :data:`engine.device.NATIVE_BF16_FLAGS`), GPU, versions. Every benchmark records it."""
+    :data:`dfstream.engine.runtime.device.NATIVE_BF16_FLAGS`), GPU, versions. Every benchmark records it."""
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     flags = cpu_flags()
@@ -104,9 +104,9 @@ class _Timed:
 
 def run_video(config, files: int, tmp: Path) -> dict:
     """Replay toy audio-visual files with an audio+visual model; visual branch and face-crop timings."""
-    import modalities.visual.branch as visual_module
-    from engine.config import replace
-    from engine.toyvideo import make_toy_av_set
+    import dfstream.modalities.visual.branch as visual_module
+    from dfstream.engine.core.config import replace
+    from dfstream.app.toyvideo import make_toy_av_set
     config = replace(config, "branches", ["audio", "visual"])
     detector = Detector.from_config(config)
     make_toy_av_set(tmp / "av", files=files, seed=7)

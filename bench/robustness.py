@@ -81,8 +81,8 @@ from robust.reencode import copy_name, degrade, stream_format  # noqa: E402
 from robust.tables import markdown_table, text_table  # noqa: E402
 from robust.timing import TOLERANCE_S, timing, timing_summary  # noqa: E402
 
-from engine.dataset import load_metadata  # noqa: E402
-from engine.video import has_video  # noqa: E402
+from dfstream.engine.core.dataset import load_metadata  # noqa: E402
+from dfstream.engine.media.video import has_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".robustness"  # marks a condition folder this benchmark wrote (and may clear on a rerun)
@@ -91,8 +91,8 @@ MARKER = ".robustness"  # marks a condition folder this benchmark wrote (and may
 # ----------------------------------------------------------------------------- the pipeline
 
 def dfstream(*args: str, log: Path) -> subprocess.CompletedProcess:
-    """Run the CLI of this Python environment (``python -m engine.cli``), its output saved to ``log``."""
-    command = [sys.executable, "-m", "engine.cli", *args]
+    """Run the CLI of this Python environment (``python -m dfstream.app.cli``), its output saved to ``log``."""
+    command = [sys.executable, "-m", "dfstream", *args]
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     log.write_text(f"$ {shlex.join(command)}\n(exit {proc.returncode})\n{proc.stdout}{proc.stderr}")
     return proc

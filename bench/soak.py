@@ -42,13 +42,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # broker and record helpers shared with the integration tests
 
-from engine.checkpoint import save_checkpoint  # noqa: E402
-from engine.config import config_from_dict  # noqa: E402
-from engine.detector import Detector  # noqa: E402
+from dfstream.engine.runtime.checkpoint import save_checkpoint  # noqa: E402
+from dfstream.engine.core.config import config_from_dict  # noqa: E402
+from dfstream.engine.runtime.detector import Detector  # noqa: E402
 from kafka_helpers import FAST_GROUP, committed, free_port, names  # noqa: E402
-from streams.dev_broker import DevBroker  # noqa: E402
-from streams.kafka_contract import chunk_headers  # noqa: E402
-from engine.types import Chunk  # noqa: E402
+from dfstream.streams.dev_broker import DevBroker  # noqa: E402
+from dfstream.streams.kafka_contract import chunk_headers  # noqa: E402
+from dfstream.engine.core.types import Chunk  # noqa: E402
 
 CHUNK_SAMPLES = 4000       # 0.5 s at 8 kHz
 CHUNKS_PER_STREAM = 20
@@ -128,7 +128,7 @@ def soak_serve(minutes: float, rate: float, tmp: Path, model: Path) -> dict:
         config.write_text(yaml.safe_dump({"kafka": dict(FAST_GROUP), "serve": {**n, "partitions": 4}}))
         port = free_port()
         log = open(tmp / "serve.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", bootstrap, "--config",
+        proc = subprocess.Popen([sys.executable, "-m", "dfstream", "serve", "--bootstrap", bootstrap, "--config",
                                  str(config), "--model", str(model), "--metrics-port", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
         producer = Producer(bootstrap, n["in_topic"], rate)
@@ -222,7 +222,7 @@ def soak_call_hook(minutes: float, calls: int, tmp: Path, model: Path) -> dict:
     config = tmp / "hook.yaml"
     config.write_text(yaml.safe_dump({"call_hook": {"vad": False}}))
     log = open(tmp / "hook.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "call-hook", "--port", str(port), "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "dfstream", "call-hook", "--port", str(port), "--config",
                              str(config), "--model", str(model)], stdout=log, stderr=log, cwd=ROOT)
     stats = {"calls": 0, "verdict": 0, "summary": 0, "error": 0, "unexpected_closes": 0, "close_codes": []}
     lock, stop, samples = threading.Lock(), threading.Event(), []

@@ -14,14 +14,14 @@ Both paths score the same media, chunk by chunk, as ``dfstream serve`` receives 
 
 The two paths:
 
-* engine: :class:`engine.scheduler.Scheduler` - decoding (and face cropping) on a
+* engine: :class:`dfstream.engine.runtime.scheduler.Scheduler` - decoding (and face cropping) on a
   thread pool, chunks of all streams batched (``scheduler.batch_chunks``), the
   product's defaults unless ``--engine-config`` overrides them (``inference.dtype: auto``:
   bf16 encoders with float32 back-ends where the CPU or GPU computes bf16 natively,
   float32 elsewhere; forward passes of 8 windows; two decode workers), the fused
-  feature extractor and WavLM attention (:mod:`modalities.audio.conv_frames`,
-  :mod:`modalities.audio.attention`), feature frames carried from each window
-  to the stream's next (:mod:`engine.frame_cache`), the branches of a batch on two
+  feature extractor and WavLM attention (:mod:`dfstream.modalities.audio.conv_frames`,
+  :mod:`dfstream.modalities.audio.attention`), feature frames carried from each window
+  to the stream's next (:mod:`dfstream.engine.runtime.frame_cache`), the branches of a batch on two
   threads at once (``inference.parallel_branches``; torch's intra-op threads
   divided among them).
 * baseline (peer style): one chunk at a time, batch 1, float32, decoded inline
@@ -67,14 +67,14 @@ import av
 import numpy as np
 import torch
 
-from engine.config import SchedulerConfig, config_from_dict, config_to_dict, read_yaml
-from engine.decode import decode_audio
-from engine.detector import Detector
-from engine.device import DEFAULT_THREADS
-from engine.scheduler import Scheduler
-from engine.stream import StreamProcessor
-from engine.toyset import make_toyset
-from engine.types import Chunk, proposals
+from dfstream.engine.core.config import SchedulerConfig, config_from_dict, config_to_dict, read_yaml
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.device import DEFAULT_THREADS
+from dfstream.engine.runtime.scheduler import Scheduler
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyset import make_toyset
+from dfstream.engine.core.types import Chunk, proposals
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_speed import machine  # noqa: E402  (same machine record for every benchmark)
@@ -144,8 +144,8 @@ def dataset_streams(data: Path, split: str, n: int, chunk_seconds: float,
                     limit: int | None = None) -> tuple[list[list], dict]:
     """The ``split`` files of an AV-Deepfake1M-format set (the first ``limit``), dealt to ``n`` slots
     in turn, each chunked as ``dfstream produce`` sends it; and each file's forged spans."""
-    from engine.dataset import load_metadata
-    from streams.produce import media_chunks
+    from dfstream.engine.core.dataset import load_metadata
+    from dfstream.streams.produce import media_chunks
     items = [item for item in load_metadata(data / "metadata.json") if item.split == split][:limit]
     if not items:
         raise SystemExit(f"{data}: no files in split {split!r}")
@@ -172,7 +172,7 @@ def schedule(slots, chunk_seconds: float, realtime: bool) -> list[tuple[float, C
 
 def average_precision_50(verdicts, labels: dict) -> float:
     """AP@0.5 of the detections of every stream's verdicts against its forged spans."""
-    from engine.metrics import average_precision
+    from dfstream.app.metrics import average_precision
     found = {sid: [] for sid in labels}
     for verdict in verdicts:
         found[verdict.stream_id].extend(verdict.detections)
@@ -230,7 +230,7 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict
 
 def peer_processor(detector) -> StreamProcessor:
     """Per-stream state as peers keep it: windows cut from carried audio, every window's feature
-    frames computed from scratch (no :mod:`engine.frame_cache`)."""
+    frames computed from scratch (no :mod:`dfstream.engine.runtime.frame_cache`)."""
     return StreamProcessor(detector, reuse_frames=False)
 
 
@@ -349,7 +349,7 @@ def use_threads(det) -> int:
 def load(model: str | None, overrides: dict) -> Detector:
     """A checkpoint folder (with runtime overrides) or a YAML architecture (random weights)."""
     if model and Path(model).is_dir():
-        from engine.checkpoint import load_checkpoint
+        from dfstream.engine.runtime.checkpoint import load_checkpoint
         return load_checkpoint(model, overrides)
     raw = read_yaml(model) if model else {}
     merged = {**raw, **{k: {**raw.get(k, {}), **v} for k, v in overrides.items()}}
@@ -430,7 +430,7 @@ def main() -> None:
     rate = baseline.spec.sample_rate
     per_stream = [plan.complete(round(s * rate), final=True) for s in seconds.values()]
     n_windows, first_windows = sum(per_stream), sum(1 for n in per_stream if n)
-    peak, peak_note = device_peak(engine.device)
+    peak, peak_note = device_peak(dfstream.engine.runtime.device)
     # the engine computes a stream's first window whole and the rest from carried frames
     engine_flops = flops * first_windows + carried * (n_windows - first_windows)
     for result, total in ((result_engine, engine_flops), (result_baseline, flops * n_windows)):
@@ -450,7 +450,7 @@ def main() -> None:
         "branches": list(engine.branches),
         "branches_with_media": ran,
         "engine_dtype": str(engine.dtype).removeprefix("torch."),
-        "engine_config": {"inference": config_to_dict(engine.config.inference),
+        "engine_config": {"inference": config_to_dict(dfstream.engine.core.config.inference),
                           "scheduler": config_to_dict(scheduler_config)},
         "baseline_config": "batch 1, float32, transformers' feature extractor, decode inline, one chunk at a time, "
                            "every window from scratch, branches one after another",
@@ -465,7 +465,7 @@ def main() -> None:
                      "ap50_difference": None if ap_engine is None or ap_baseline is None
                      else round(ap_engine - ap_baseline, 4)},
     }
-    if engine.device.type == "cpu" and not args.no_profile:
+    if dfstream.engine.runtime.device.type == "cpu" and not args.no_profile:
         report["ms_per_window"] = stage_profile(args.model)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -2,7 +2,7 @@
 
 The same streams as ``bench/throughput.py`` (``--data DIR`` or toy streams), and
 the same two paths, but no concurrency: every chunk decoded
-(``engine.media.decode_media``), then prepared for the branches (face crops),
+(``dfstream.engine.media.blocks.decode_media``), then prepared for the branches (face crops),
 then scored - by the engine's processor in batches of ``scheduler.batch_chunks``
 chunks (its precision, fused feature extractor, carried frames) and by the
 peer-style baseline's one chunk at a time. Decoding and preparing are the same
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from engine.config import config_from_dict, read_yaml
-from engine.media import decode_media
-from engine.stream import StreamProcessor
+from dfstream.engine.core.config import config_from_dict, read_yaml
+from dfstream.engine.media.blocks import decode_media
+from dfstream.engine.runtime.stream import StreamProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import (BASELINE, ENGINE_DEFAULT, ROOT, dataset_streams, load, machine,  # noqa: E402
@@ -65,7 +65,7 @@ def main() -> None:
     for det in (engine, baseline):
         use_threads(det)
         det.warm_up()
-    decode_s, decoded = timed(lambda: [decode_media(c, engine.config) for c in order])
+    decode_s, decoded = timed(lambda: [decode_media(c, dfstream.engine.core.config) for c in order])
     prepare_s, blocks = timed(lambda: [engine.prepare(b) for b in decoded])
     items = [(c.stream_id, c.seq, b, c.final) for c, b in zip(order, blocks)]
     processor = StreamProcessor(engine)

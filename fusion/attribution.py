@@ -41,9 +41,9 @@ import faiss
 import numpy as np
 import safetensors.numpy
 
-from engine.artifacts import read_sidecar_json, sha256_file
-from engine.errors import DfstreamError
-from engine.types import Detection
+from dfstream.engine.core.artifacts import read_sidecar_json, sha256_file
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.types import Detection
 
 FORMAT = "dfstream.index/1"
 FLAT_MAX = 2_000_000

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.config import FUSION_RULES
+from dfstream.engine.core.config import FUSION_RULES
 
 ABSENT_LOGIT = -30.0
 """Fused logit of a step where no modality is present (probability ~1e-13)."""

@@ -10,7 +10,7 @@ The localizer is fed frames in order, in pieces of any size: the spans it
 returns do not depend on how the frames were cut, so a span crossing chunk
 boundaries is reported once, when it closes (or at :meth:`finish`).
 Each span's ``modality`` comes from the per-branch probabilities averaged
-over the span's frames (:func:`fusion.fusion.span_modality`).
+over the span's frames (:func:`dfstream.fusion.fusion.span_modality`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
-from engine.config import LocalizerConfig
-from engine.types import Detection, Span
-from fusion.fusion import span_modality
+from dfstream.engine.core.config import LocalizerConfig
+from dfstream.engine.core.types import Detection, Span
+from dfstream.fusion.fusion import span_modality
 
 
 class Localizer:

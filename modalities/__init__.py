@@ -5,9 +5,9 @@ by being imported. Look branches up with :func:`branch_class`.
 """
 from __future__ import annotations
 
-from engine.errors import lookup
-from modalities.audio.branch import AudioBranch
-from modalities.visual.branch import VisualBranch
+from dfstream.engine.core.errors import lookup
+from dfstream.modalities.audio.branch import AudioBranch
+from dfstream.modalities.visual.branch import VisualBranch
 
 BRANCHES = {"audio": AudioBranch, "visual": VisualBranch}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 
 
 def load_local(model_cls, directory: str, setting: str, expected: str, **kwargs):

@@ -2,5 +2,5 @@
 
 ``default/`` is the shipped detector (checkpoint, attribution index, model card),
 the model every command uses unless ``--model`` names another
-(:mod:`engine.model_store`).
+(:mod:`dfstream.engine.core.model_store`).
 """

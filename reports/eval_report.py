@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import metrics
-from reports import html
-from reports.plots import ap_iou_figure, confusion_figure, data_uri, det_figure, roc_figure
+from dfstream.reports import html
+from dfstream.reports.plots import ap_iou_figure, confusion_figure, data_uri, det_figure, roc_figure
 
-AP_CURVE_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # IoU 0.1 ... 0.95
 
 
 def _metrics_table(result: dict) -> str:
@@ -31,7 +29,7 @@ def _metrics_table(result: dict) -> str:
 
 def write_eval_report(path: str | Path, result: dict, details: dict, command: str = "",
                       notes: list[str] = ()) -> Path:
-    """Write the evaluation report of :func:`engine.evaluation.evaluate_details`'s output to ``path``."""
+    """Write the evaluation report of :func:`dfstream.app.evaluation.evaluate_details`'s output to ``path``."""
     path = Path(path)
     body = [f"<p class=\"synthetic\">{escape(n)}</p>" for n in notes]
     if command:
@@ -41,8 +39,8 @@ def write_eval_report(path: str | Path, result: dict, details: dict, command: st
                 + (f"; {result['files_without_prediction']} without a prediction (counted as finding nothing)"
                    if result["files_without_prediction"] else "") + "</p>" + _metrics_table(result) + "</section>")
     figures = []
-    ap = [metrics.average_precision(details["labels"], details["predictions"], t) for t in AP_CURVE_THRESHOLDS]
-    figures.append(html.img(data_uri(ap_iou_figure(AP_CURVE_THRESHOLDS, ap)), "AP vs IoU"))
+    curve = details["ap_curve"]
+    figures.append(html.img(data_uri(ap_iou_figure(curve["iou"], curve["ap"])), "AP vs IoU"))
     detection = details.get("detection")
     if detection and len(set(detection["y"])) == 2:
         figures.append(html.img(data_uri(roc_figure(np.array(detection["y"]), np.array(detection["s"]))), "ROC curve"))

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.patches import Patch
 
-from reports.timeline import THUMB_MARGIN, StreamTimeline
+from dfstream.reports.timeline import THUMB_MARGIN, StreamTimeline
 
 MODALITY_COLOURS = {"audio": "#d95f02", "visual": "#7570b3", "audio-visual": "#e7298a"}
 TRUTH_COLOURS = {"fake_segments": "#444444", "audio_fake_segments": "#a6761d", "visual_fake_segments": "#1b9e77"}
@@ -142,7 +142,7 @@ _GAP, _BORDER = 4, 2  # pixels between thumbnails, and of the outline of those i
 
 
 def face_strip(thumbnails, span, colour: str) -> tuple[str, list[float]] | None:
-    """The thumbnails (:class:`reports.timeline.Thumbnail`) within ``STRIP_MARGIN`` s of ``span`` side by
+    """The thumbnails (:class:`dfstream.reports.timeline.Thumbnail`) within ``STRIP_MARGIN`` s of ``span`` side by
     side, those inside it outlined in ``colour``: a PNG data URI and the frames' times (s); None when
     no thumbnail falls there."""
     near = [t for t in thumbnails if span.start - STRIP_MARGIN <= t.time < span.end + STRIP_MARGIN]

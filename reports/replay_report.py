@@ -6,9 +6,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from reports import html
-from reports.plots import MODALITY_COLOURS, STRIP_MARGIN, data_uri, face_strip, timeline_figure
-from reports.timeline import StreamTimeline
+from dfstream.reports import html
+from dfstream.reports.plots import MODALITY_COLOURS, STRIP_MARGIN, data_uri, face_strip, timeline_figure
+from dfstream.reports.timeline import StreamTimeline
 
 MAX_STRIPS = 20  # face-crop strips per stream (its first visual spans)
 

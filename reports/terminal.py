@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports.timeline import StreamTimeline
+from dfstream.reports.timeline import StreamTimeline
 
 LEVELS = " ▁▂▃▄▅▆▇█"
 MODALITY_MARKS = {"audio": "A", "visual": "V", "audio-visual": "X"}

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.decode import SAMPLE_RATE, AudioBlock
-from engine.media import FrameBlock, as_media
-from engine.types import Detection, Span, Verdict
+from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock
+from dfstream.engine.media.blocks import FrameBlock, as_media
+from dfstream.engine.core.types import Detection, Span, Verdict
 
 ENVELOPE_RATE = 100  # envelope bins per second of audio
 THUMB_RATE = 4       # face-crop thumbnails kept per second of video (the first frame with a face in each bin)
@@ -57,7 +57,7 @@ class StreamTimeline:
     video: bool = False                                           # some chunk carried video
     thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
     _envelope: list = field(default_factory=list, repr=False)   # (t0, mins, maxs)
-    _traces: list = field(default_factory=list, repr=False)     # engine.types.Trace
+    _traces: list = field(default_factory=list, repr=False)     # dfstream.engine.core.types.Trace
 
     def add(self, verdict: Verdict) -> None:
         """Account for one chunk's verdict and, when it carries them, the media the branches saw
@@ -147,5 +147,5 @@ class StreamTimeline:
 
 
 def truth_spans(item) -> dict[str, list[Span]]:
-    """Ground truth of one metadata :class:`engine.dataset.Item`: label key -> spans (empty keys dropped)."""
+    """Ground truth of one metadata :class:`dfstream.engine.core.dataset.Item`: label key -> spans (empty keys dropped)."""
     return {key: list(spans) for key, spans in item.segments.items() if spans}

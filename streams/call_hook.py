@@ -2,7 +2,7 @@
 
 Two modes on one port:
 
-* media-stream protocol (default): JSON events (see :mod:`streams.telephony`),
+* media-stream protocol (default): JSON events (see :mod:`dfstream.streams.telephony`),
   base64 mu-law at 8 kHz; the server answers ``verdict`` events per hop, and a
   ``summary`` on ``stop``.
 * raw (``?mode=raw&rate=8000|16000``): binary frames of 16-bit little-endian
@@ -38,10 +38,10 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from engine.config import CallHookConfig
-from engine.decode import pcm16_samples
-from engine.errors import ConfigError, DfstreamError
-from streams import telephony
+from dfstream.engine.core.config import CallHookConfig
+from dfstream.engine.media.decode import pcm16_samples
+from dfstream.engine.core.errors import ConfigError, DfstreamError
+from dfstream.streams import telephony
 
 log = logging.getLogger("dfstream.call_hook")
 IDLE_CLOSE = 4408
@@ -77,7 +77,7 @@ class CallHook:
         Required from clients when set.
     score_batch : callable, optional
         ``[(screener, hops), ...] -> [verdicts, ...]`` on the model thread, e.g.
-        :func:`engine.callscreen.batch_scorer`; default: each screener's ``score``
+        :func:`dfstream.engine.runtime.callscreen.batch_scorer`; default: each screener's ``score``
         in turn.
     """
 

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from engine.errors import BrokerError
+from dfstream.engine.core.errors import BrokerError
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_STATE_DIR = Path(".cache/dev-broker")

@@ -4,9 +4,9 @@ Input record: key = stream id (UTF-8); value = one self-contained media chunk;
 headers ``dfs-seq`` (integer, required), ``dfs-t0`` (stream seconds of the
 chunk's start, optional), ``dfs-final`` (``1``/``true`` at end of stream,
 optional), ``content-type`` (``audio/wav``, ``video/mp2t``, raw PCM types of
-:mod:`engine.decode`; optional, the container is probed without it).
+:mod:`dfstream.engine.media.decode`; optional, the container is probed without it).
 
-:func:`parse_record` turns a record into a :class:`engine.types.Chunk` or raises
+:func:`parse_record` turns a record into a :class:`dfstream.engine.core.types.Chunk` or raises
 :class:`BadRecord` with a reason code; the dead letter then carries the original
 value and headers plus ``dfs-error: <reason>: <message>``. This module imports
 no torch.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 
-from engine.types import Chunk, Verdict
+from dfstream.engine.core.types import Chunk, Verdict
 
 SEQ, T0, FINAL, CONTENT_TYPE, ERROR = "dfs-seq", "dfs-t0", "dfs-final", "content-type", "dfs-error"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"

@@ -1,4 +1,4 @@
-"""Kafka clients built from :class:`engine.config.KafkaConfig`, and small helpers.
+"""Kafka clients built from :class:`dfstream.engine.core.config.KafkaConfig`, and small helpers.
 
 Everything here is plain Kafka protocol through kafka-python: it works against
 any cluster. ``kafka.client`` settings (SASL/SSL, ...) pass through to every
@@ -14,8 +14,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from engine.config import KafkaConfig
-from engine.errors import BrokerError, ConfigError
+from dfstream.engine.core.config import KafkaConfig
+from dfstream.engine.core.errors import BrokerError, ConfigError
 
 FETCH_OVERHEAD = 1024 * 1024  # room for headers and batch framing above the chunk size limit
 

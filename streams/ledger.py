@@ -14,8 +14,8 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from engine.types import Chunk
-from streams.kafka_contract import BadRecord
+from dfstream.engine.core.types import Chunk
+from dfstream.streams.kafka_contract import BadRecord
 
 HEADER = "dfs-ledger"
 MAX_SKIPPED = 1024

@@ -6,7 +6,7 @@ chunks (``audio/pcm;format=f32le;rate=16000``, with ``dfs-t0``), cut exactly as
 replay cuts it, so that ``dfstream serve`` produces the verdicts replay would. A
 file with video is sent as a live encoder would send it: self-contained
 Matroska segments cut at keyframes, packets copied unchanged, carrying their
-own timestamps instead of ``dfs-t0`` (:mod:`streams.segment`). ``realtime`` sends each chunk when its last sample
+own timestamps instead of ``dfs-t0`` (:mod:`dfstream.streams.segment`). ``realtime`` sends each chunk when its last sample
 would have been heard. Imports no torch.
 """
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from engine.config import KafkaConfig
-from engine.errors import DfstreamError
-from engine.video import has_video
-from streams import kafka_io
-from streams.kafka_contract import chunk_headers
-from streams.replay import file_chunks
-from streams.segment import video_chunks
+from dfstream.engine.core.config import KafkaConfig
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.media.video import has_video
+from dfstream.streams import kafka_io
+from dfstream.streams.kafka_contract import chunk_headers
+from dfstream.streams.replay import file_chunks
+from dfstream.streams.segment import video_chunks
 
 
 def media_chunks(path: Path, stream_id: str, chunk_seconds: float):

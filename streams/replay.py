@@ -3,7 +3,7 @@
 Each file is decoded once, incrementally (audio and sampled video frames),
 and cut at multiples of ``chunk_seconds`` of stream time into blocks that go
 through what a decoded live chunk goes through in the scheduler
-(:mod:`engine.scheduler`): face crops on the decode pool -> checks -> a batch
+(:mod:`dfstream.engine.runtime.scheduler`): face crops on the decode pool -> checks -> a batch
 across files -> per-stream state -> windows -> fusion -> localizer -> verdict. We cut decoded media rather than remuxing compressed
 packets into container segments because a re-segmented lossy stream (AAC, MP3)
 gets decoder priming glitches at every cut, which the archive itself does not
@@ -27,23 +27,23 @@ from typing import Iterator, Protocol
 import av
 from tqdm import tqdm
 
-from engine.config import LimitsConfig
-from engine.decode import LIMITS, iter_audio, raw_pcm_content_type
-from engine.media import iter_media, with_final
-from engine.scheduler import Scheduler
-from engine.errors import DfstreamError
-from engine.types import Chunk, Detection, Verdict, error_record
-from reports.timeline import StreamTimeline
-from streams.results import OutputError, ResultWriter
+from dfstream.engine.core.config import LimitsConfig
+from dfstream.engine.media.decode import LIMITS, iter_audio, raw_pcm_content_type
+from dfstream.engine.media.blocks import iter_media, with_final
+from dfstream.engine.runtime.scheduler import Scheduler
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.types import Chunk, Detection, Verdict, error_record
+from dfstream.reports.timeline import StreamTimeline
+from dfstream.streams.results import OutputError, ResultWriter
 
 MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".m4v", ".aac",
                   ".ts", ".mts", ".m2ts", ".webm", ".mkv", ".mka", ".mov", ".avi", ".aiff", ".aif"}
 
 
 class Processor(Protocol):
-    """What replay needs of :class:`engine.stream.StreamProcessor` (through the scheduler)."""
+    """What replay needs of :class:`dfstream.engine.runtime.stream.StreamProcessor` (through the scheduler)."""
 
-    detector: object  # engine.detector.Detector: its config says which tracks to decode
+    detector: object  # dfstream.engine.runtime.detector.Detector: its config says which tracks to decode
 
     def share_cores(self, cores: int) -> None: ...
 
@@ -120,7 +120,7 @@ def file_chunks(path: Path, stream_id: str, chunk_seconds: float, limits: Limits
 
 
 def file_blocks(path: Path, chunk_seconds: float, config) -> Iterator[tuple[object, bool]]:
-    """``(MediaBlock, final)`` for each ``chunk_seconds`` of a file (see :func:`engine.media.iter_media`)."""
+    """``(MediaBlock, final)`` for each ``chunk_seconds`` of a file (see :func:`dfstream.engine.media.blocks.iter_media`)."""
     return with_final(iter_media(path, chunk_seconds, config))
 
 
@@ -153,7 +153,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
 
     Files are decoded on ``scheduler.decode_workers`` reader threads, several at
     once, and their chunks scored in batches across files by an
-    :class:`engine.scheduler.Scheduler` (see ``scheduler.*`` in the config); the
+    :class:`dfstream.engine.runtime.scheduler.Scheduler` (see ``scheduler.*`` in the config); the
     results are taken in input order, so ``verdicts.jsonl`` reads file by file,
     chunk by chunk, as if the files had been replayed one after another.
     At most ``2 x decode_workers`` files are open or waiting to be written.
@@ -163,7 +163,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     the interrupt propagates; the files in progress then get the error
     :data:`INTERRUPTED` and stay out of them. ``results`` (filled and returned)
     lets a caller keep what was done when the interrupt propagates. With
-    ``timelines`` (a dict), each file's :class:`reports.timeline.StreamTimeline`
+    ``timelines`` (a dict), each file's :class:`dfstream.reports.timeline.StreamTimeline`
     is recorded there for a report (with the media the branches saw when the
     processor keeps it, ``keep_media``).
     """

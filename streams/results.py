@@ -5,8 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from engine.errors import DfstreamError
-from engine.types import Verdict, proposals
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.types import Verdict, proposals
 
 
 class OutputError(DfstreamError):

@@ -18,11 +18,11 @@ from typing import Iterator
 
 import av
 
-from engine.decode import _open, demux
-from engine.errors import MediaError
-from engine.media import with_final
-from engine.types import Chunk
-from engine.video import video_stream
+from dfstream.engine.media.decode import _open, demux
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import with_final
+from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.video import video_stream
 
 CONTENT_TYPE = "video/x-matroska"
 

@@ -49,14 +49,14 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from engine.config import KafkaConfig, ServeConfig
-from engine.errors import ConfigError, DfstreamError, MediaError
-from engine.types import Chunk
-from streams import kafka_io
-from streams.kafka_contract import SEQ, BadRecord, dead_letter_headers, parse_record, verdict_value
-from streams.ledger import HEADER as LEDGER_HEADER
-from streams.ledger import Entry, Ledger
-from streams.serve_metrics import ServeMetrics, event, serve_logger
+from dfstream.engine.core.config import KafkaConfig, ServeConfig
+from dfstream.engine.core.errors import ConfigError, DfstreamError, MediaError
+from dfstream.engine.core.types import Chunk
+from dfstream.streams import kafka_io
+from dfstream.streams.kafka_contract import SEQ, BadRecord, dead_letter_headers, parse_record, verdict_value
+from dfstream.streams.ledger import HEADER as LEDGER_HEADER
+from dfstream.streams.ledger import Entry, Ledger
+from dfstream.streams.serve_metrics import ServeMetrics, event, serve_logger
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Worker(ConsumerRebalanceListener):
 
     Parameters
     ----------
-    processor : engine.stream.StreamProcessor
+    processor : dfstream.engine.runtime.stream.StreamProcessor
         Scores chunks; holds per-stream state.
     kafka, serve : KafkaConfig, ServeConfig
         Connection and serve settings.

@@ -14,8 +14,8 @@ import json
 
 import numpy as np
 
-from engine.errors import DfstreamError
-from engine.types import Verdict
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.types import Verdict
 
 EVENTS = ("connected", "start", "media", "mark", "stop")
 LABELS = ("likely-synthetic", "likely-genuine", "no-speech")

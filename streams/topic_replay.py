@@ -20,14 +20,14 @@ import time
 from kafka import TopicPartition
 from tqdm import tqdm
 
-from engine.config import KafkaConfig
-from engine.errors import DfstreamError
-from engine.types import error_record
-from reports.timeline import StreamTimeline
-from streams import kafka_io
-from streams.kafka_contract import BadRecord, parse_record
-from streams.replay import FileResult
-from streams.results import ResultWriter
+from dfstream.engine.core.config import KafkaConfig
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.types import error_record
+from dfstream.reports.timeline import StreamTimeline
+from dfstream.streams import kafka_io
+from dfstream.streams.kafka_contract import BadRecord, parse_record
+from dfstream.streams.replay import FileResult
+from dfstream.streams.results import ResultWriter
 
 
 def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: int,
@@ -36,7 +36,7 @@ def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: in
                  progress: bool = True, timelines: dict | None = None) -> dict[str, FileResult]:
     """Score the records of ``topic`` in the range; returns results per stream id.
 
-    With ``timelines`` (a dict), each stream's :class:`reports.timeline.StreamTimeline`
+    With ``timelines`` (a dict), each stream's :class:`dfstream.reports.timeline.StreamTimeline`
     is recorded there for a report."""
     reader = kafka_io.consumer(cfg, None, max_bytes)
     writer = ResultWriter(out_dir)

@@ -29,8 +29,8 @@ def clip(tmp_path_factory):
 
 
 def _dev_broker(state_dir, durable: bool):
-    """A started :class:`~streams.dev_broker.DevBroker`, or a skip when its binaries are missing."""
-    from streams.dev_broker import BrokerError, DevBroker, find_tansu, find_weed
+    """A started :class:`~dfstream.streams.dev_broker.DevBroker`, or a skip when its binaries are missing."""
+    from dfstream.streams.dev_broker import BrokerError, DevBroker, find_tansu, find_weed
 
     try:
         find_tansu()
@@ -57,7 +57,7 @@ def kafka_bootstrap(tmp_path_factory):
 
 @pytest.fixture
 def durable_broker(tmp_path):
-    """A started durable (SeaweedFS S3) :class:`~streams.dev_broker.DevBroker`, stopped afterwards.
+    """A started durable (SeaweedFS S3) :class:`~dfstream.streams.dev_broker.DevBroker`, stopped afterwards.
 
     The test may call ``restart_broker()`` on it. Skipped against an external cluster.
     """
@@ -76,7 +76,7 @@ def _torch_threads():
     (``inference.threads``; two-branch models divide the cores), and that must not leak into later tests."""
     import torch
 
-    from engine.device import DEFAULT_THREADS
+    from dfstream.engine.runtime.device import DEFAULT_THREADS
     torch.set_num_threads(DEFAULT_THREADS)
     yield
 
@@ -86,5 +86,5 @@ def _float32_by_default(monkeypatch):
     """``inference.dtype: auto`` resolves as on a CPU without native bf16 (float32), whatever this machine
     is: tests compare scores exactly and must not change with the CPU CI draws. The choice itself is tested
     with explicit flags (test_precision.py); subprocesses get float32 from the tiny configs (helpers.TINY)."""
-    import engine.device
-    monkeypatch.setattr(engine.device, "cpu_flags", lambda *args: frozenset())
+    import dfstream.engine.runtime.device
+    monkeypatch.setattr(dfstream.engine.runtime.device, "cpu_flags", lambda *args: frozenset())

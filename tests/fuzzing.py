@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import LimitsConfig
-from engine.decode import SAMPLE_RATE
-from engine.errors import MediaError
-from engine.types import Chunk
+from dfstream.engine.core.config import LimitsConfig
+from dfstream.engine.media.decode import SAMPLE_RATE
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk
 from helpers import burst, encode_bytes
 
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
@@ -63,8 +63,8 @@ def processor():
     global _PROCESSOR
     if _PROCESSOR is None:
         from dataclasses import replace
-        from engine.detector import Detector
-        from engine.stream import StreamProcessor
+        from dfstream.engine.runtime.detector import Detector
+        from dfstream.engine.runtime.stream import StreamProcessor
         from helpers import tiny_av_config
         _PROCESSOR = StreamProcessor(Detector.from_config(replace(tiny_av_config(), limits=LIMITS)))
     return _PROCESSOR

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import torch
 
-from engine.config import config_from_dict, replace
-from engine.decode import decode_audio
-from engine.detector import Detector
+from dfstream.engine.core.config import config_from_dict, replace
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.runtime.detector import Detector
 
 TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
                               "intermediate_size": 64, "conv_dim": 32},

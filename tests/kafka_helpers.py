@@ -11,9 +11,9 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.config import KafkaConfig, ServeConfig
-from streams import kafka_io
-from streams.kafka_contract import chunk_headers
+from dfstream.engine.core.config import KafkaConfig, ServeConfig
+from dfstream.streams import kafka_io
+from dfstream.streams.kafka_contract import chunk_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "request_timeout_ms": 10000}
@@ -83,10 +83,10 @@ def committed(bootstrap: str, group: str) -> dict[int, int]:
 
 
 class ThreadWorker:
-    """A :class:`streams.serve.Worker` running in a thread of the test process."""
+    """A :class:`dfstream.streams.serve.Worker` running in a thread of the test process."""
 
     def __init__(self, processor, kcfg, scfg):
-        from streams.serve import Worker
+        from dfstream.streams.serve import Worker
         self.worker = Worker(processor, kcfg, scfg)
         self.stop = threading.Event()
         self.error = None
@@ -110,7 +110,7 @@ class ThreadWorker:
 def serve_process(bootstrap: str, config_path: Path, model_dir: Path, log_path: Path) -> subprocess.Popen:
     """``dfstream serve`` as a separate process (for SIGKILL / SIGTERM tests)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", bootstrap,
+    return subprocess.Popen([sys.executable, "-m", "dfstream", "serve", "--bootstrap", bootstrap,
                              "--config", str(config_path), "--model", str(model_dir)],
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), env=env, cwd=ROOT)
 

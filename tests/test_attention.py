@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import EncoderConfig, replace
-from engine.detector import Detector
+from dfstream.engine.core.config import EncoderConfig, replace
+from dfstream.engine.runtime.detector import Detector
 from helpers import tiny_config
-from modalities.audio.attention import sdpa_attention, use_sdpa
-from modalities.audio.encoder import build_encoder
+from dfstream.modalities.audio.attention import sdpa_attention, use_sdpa
+from dfstream.modalities.audio.encoder import build_encoder
 
 SMALL = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, "conv_dim": 24}
 

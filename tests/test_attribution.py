@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from engine.checkpoint import save_checkpoint
-from engine.cli import main
-from engine.dataset import load_metadata
-from engine.artifacts import sha256_file
-from engine.detector import Detector
-from engine.evaluation import attribution_metrics, match_attributions
-from engine.types import Detection, Span
-from fusion import attribution
-from fusion.attribution import AttributionError, AttributionIndex, Attributor, check_model
+from dfstream.engine.runtime.checkpoint import save_checkpoint
+from dfstream.app.cli import main
+from dfstream.engine.core.dataset import load_metadata
+from dfstream.engine.core.artifacts import sha256_file
+from dfstream.engine.runtime.detector import Detector
+from dfstream.app.evaluation import attribution_metrics, match_attributions
+from dfstream.engine.core.types import Detection, Span
+from dfstream.fusion import attribution
+from dfstream.fusion.attribution import AttributionError, AttributionIndex, Attributor, check_model
 from helpers import tiny_config
 
 # Four generators around a common component [0, 0, 5]: centred, they point along +-x and +-y.

@@ -3,18 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import LocalizerConfig
-from engine.decode import AudioBlock
-from engine.detector import Detector
-from engine.errors import MediaError
-from engine.media import FrameBlock, MediaBlock, decode_media
-from engine.stream import StreamProcessor
-from engine.toyvideo import make_toy_av_set
-from engine.types import Chunk
-from fusion.fusion import ABSENT_LOGIT, DynamicFusion, span_modality
-from fusion.localizer import Localizer
+from dfstream.engine.core.config import LocalizerConfig
+from dfstream.engine.media.decode import AudioBlock
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import FrameBlock, MediaBlock, decode_media
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyvideo import make_toy_av_set
+from dfstream.engine.core.types import Chunk
+from dfstream.fusion.fusion import ABSENT_LOGIT, DynamicFusion, span_modality
+from dfstream.fusion.localizer import Localizer
 from helpers import assert_same_verdict, tiny_av_config
-from streams.replay import file_blocks
+from dfstream.streams.replay import file_blocks
 
 
 @pytest.fixture(scope="module")
@@ -190,11 +190,11 @@ def test_video_chunk_bytes_decode_with_t0_override(av_set):
 
 
 def test_an_audio_visual_chunk_is_opened_once_and_decodes_as_each_track_alone(av_set, monkeypatch):
-    """decode_media opens the payload once for both decoders (engine.decode.Demuxed): the same samples
+    """decode_media opens the payload once for both decoders (dfstream.engine.media.decode.Demuxed): the same samples
     and frames as decoding each track from its own open; a payload cut short fails both alike."""
     import av
-    from engine.decode import decode_audio
-    from engine.video import decode_video
+    from dfstream.engine.media.decode import decode_audio
+    from dfstream.engine.media.video import decode_video
     root, _ = av_set
     payload = sorted(root.glob("*/*.mp4"))[0].read_bytes()
     config = tiny_av_config()
@@ -222,7 +222,7 @@ def test_an_audio_visual_chunk_is_opened_once_and_decodes_as_each_track_alone(av
 def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
     import json
     import yaml
-    from engine.cli import main
+    from dfstream.app.cli import main
     from helpers import TINY, TINY_VISUAL
     data = tmp_path / "av"
     assert main(["toyset", "--video", "--out", str(data), "--files", "12", "--seed", "5"]) == 0
@@ -278,7 +278,7 @@ def test_a_video_chunk_goes_through_the_live_path(av_set, detector):
 
 def json_round_trip(verdict):
     import json
-    from engine.types import Verdict
+    from dfstream.engine.core.types import Verdict
     return Verdict.from_dict(json.loads(verdict.to_json())).to_dict()
 
 
@@ -298,7 +298,7 @@ def test_tracks_far_apart_inside_one_block_are_refused_before_any_state_changes(
 def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector):
     """Each branch on its own thread (inference.parallel_branches, the default) computes what it computes
     alone: the verdicts of a batch of streams, carried frames included, equal the one-after-another ones."""
-    from engine.config import replace
+    from dfstream.engine.core.config import replace
     assert detector.parallel and detector._pool is not None
     # one torch thread per branch in both: torch's kernels may round differently on another number of
     # threads (branches in turn get all of them by default; seen: 6e-8 apart in 3 of 6 random weight draws)
@@ -326,9 +326,9 @@ def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector
 
 
 def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branches_at_once(detector):
-    from engine.config import SchedulerConfig, replace
-    from engine.device import DEFAULT_THREADS, intra_op_threads
-    from engine.scheduler import Scheduler
+    from dfstream.engine.core.config import SchedulerConfig, replace
+    from dfstream.engine.runtime.device import DEFAULT_THREADS, intra_op_threads
+    from dfstream.engine.runtime.scheduler import Scheduler
     assert intra_op_threads(3, 2, 5) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
     assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
     assert intra_op_threads(0, 2, 2) == max(1, (DEFAULT_THREADS - 2) // 2) and intra_op_threads(0, 1, 10**6) == 1

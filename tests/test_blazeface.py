@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.cli import main
-from engine.errors import ConfigError
-from modalities.visual import face_model
-from modalities.visual.blazeface import BlazeFaceDetector, anchors, weighted_nms
-from modalities.visual.faces import HaarFaceDetector, crop_faces
-from modalities.visual.graph_net import GraphNet, _same_pad
+from dfstream.app.cli import main
+from dfstream.engine.core.errors import ConfigError
+from dfstream.modalities.visual import face_model
+from dfstream.modalities.visual.blazeface import BlazeFaceDetector, anchors, weighted_nms
+from dfstream.modalities.visual.faces import HaarFaceDetector, crop_faces
+from dfstream.modalities.visual.graph_net import GraphNet, _same_pad
 
 FRAME = Path(__file__).parent / "data" / "carphone_frame60.jpg"
 FACE_BOX = np.array([54.2, 42.6, 105.3, 93.7])  # measured when the test was written

@@ -9,17 +9,17 @@ import soxr
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from engine.callscreen import CallScreener, batch_scorer, call_config
-from engine.checkpoint import load_checkpoint
-from engine.config import replace
-from engine.decode import decode_audio
-from engine.detector import Detector
-from engine.errors import ConfigError, MediaError
-from engine.stream import StreamProcessor
-from engine.toyset import _write_wav, make_toyset
-from engine.training import train
-from streams.call_hook import BackgroundServer, CallHook, check_exposure
-from streams.telephony import MULAW_TABLE, mulaw_decode, mulaw_encode
+from dfstream.engine.runtime.callscreen import CallScreener, batch_scorer, call_config
+from dfstream.engine.runtime.checkpoint import load_checkpoint
+from dfstream.engine.core.config import replace
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import ConfigError, MediaError
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyset import _write_wav, make_toyset
+from dfstream.app.training import train
+from dfstream.streams.call_hook import BackgroundServer, CallHook, check_exposure
+from dfstream.streams.telephony import MULAW_TABLE, mulaw_decode, mulaw_encode
 from helpers import burst, tiny_config
 
 GEOMETRY = {"hop_seconds": 0.5, "context_seconds": 1.5}
@@ -49,7 +49,7 @@ def random_processor(vad=False):
     config = tiny_config(inference=GEOMETRY, call_hook={"vad": vad})
     gate = None
     if vad:
-        from engine.vad import SileroGate
+        from dfstream.engine.runtime.vad import SileroGate
         gate = SileroGate()
     return config, StreamProcessor(Detector.from_config(call_config(config)), None, gate)
 
@@ -111,7 +111,7 @@ def test_protocol_end_to_end_localizes_a_spliced_span(trained, server):
     # VAD off: Silero rightly hears the toy forgeries (filtered noise, a quantized buzz) as
     # non-speech and would gate exactly the forged hops; the gate has its own test below.
     config = tiny_config(inference=GEOMETRY, call_hook={"vad": False})
-    from engine.callscreen import call_processor
+    from dfstream.engine.runtime.callscreen import call_processor
     srv = server(config, call_processor(config, detector))
     x8 = soxr.resample(call16, 16000, 8000).astype(np.float32)
     with connect(srv.url) as ws:

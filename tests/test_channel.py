@@ -1,7 +1,7 @@
 """The simulated telephone line that `train.degrade` passes audio windows through."""
 import numpy as np
 
-from modalities.audio.channel import mu_law, telephone
+from dfstream.modalities.audio.channel import mu_law, telephone
 
 
 def _band_power(x: np.ndarray, rate: int, low: float, high: float) -> float:

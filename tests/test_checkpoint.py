@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from engine.artifacts import sha256_file
-from engine.checkpoint import EXECUTION_KEYS, load_checkpoint, read_metadata, save_checkpoint
-from engine.config import replace
-from engine.detector import Detector
-from engine.errors import CheckpointError, ConfigError
+from dfstream.engine.core.artifacts import sha256_file
+from dfstream.engine.runtime.checkpoint import EXECUTION_KEYS, load_checkpoint, read_metadata, save_checkpoint
+from dfstream.engine.core.config import replace
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import CheckpointError, ConfigError
 from helpers import tiny_config
 
 SUMMARY = {"data": {"description": "unit-test noise", "files": 1, "seconds": 1.0}}
@@ -110,7 +110,7 @@ def test_bad_metadata(saved):
 
 
 def test_a_checkpoint_from_before_the_learned_paths_loads_without_them(tmp_path):
-    from engine.config import replace
+    from dfstream.engine.core.config import replace
     from helpers import tiny_av_config
     config = replace(replace(tiny_av_config(), "audio.mel_bands", 0), "visual.mouth_channels", 0)
     config = replace(replace(config, "fusion.rule", "weighted"), "visual.face_detector", "haar")

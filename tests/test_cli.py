@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from engine.checkpoint import save_checkpoint
-from engine.cli import main
-from engine.detector import Detector
+from dfstream.engine.runtime.checkpoint import save_checkpoint
+from dfstream.app.cli import main
+from dfstream.engine.runtime.detector import Detector
 from helpers import TINY, burst, encode, tiny_config, video_only
 
 
@@ -112,7 +112,7 @@ def test_replay_stops_cleanly_when_results_cannot_be_written(media, tmp_path, ti
         resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
 
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(media), "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "dfstream", "replay", str(media), "--out", str(out),
                              "--model", "random", "--config", str(tiny_yaml), "--quiet", "--chunk-seconds", "0.5"],
                             capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
@@ -134,7 +134,7 @@ def test_serve_with_an_unreachable_broker_exits_2_with_a_clear_message(tmp_path)
         port = s.getsockname()[1]
     config = tmp_path / "serve.yaml"
     config.write_text(yaml.safe_dump({**TINY, "kafka": {"client": {"bootstrap_timeout_ms": 1500}}}))
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--bootstrap", f"127.0.0.1:{port}",
+    result = subprocess.run([sys.executable, "-m", "dfstream", "serve", "--bootstrap", f"127.0.0.1:{port}",
                              "--config", str(config), "--model", "random"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"dfstream: error: cannot reach Kafka at 127.0.0.1:{port}" in result.stderr
@@ -190,6 +190,6 @@ def test_train_rejects_bad_metadata(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", [[], ["replay"], ["train"], ["eval"], ["toyset"]])
 def test_help_explains(command):
-    result = subprocess.run([sys.executable, "-m", "engine.cli", *command, "--help"],
+    result = subprocess.run([sys.executable, "-m", "dfstream", *command, "--help"],
                             capture_output=True, text=True, check=True)
     assert "usage: dfstream" in result.stdout and len(result.stdout) > 300

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config, config_from_dict, config_to_dict, load_config, replace
-from engine.errors import ConfigError
+from dfstream.engine.core.config import Config, config_from_dict, config_to_dict, load_config, replace
+from dfstream.engine.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

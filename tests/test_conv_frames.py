@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import EncoderConfig, replace
-from engine.detector import Detector
+from dfstream.engine.core.config import EncoderConfig, replace
+from dfstream.engine.runtime.detector import Detector
 from helpers import tiny_config
-from modalities.audio.conv_frames import conv_frames
-from modalities.audio.encoder import build_encoder
+from dfstream.modalities.audio.conv_frames import conv_frames
+from dfstream.modalities.audio.encoder import build_encoder
 
 SMALL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "conv_dim": 24}
 

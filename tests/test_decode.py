@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from engine.decode import (SAMPLE_RATE, AudioBlock, decode_audio, decode_chunk, iter_audio, place,
+from dfstream.engine.media.decode import (SAMPLE_RATE, AudioBlock, decode_audio, decode_chunk, iter_audio, place,
                            raw_pcm_content_type)
-from engine.errors import MediaError
-from engine.types import Chunk
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk
 from helpers import burst, encode, encode_bytes, onset, video_only
 
 # (container format, file suffix, codec, sample rate, channels, timing tolerance in s)

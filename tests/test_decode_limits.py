@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.decode import LIMITS, SAMPLE_RATE, decode_audio, decode_chunk, raw_pcm_content_type
-from engine.errors import MediaError
-from engine.stream import StreamProcessor
-from engine.types import Chunk
+from dfstream.engine.media.decode import LIMITS, SAMPLE_RATE, decode_audio, decode_chunk, raw_pcm_content_type
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.engine.core.types import Chunk
 from fuzzing import LIMITS as FUZZ_LIMITS
 from fuzzing import REGRESSIONS, SEEDS, mutate, outcome, seed
 from helpers import burst, encode_bytes, tiny_config
@@ -65,7 +65,7 @@ def test_a_timestamp_jump_between_chunks_is_refused_and_the_stream_goes_on():
 
 
 def detector_with_limits(limits):
-    from engine.detector import Detector
+    from dfstream.engine.runtime.detector import Detector
     config = replace(tiny_config(), limits=limits)
     return Detector.from_config(config)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from engine.config import KafkaConfig
-from streams.dev_broker import BrokerError, DevBroker, free_port, process_alive, tansu_env
-from streams.kafka_io import ensure_topics
+from dfstream.engine.core.config import KafkaConfig
+from dfstream.streams.dev_broker import BrokerError, DevBroker, free_port, process_alive, tansu_env
+from dfstream.streams.kafka_io import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = [("dfs-seq", b"7"), ("content-type", b"video/mp2t")]

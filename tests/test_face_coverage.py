@@ -3,8 +3,8 @@ import json
 import sys
 from pathlib import Path
 
-from engine.config import load_config
-from engine.toyvideo import make_toy_av_set
+from dfstream.engine.core.config import load_config
+from dfstream.app.toyvideo import make_toy_av_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from face_coverage import coverage  # noqa: E402

@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import RegistryError
-from engine.toyvideo import draw_face as toy_face
-from modalities.visual.faces import FACE_DETECTORS, Crops, HaarFaceDetector, crop_faces, face_detector
+from dfstream.engine.core.errors import RegistryError
+from dfstream.app.toyvideo import draw_face as toy_face
+from dfstream.modalities.visual.faces import FACE_DETECTORS, Crops, HaarFaceDetector, crop_faces, face_detector
 
 def draw_face(canvas: np.ndarray, cx: float, cy: float, height: float, mouth_open: float = 0.0) -> np.ndarray:
-    """The toy set's face (:func:`engine.toyvideo.draw_face`) painted in place; returns ``canvas``."""
+    """The toy set's face (:func:`dfstream.app.toyvideo.draw_face`) painted in place; returns ``canvas``."""
     toy_face(canvas, cx, cy, height, mouth_open)
     return canvas
 

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from engine.config import replace
-from engine.decode import AudioBlock, decode_audio
-from engine.detector import Detector
-from engine.stream import StreamProcessor
+from dfstream.engine.core.config import replace
+from dfstream.engine.media.decode import AudioBlock, decode_audio
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.stream import StreamProcessor
 from helpers import assert_same_verdict, busy_detector, tiny_config
-from streams.replay import file_chunks
+from dfstream.streams.replay import file_chunks
 
 
 def counting(processor):
@@ -100,7 +100,7 @@ def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
 def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
     """Video frames are encoded once too (the ViT sees each frame alone); a chunk without video ends
     the visual chain instead of encoding its black filler."""
-    from engine.media import FrameBlock, MediaBlock
+    from dfstream.engine.media.blocks import FrameBlock, MediaBlock
     from helpers import tiny_av_config
     det = Detector.from_config(tiny_av_config())
     assert det.cacheable == ("audio", "visual")

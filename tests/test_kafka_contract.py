@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from engine.types import Chunk
-from streams.kafka_contract import (BadRecord, chunk_headers, dead_letter_headers, parse_record)
-from streams.ledger import Entry, Ledger
+from dfstream.engine.core.types import Chunk
+from dfstream.streams.kafka_contract import (BadRecord, chunk_headers, dead_letter_headers, parse_record)
+from dfstream.streams.ledger import Entry, Ledger
 
 LIMIT = 1000
 

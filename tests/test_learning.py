@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from engine.cli import main
+from dfstream.app.cli import main
 
 
 @pytest.mark.slow

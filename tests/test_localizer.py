@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from engine.config import LocalizerConfig
-from fusion.localizer import Localizer
+from dfstream.engine.core.config import LocalizerConfig
+from dfstream.fusion.localizer import Localizer
 
 STEP = 0.1  # seconds per frame in these curves: frame i spans [i/10, (i+1)/10)
 

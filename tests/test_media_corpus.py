@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from engine.config import config_from_dict
-from engine.decode import decode_audio
-from engine.errors import MediaError
-from engine.media import iter_media
-from engine.video import decode_video
+from dfstream.engine.core.config import config_from_dict
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import iter_media
+from dfstream.engine.media.video import decode_video
 from media_corpus import CASES, SIDE, Case, Track, write, write_corpus
 
 AV = config_from_dict({"branches": ["audio", "visual"], "visual": {"fps": 5.0}})

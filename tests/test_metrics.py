@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from engine import metrics
-from engine.evaluation import evaluate
+from dfstream.app import metrics
+from dfstream.app.evaluation import evaluate
 
 
 def test_iou_matrix_uses_hull_as_union():

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from engine.config import replace
-from engine.detector import Detector
-from engine.errors import ConfigError
+from dfstream.engine.core.config import replace
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import ConfigError
 from helpers import tiny_av_config
-from modalities.visual.mouth import MouthCNN, mouth_region
+from dfstream.modalities.visual.mouth import MouthCNN, mouth_region
 
 
 def test_mouth_region_is_the_crops_lower_middle():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser, main
-from engine.model_store import RANDOM, model_index, resolve_model, shipped_model
+from dfstream.app.cli import build_parser, main
+from dfstream.engine.core.model_store import RANDOM, model_index, resolve_model, shipped_model
 from media_corpus import CASES, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def test_the_wheel_carries_the_shipped_model_and_it_loads_without_a_checkout(tmp
         assert {"dfstream/models/default/model.safetensors", "dfstream/models/default/dfstream.json",
                 "dfstream/models/default/index/index.faiss"} <= names
         z.extractall(site)
-    code = ("from engine.model_store import shipped_model; from engine.checkpoint import read_metadata; "
+    code = ("from dfstream.engine.core.model_store import shipped_model; from dfstream.engine.runtime.checkpoint import read_metadata; "
             "p = shipped_model(); print(p); print(read_metadata(p)['model_id'])")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(site)})
@@ -78,8 +78,8 @@ def test_the_wheel_carries_the_shipped_model_and_it_loads_without_a_checkout(tmp
     assert model_id == json.loads((shipped_model() / "dfstream.json").read_text())["model_id"]
 
 
-@pytest.mark.parametrize("module", ["streams.replay", "streams.serve", "streams.call_hook", "streams.topic_replay",
-                                    "engine.scheduler", "engine.media", "reports.timeline"])
+@pytest.mark.parametrize("module", ["dfstream.streams.replay", "dfstream.streams.serve", "dfstream.streams.call_hook", "dfstream.streams.topic_replay",
+                                    "dfstream.engine.runtime.scheduler", "dfstream.engine.media.blocks", "dfstream.reports.timeline"])
 def test_transport_and_media_modules_import_no_torch(module):
     """streams/replay.py says it imports no torch: it is true (the processor is handed in)."""
     result = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('torch' in sys.modules)"],

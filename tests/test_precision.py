@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.device
-from engine.checkpoint import load_checkpoint, read_metadata
-from engine.config import config_from_dict, load_config
-from engine.detector import Detector
-from engine.device import cpu_flags, resolve_dtype
-from engine.model_store import shipped_model
+import dfstream.engine.runtime.device
+from dfstream.engine.runtime.checkpoint import load_checkpoint, read_metadata
+from dfstream.engine.core.config import config_from_dict, load_config
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.device import cpu_flags, resolve_dtype
+from dfstream.engine.core.model_store import shipped_model
 from helpers import tiny_config
 
 CPU = torch.device("cpu")
@@ -58,7 +58,7 @@ def test_the_default_is_auto_and_the_detector_says_what_it_chose(monkeypatch, ca
     assert [r.getMessage() for r in caplog.records if r.name == "dfstream.detector"] == [
         "inference on cpu in float32 (inference.dtype: auto; the CPU has no native bf16 - no avx512_bf16, "
         "amx_bf16 or bf16 flag - and emulated bf16 is several times slower)"]
-    monkeypatch.setattr(engine.device, "cpu_flags", lambda *a: frozenset({"avx2", "avx512_bf16"}))
+    monkeypatch.setattr(dfstream.engine.runtime.device, "cpu_flags", lambda *a: frozenset({"avx2", "avx512_bf16"}))
     native = Detector.from_config(config)
     assert native.dtype == torch.bfloat16
     assert next(native.branch.encoder.parameters()).dtype == torch.bfloat16
@@ -70,7 +70,7 @@ def test_a_checkpoint_does_not_fix_how_it_runs(monkeypatch):
     loading ignores it, and auto picks for the machine that loads it."""
     folder = shipped_model()
     assert read_metadata(folder)["config"]["inference"].get("dtype", "float32") == "float32"
-    monkeypatch.setattr(engine.device, "cpu_flags", lambda *a: frozenset({"amx_bf16"}))
+    monkeypatch.setattr(dfstream.engine.runtime.device, "cpu_flags", lambda *a: frozenset({"amx_bf16"}))
     assert load_checkpoint(folder).dtype == torch.bfloat16
     assert load_checkpoint(folder, {"inference": {"dtype": "float32"}}).dtype == torch.float32
 

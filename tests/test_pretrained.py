@@ -4,10 +4,10 @@ import dataclasses
 import pytest
 import torch
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 from helpers import TINY_VISUAL, tiny_av_config
-from modalities.audio.encoder import build_encoder
-from modalities.visual.encoder import build_vit
+from dfstream.modalities.audio.encoder import build_encoder
+from dfstream.modalities.visual.encoder import build_vit
 
 
 def test_local_directories_load_and_wrong_ones_are_refused(tmp_path):

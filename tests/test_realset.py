@@ -12,10 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from engine.dataset import load_metadata  # noqa: E402
-from engine.decode import decode_audio  # noqa: E402
-from engine.toyset import _signal, _write_wav  # noqa: E402
-from engine.toyvideo import draw_face, encode_mp4  # noqa: E402
+from dfstream.engine.core.dataset import load_metadata  # noqa: E402
+from dfstream.engine.media.decode import decode_audio  # noqa: E402
+from dfstream.app.toyset import _signal, _write_wav  # noqa: E402
+from dfstream.app.toyvideo import draw_face, encode_mp4  # noqa: E402
 from realset import speech, video  # noqa: E402
 from realset.build import Generators, build  # noqa: E402
 from realset.sources import FACE_VIDEOS, RATE, load_frames, speech_pools  # noqa: E402
@@ -142,8 +142,8 @@ def test_build_refuses_unknown_or_overlapping_generators(material, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_recipe(material, tmp_path_factory) -> tuple[Path, Path]:
     """A 12-clip set of the stand-in material and a tiny audio-visual model trained on it for 1 epoch."""
-    from engine.config import replace
-    from engine.training import train
+    from dfstream.engine.core.config import replace
+    from dfstream.app.training import train
     from helpers import tiny_av_config
 
     root = tmp_path_factory.mktemp("recipe")
@@ -157,10 +157,10 @@ def test_tiny_model_recipe_trains_replays_and_writes_its_card(tiny_recipe, tmp_p
     """`make model` in miniature: the set, training (1 epoch, a tiny audio-visual model), replay of the
     test split, and the model card, whose numbers are the evaluation's."""
     import model_card
-    from engine.evaluation import evaluate
-    from engine.stream import StreamProcessor
-    from streams.replay import expand_inputs, replay
-    from engine.checkpoint import load_checkpoint
+    from dfstream.app.evaluation import evaluate
+    from dfstream.engine.runtime.stream import StreamProcessor
+    from dfstream.streams.replay import expand_inputs, replay
+    from dfstream.engine.runtime.checkpoint import load_checkpoint
 
     data, model = tiny_recipe
     detector = load_checkpoint(model)
@@ -181,8 +181,8 @@ def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path
     """bench/branch_probe.py on the tiny trained model: its fused frame AUC is the one training's
     validation computes over the same files, batched the training way."""
     import branch_probe
-    from engine.checkpoint import load_checkpoint
-    from engine.training import _Trainer, _windows
+    from dfstream.engine.runtime.checkpoint import load_checkpoint
+    from dfstream.app.training import _Trainer, _windows
 
     data, model = tiny_recipe
     out = tmp_path / "probe.json"

@@ -6,15 +6,15 @@ import pytest
 import yaml
 
 from browser import open_report
-from engine.cli import main
-from engine.decode import AudioBlock
-from engine.evaluation import attribution_metrics, evaluate_details, match_attributions
-from engine.dataset import load_metadata
-from engine.types import Detection, Span, Trace, Verdict
+from dfstream.app.cli import main
+from dfstream.engine.media.decode import AudioBlock
+from dfstream.app.evaluation import attribution_metrics, evaluate_details, match_attributions
+from dfstream.engine.core.dataset import load_metadata
+from dfstream.engine.core.types import Detection, Span, Trace, Verdict
 from helpers import TINY, burst, encode
-from reports.eval_report import write_eval_report
-from reports.terminal import render
-from reports.timeline import StreamTimeline
+from dfstream.reports.eval_report import write_eval_report
+from dfstream.reports.terminal import render
+from dfstream.reports.timeline import StreamTimeline
 
 
 def _verdict(seq, start, end, trace=None, detections=(), score=None):
@@ -132,7 +132,7 @@ def test_eval_report_loads_in_chromium(tmp_path):
 
 
 def test_interrupted_replay_keeps_completed_files_and_reports_them(media, tmp_path, tiny_yaml, monkeypatch, capsys):
-    from streams.results import ResultWriter
+    from dfstream.streams.results import ResultWriter
     root, _ = media
     (root / "broken.wav").unlink()
     original = ResultWriter.verdict
@@ -222,8 +222,8 @@ def test_an_audio_model_says_it_has_no_visual_branch(media, tmp_path, tiny_yaml,
 
 
 def test_thumbnails_are_taken_four_a_second_and_only_those_near_visual_spans_outlive_the_stream():
-    from engine.media import FrameBlock, MediaBlock
-    from reports.timeline import THUMB_SIDE
+    from dfstream.engine.media.blocks import FrameBlock, MediaBlock
+    from dfstream.reports.timeline import THUMB_SIDE
     images = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 96, 96, 3), np.uint8)
     faces = np.ones(20, bool)
     faces[5:10] = False  # 1.0 - 1.8 s: no face

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import burst, encode
 
-from engine.video import video_stream
+from dfstream.engine.media.video import video_stream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # bench/ is scripts, not a package
 from robust.conditions import CONDITIONS, parse_conditions  # noqa: E402

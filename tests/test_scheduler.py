@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import SchedulerConfig, replace
-from engine.decode import LIMITS, decode_audio, decode_chunk, raw_pcm_content_type
-from engine.detector import Detector
-from engine.errors import MediaError
-from engine.precision import int8_layers
-from engine.scheduler import Cancelled, Scheduler
-from engine.stream import StreamProcessor
-from engine.types import Chunk, Span, Verdict
+from dfstream.engine.core.config import SchedulerConfig, replace
+from dfstream.engine.media.decode import LIMITS, decode_audio, decode_chunk, raw_pcm_content_type
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.runtime.precision import int8_layers
+from dfstream.engine.runtime.scheduler import Cancelled, Scheduler
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.engine.core.types import Chunk, Span, Verdict
 from helpers import assert_same_verdict, busy_detector
-from streams.replay import file_blocks, file_chunks
+from dfstream.streams.replay import file_blocks, file_chunks
 
 
 class FakeProcessor:
@@ -195,7 +195,7 @@ def test_replay_scores_files_together_and_writes_them_in_input_order(clip, tmp_p
     """Several files in flight, batched across them: each file's verdicts equal replaying it alone."""
     import json
     import shutil
-    from streams.replay import replay
+    from dfstream.streams.replay import replay
     det = busy_detector(clip)
     config = replace(replace(det.config, "scheduler.decode_workers", 2), "scheduler.batch_chunks", 4)
     det = Detector(config, det.model, det.model_id, None)
@@ -220,7 +220,7 @@ def test_replay_scores_files_together_and_writes_them_in_input_order(clip, tmp_p
 def test_replay_progress_survives_files_longer_than_their_containers_declare(clip, tmp_path, monkeypatch, capsys):
     """The progress bar's total is the containers' declared durations; padded codecs decode a little longer,
     and tqdm used to drop a total the count had passed, so the bar's format failed at close."""
-    import streams.replay as replay_module
+    import dfstream.streams.replay as replay_module
     det = busy_detector(clip)
     monkeypatch.setattr(replay_module, "probe_seconds", lambda path: 1.0)  # declares far less than it holds
     results = replay_module.replay([(clip, "c.mkv")], StreamProcessor(det), tmp_path / "out", 0.9, progress=True)

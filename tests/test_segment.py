@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from engine.detector import Detector
-from engine.errors import MediaError
-from engine.media import decode_media
-from engine.stream import StreamProcessor
-from engine.toyvideo import make_toy_av_set
-from engine.video import decode_video
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import decode_media
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyvideo import make_toy_av_set
+from dfstream.engine.media.video import decode_video
 from helpers import encode, tiny_av_config
-from streams.produce import media_chunks
-from streams.segment import CONTENT_TYPE, video_chunks
+from dfstream.streams.produce import media_chunks
+from dfstream.streams.segment import CONTENT_TYPE, video_chunks
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,15 @@ import pytest
 import yaml
 from kafka import KafkaConsumer
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.stream import StreamProcessor
+from dfstream.engine.runtime.checkpoint import load_checkpoint, save_checkpoint
+from dfstream.engine.runtime.stream import StreamProcessor
 from helpers import assert_same_verdict, busy_detector, encode_bytes
 from kafka_helpers import (FAST_GROUP, ThreadWorker, committed, configs, names, read_all, send, serve_process,
                            verdicts_by_key, wait_for, without_latency)
-from streams.kafka_contract import chunk_headers
-from streams.produce import produce_files
-from streams.replay import file_chunks
-from streams.topic_replay import replay_topic
+from dfstream.streams.kafka_contract import chunk_headers
+from dfstream.streams.produce import produce_files
+from dfstream.streams.replay import file_chunks
+from dfstream.streams.topic_replay import replay_topic
 
 pytestmark = pytest.mark.kafka
 CHUNK = 0.7
@@ -317,7 +317,7 @@ def test_output_topic_unavailable_commits_nothing_and_loses_nothing(kafka_bootst
 
     from kafka.errors import KafkaTimeoutError
 
-    from streams.serve import Worker
+    from dfstream.streams.serve import Worker
     n = names("noout")
     kcfg, scfg = configs(kafka_bootstrap, n, retry_backoff_seconds=0.2, retry_backoff_max_seconds=0.5)
     chunks = list(file_chunks(clip, "u", CHUNK))
@@ -352,7 +352,7 @@ def test_output_topic_unavailable_commits_nothing_and_loses_nothing(kafka_bootst
 
 
 def test_cli_produce_and_replay_from_topic(kafka_bootstrap, clip, tmp_path, capsys):
-    from engine.cli import main
+    from dfstream.app.cli import main
     from helpers import TINY
     topic = names("cli")["in_topic"]
     config = tmp_path / "c.yaml"
@@ -372,10 +372,10 @@ def test_cli_produce_and_replay_from_topic(kafka_bootstrap, clip, tmp_path, caps
 
 def test_audio_visual_segments_through_serve(kafka_bootstrap, tmp_path):
     """A video file published as Matroska segments: serve's verdicts equal processing the segments locally."""
-    from engine.detector import Detector
-    from engine.toyvideo import make_toy_av_set
+    from dfstream.engine.runtime.detector import Detector
+    from dfstream.app.toyvideo import make_toy_av_set
     from helpers import tiny_av_config
-    from streams.segment import video_chunks
+    from dfstream.streams.segment import video_chunks
     make_toy_av_set(tmp_path / "av", files=1, seed=4, min_seconds=3.0, max_seconds=3.2, size=(160, 120))
     video = next((tmp_path / "av").glob("*/*.mp4"))
     detector = Detector.from_config(tiny_av_config())

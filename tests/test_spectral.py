@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import replace
-from engine.detector import Detector
-from engine.errors import ConfigError
+from dfstream.engine.core.config import replace
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import ConfigError
 from helpers import tiny_config
-from modalities.audio.spectral import BandPool, LogMel, SpectralCNN
+from dfstream.modalities.audio.spectral import BandPool, LogMel, SpectralCNN
 
 
 def test_log_mel_is_librosas_on_the_encoders_grid():

@@ -5,13 +5,13 @@ import numpy as np
 import torch
 import pytest
 
-from engine.config import replace
-from engine.decode import AudioBlock, decode_audio
-from engine.detector import Detector
-from engine.stream import StreamProcessor
-from engine.windows import WindowPlan
+from dfstream.engine.core.config import replace
+from dfstream.engine.media.decode import AudioBlock, decode_audio
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.engine.runtime.windows import WindowPlan
 from helpers import assert_same_verdict, busy_detector, tiny_config
-from streams.replay import file_chunks
+from dfstream.streams.replay import file_chunks
 
 
 def detections(verdicts):
@@ -33,7 +33,7 @@ def test_plan_geometry():
 
 
 def test_frame_step_must_divide_hop():
-    from engine.errors import ConfigError
+    from dfstream.engine.core.errors import ConfigError
     with pytest.raises(ConfigError, match="multiple of the frame step"):
         WindowPlan.build(replace(tiny_config(), "inference.hop_seconds", 0.51).inference, 16000, 320, 400)
 
@@ -130,7 +130,7 @@ def test_state_moves_between_processors(clip):
 
     Bit for bit with carried feature frames off (a moved stream recomputes them: equal up to float
     rounding, tested in test_frame_cache.py)."""
-    from engine.stream_state import StateError
+    from dfstream.engine.runtime.stream_state import StateError
     det = busy_detector(clip)
     def fresh():
         return StreamProcessor(det, reuse_frames=False)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import SchedulerConfig
-from engine.stream import StreamProcessor
-from engine.toyset import make_toyset
+from dfstream.engine.core.config import SchedulerConfig
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.app.toyset import make_toyset
 from helpers import busy_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import ConfigError
-from engine.toyset import GENERATORS, RATE
-from engine.toyvideo import (VISUAL_GENERATORS, draw_face, face_track, lower_face_box, make_toy_av_set,
+from dfstream.engine.core.errors import ConfigError
+from dfstream.app.toyset import GENERATORS, RATE
+from dfstream.app.toyvideo import (VISUAL_GENERATORS, draw_face, face_track, lower_face_box, make_toy_av_set,
                              plan_clips, render_audio, render_frames)
 
 SMALL = dict(min_seconds=2.0, max_seconds=3.0, size=(160, 120))

@@ -4,12 +4,12 @@ import json
 import numpy as np
 import torch
 
-from engine.checkpoint import load_checkpoint
-from engine.config import replace
-from engine.dataset import load_metadata
-from engine.detector import Detector
-from engine.toyset import make_toyset
-from engine.training import _split, _windows, learning_rates, train
+from dfstream.engine.runtime.checkpoint import load_checkpoint
+from dfstream.engine.core.config import replace
+from dfstream.engine.core.dataset import load_metadata
+from dfstream.engine.runtime.detector import Detector
+from dfstream.app.toyset import make_toyset
+from dfstream.app.training import _split, _windows, learning_rates, train
 from helpers import tiny_config
 
 
@@ -49,7 +49,7 @@ def test_finetuning_updates_the_encoder_but_not_its_feature_extractor(tmp_path):
 
 def test_ctrl_c_saves_the_best_epoch_so_far(tmp_path, monkeypatch):
     import pytest
-    from engine import training
+    from dfstream.app import training
     meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
     config = replace(tiny_config(), "train.epochs", 5)
     calls = []
@@ -71,7 +71,7 @@ def test_ctrl_c_saves_the_best_epoch_so_far(tmp_path, monkeypatch):
 
 def test_ctrl_c_in_toyset_keeps_the_metadata_of_files_written(tmp_path, monkeypatch):
     import pytest
-    from engine import toyset
+    from dfstream.app import toyset
     original, calls = toyset._write_wav, []
 
     def write(path, samples):
@@ -100,7 +100,7 @@ def test_cosine_schedule_falls_from_the_rate_to_5_percent_and_constant_keeps_it(
 
 
 def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
-    from engine.toyvideo import make_toy_av_set
+    from dfstream.app.toyvideo import make_toy_av_set
     from helpers import tiny_av_config
     root = tmp_path / "av"
     meta = make_toy_av_set(root, files=4, seed=3, min_seconds=2.0, max_seconds=2.6, size=(160, 120))
@@ -120,8 +120,8 @@ def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
 def test_degrade_swaps_drawn_windows_for_their_telephone_copy(tmp_path):
     import dataclasses
 
-    from engine.training import _Trainer
-    from modalities.audio.channel import telephone
+    from dfstream.app.training import _Trainer
+    from dfstream.modalities.audio.channel import telephone
     meta = make_toyset(tmp_path, files=3, seed=4, min_seconds=1.0, max_seconds=1.2)
     det = Detector.from_config(tiny_config())
     data = _windows(load_metadata(meta), tmp_path, det, "audio_fake_segments", "t")
@@ -147,13 +147,13 @@ def test_degrade_swaps_drawn_windows_for_their_telephone_copy(tmp_path):
 
 def test_degrade_must_be_a_probability():
     import pytest
-    from engine.errors import ConfigError
+    from dfstream.engine.core.errors import ConfigError
     with pytest.raises(ConfigError, match="train.degrade"):
         replace(tiny_config(), "train.degrade", 1.5)
 
 
 def test_generator_targets_label_forged_audio_frames_with_their_generator(tmp_path):
-    from engine.training import generator_classes
+    from dfstream.app.training import generator_classes
     meta = make_toyset(tmp_path, files=8, seed=5, min_seconds=1.0, max_seconds=1.2)
     items = load_metadata(meta)
     classes = generator_classes(items)
@@ -189,7 +189,7 @@ def test_generator_loss_trains_a_classifier_that_is_not_saved_and_changes_the_em
 
 
 def test_training_batches_mix_files_keep_their_members_and_evaluation_batches_are_consecutive():
-    from engine.training import _Trainer
+    from dfstream.app.training import _Trainer
     det = Detector.from_config(tiny_config())
     trainer = _Trainer(det, replace(tiny_config(), "train.batch_size", 4))
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from engine.types import VERDICT_SCHEMA, Detection, Span, Verdict, error_record
+from dfstream.engine.core.types import VERDICT_SCHEMA, Detection, Span, Verdict, error_record
 
 
 def test_span_algebra():

@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 
-from engine.decode import decode_audio
-from engine.toyset import make_toyset
-from engine.vad import SileroGate
+from dfstream.engine.media.decode import decode_audio
+from dfstream.app.toyset import make_toyset
+from dfstream.engine.runtime.vad import SileroGate
 
 
 def test_loading_the_gate_keeps_torch_threads():

@@ -7,10 +7,10 @@ import av
 import numpy as np
 import pytest
 
-import engine.video
-from engine.config import LimitsConfig
-from engine.errors import MediaError
-from engine.video import VideoBlock, decode_video, has_video, iter_video
+import dfstream.engine.media.video
+from dfstream.engine.core.config import LimitsConfig
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.video import VideoBlock, decode_video, has_video, iter_video
 
 RATE = 25  # native frame rate (Hz) of the generated clips
 
@@ -177,13 +177,13 @@ def test_one_scaler_per_decode_gives_pyav_s_own_frames_and_the_decoder_one_threa
     with av.open(io.BytesIO(data)) as c:
         want = [f.reformat(width=64, height=32, format="rgb24").to_ndarray() for f in c.decode(video=0)]
     threads = []
-    decoded = engine.video._decoded
+    decoded = dfstream.engine.media.video._decoded
 
     def spy(container, stream, *args):
         threads.append(stream.codec_context.thread_count)
         yield from decoded(container, stream, *args)
 
-    monkeypatch.setattr(engine.video, "_decoded", spy)
+    monkeypatch.setattr(dfstream.engine.media.video, "_decoded", spy)
     block = decode_video(data, RATE, 64)  # every native frame is a grid point
     assert threads == [1]
     assert len(block.frames) == len(want) == 20
@@ -360,7 +360,7 @@ def test_frames_no_grid_point_shows_are_dropped_by_the_decoder_and_the_samples_s
                   options={"x264-params": "bframes=2:b-adapt=0:b-pyramid=none"})
     strict = LimitsConfig(max_gap_seconds=0.001)  # a dropped frame's 40 ms would be a jump
     skipped, decoded = [], []
-    skip, decode = engine.video._Sampler.skip, av.Packet.decode
+    skip, decode = dfstream.engine.media.video._Sampler.skip, av.Packet.decode
 
     def spy_skip(self, t, end):
         skipped.append(t)
@@ -371,11 +371,11 @@ def test_frames_no_grid_point_shows_are_dropped_by_the_decoder_and_the_samples_s
         decoded.extend(f.pts for f in frames)
         return frames
 
-    monkeypatch.setattr(engine.video._Sampler, "skip", spy_skip)
+    monkeypatch.setattr(dfstream.engine.media.video._Sampler, "skip", spy_skip)
     monkeypatch.setattr(av.Packet, "decode", spy_decode)
     got = decode_video(data, fps, 64, strict)
     out = len(decoded)
-    monkeypatch.setattr(engine.video, "_unshown", lambda *args: None)
+    monkeypatch.setattr(dfstream.engine.media.video, "_unshown", lambda *args: None)
     want = decode_video(data, fps, 64, strict)
     assert len(decoded) - out == 75  # without dropping, every frame decodes
     assert got.t0 == want.t0 and len(got.frames) == len(want.frames) == math.ceil(75 * fps / RATE)

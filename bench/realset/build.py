@@ -3,7 +3,7 @@
 Every clip is decided by ``(seed, index)`` alone (:func:`plan`), and rendered from
 its own random generator, so a set's labels and media are the same for a seed whatever
 the number of worker processes; on one machine two builds write byte-identical files.
-For that, :func:`engine.toyvideo.encode_mp4` runs libx264 on one thread with its
+For that, :func:`dfstream.app.toyvideo.encode_mp4` runs libx264 on one thread with its
 macroblock-tree rate control off (with it, the same frames encoded in a long-running
 worker came out differently from build to build), and piper's VITS graph, which draws
 noise, renders with onnxruntime's seed set.
@@ -27,8 +27,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from engine.toyset import write_metadata
-from engine.toyvideo import encode_mp4, union_spans
+from dfstream.app.toyset import write_metadata
+from dfstream.app.toyvideo import encode_mp4, union_spans
 from realset import shortcut, speech, video
 from realset.sources import LICENCES, RATE, face_videos, load_audio, load_frames, speech_pools
 from realset.voices import GENERATORS as AUDIO_GENERATORS, KINDS as AUDIO_KINDS, available, render_bank

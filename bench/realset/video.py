@@ -4,7 +4,7 @@ A clip is a stretch of one real face video at 25 fps, played forwards and then
 backwards when the stretch outlasts the source (ping-pong), framed per clip by a
 random zoom (0.8-1 of the largest 4:3 window), shift, mirror and brightness, at
 320x240. The face box of every source frame is found once by the engine's own
-detector (OpenCV Haar, :mod:`modalities.visual.faces`), gaps filled from the
+detector (OpenCV Haar, :mod:`dfstream.modalities.visual.faces`), gaps filled from the
 nearest detection and smoothed over 5 frames, and carried through the framing
 analytically.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from modalities.visual.faces import HaarFaceDetector
+from dfstream.modalities.visual.faces import HaarFaceDetector
 
 GENERATORS = ("mouth-freeze", "mouth-shuffle", "mouth-transplant", "mouth-warp")
 SIZE = (320, 240)  # W, H

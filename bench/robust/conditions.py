@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from modalities.audio.channel import band_pass
+from dfstream.modalities.audio.channel import band_pass
 
 
 # ----------------------------------------------------------------------------- audio processing

@@ -19,7 +19,7 @@ import av
 import numpy as np
 import soxr
 
-from engine.video import video_stream
+from dfstream.engine.media.video import video_stream
 from robust.conditions import Condition
 
 FRAME = 1024  # samples per audio frame handed to an encoder (PyAV re-frames them to the codec's size)

@@ -1,6 +1,6 @@
 """The timing check: how far each re-encoded copy is from its original in time.
 
-A copy is decoded the way the engine decodes it (:func:`engine.decode.decode_audio`,
+A copy is decoded the way the engine decodes it (:func:`dfstream.engine.media.decode.decode_audio`,
 16 kHz mono) and compared with the original: decoded and declared duration,
 time of the first sample, alignment (cross-correlation lag) and, for
 audio-visual files, the video packets' count and first and last presentation
@@ -15,9 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.decode import SAMPLE_RATE, decode_audio
-from engine.errors import MediaError
-from engine.video import video_stream
+from dfstream.engine.media.decode import SAMPLE_RATE, decode_audio
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.video import video_stream
 
 TOLERANCE_S = 0.05  # a copy whose duration, start or alignment is further off than this is reported
 MAX_LAG_S = 0.25  # alignment search range of the timing check

@@ -7,7 +7,7 @@ window length; attentive pooling alone would give one score per window, and a
 conformer costs more than the small encoders we run on CPU. The learned
 softmax weights over all hidden layers follow the SUPERB recipe: spoofing cues
 sit in lower layers than content. With ``mel_bands`` set, a learned spectral path
-(:mod:`modalities.audio.spectral`, log-mel -> small CNN) is added to the back-end's
+(:mod:`dfstream.modalities.audio.spectral`, log-mel -> small CNN) is added to the back-end's
 input: the encoder we can build here is random and frozen, and the spectrum
 carries the synthesizers' marks that it blurs.
 
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import AudioBranchConfig
-from modalities.audio.channel import telephone
-from modalities.audio.conv_frames import conv_frames
-from modalities.audio.encoder import build_encoder
-from modalities.audio.spectral import LogMel, SpectralCNN
-from modalities.base import Specifications
+from dfstream.engine.core.config import AudioBranchConfig
+from dfstream.modalities.audio.channel import telephone
+from dfstream.modalities.audio.conv_frames import conv_frames
+from dfstream.modalities.audio.encoder import build_encoder
+from dfstream.modalities.audio.spectral import LogMel, SpectralCNN
+from dfstream.modalities.base import Specifications
 
 
 class AudioBranch(nn.Module):
@@ -41,7 +41,7 @@ class AudioBranch(nn.Module):
 
     name = "audio"
     carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
-    fused = True  # conv feature extractor via modalities.audio.conv_frames; False: the library's module
+    fused = True  # conv feature extractor via dfstream.modalities.audio.conv_frames; False: the library's module
 
     def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
         super().__init__()
@@ -107,7 +107,7 @@ class AudioBranch(nn.Module):
 
     def degrade(self, wav: torch.Tensor) -> torch.Tensor:
         """``train.degrade``: the windows ``(B, samples)`` as a telephone line passes them
-        (:func:`modalities.audio.channel.telephone`); deterministic, so encoded once and cached."""
+        (:func:`dfstream.modalities.audio.channel.telephone`); deterministic, so encoded once and cached."""
         line = telephone(wav.detach().cpu().numpy(), self.specifications.sample_rate)
         return torch.from_numpy(line).to(wav.device, wav.dtype)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
-from engine.config import EncoderConfig
-from engine.errors import lookup
-from modalities.pretrained import load_local
+from dfstream.engine.core.config import EncoderConfig
+from dfstream.engine.core.errors import lookup
+from dfstream.modalities.pretrained import load_local
 
 ENCODERS = {"wavlm": (WavLMConfig, WavLMModel), "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model)}
 

@@ -13,7 +13,7 @@ every 320 samples, no padding, so a window of ``N`` samples gives
 ``1 + (N - 400) // 320`` frames, as the convolutional feature extractor does)
 and each depends on its own 25 ms only: they are cached with the encoder's
 frames (training) and shared by a stream's overlapping windows
-(:mod:`engine.frame_cache`). Only the CNN learns.
+(:mod:`dfstream.engine.runtime.frame_cache`). Only the CNN learns.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """BlazeFace (MediaPipe's short-range face detector) in torch, batched over frames.
 
-The network is MediaPipe's own graph and weights (:mod:`modalities.visual.face_model`
-fetches them), run by :class:`modalities.visual.graph_net.GraphNet`; its outputs
+The network is MediaPipe's own graph and weights (:mod:`dfstream.modalities.visual.face_model`
+fetches them), run by :class:`dfstream.modalities.visual.graph_net.GraphNet`; its outputs
 match the TFLite interpreter's within 6e-5 on random inputs (checked with
 ``ai-edge-litert`` when this was written). Around it, as MediaPipe's
 ``face_detection_short_range`` graph does:
@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 import torch
 
-from modalities.visual.face_model import default_path, load
-from modalities.visual.faces import _iou
-from modalities.visual.graph_net import GraphNet
+from dfstream.modalities.visual.face_model import default_path, load
+from dfstream.modalities.visual.faces import _iou
+from dfstream.modalities.visual.graph_net import GraphNet
 
 SIDE = 128
 MIN_SCORE = 0.5
@@ -67,7 +67,7 @@ class BlazeFaceDetector:
     Parameters
     ----------
     path : Path or None
-        The converted weights; None = :func:`modalities.visual.face_model.default_path`.
+        The converted weights; None = :func:`dfstream.modalities.visual.face_model.default_path`.
     min_score : float
         Detections below this score are dropped.
     batch : int

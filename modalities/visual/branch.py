@@ -6,7 +6,7 @@ back-end (a BiLSTM over the sampled frames, as the audio branch has over its
 stops following the speech, or a blend seam that appears for a second, shows
 as a change along time. Face detection and cropping are CPU work done in
 :meth:`VisualBranch.prepare`, off the model thread. With ``mouth_channels`` set, a learned mouth path
-(:mod:`modalities.visual.mouth`: the crop's mouth region and its motion -> a
+(:mod:`dfstream.modalities.visual.mouth`: the crop's mouth region and its motion -> a
 small CNN) is added to the back-end's input.
 
 What :meth:`VisualBranch.encode` returns (and training caches) is the frozen part:
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config import VisualBranchConfig
-from engine.media import FrameBlock
-from engine.video import VideoBlock
-from modalities.base import Specifications
-from modalities.visual.encoder import build_vit
-from modalities.visual.faces import crop_faces, face_detector
-from modalities.visual.mouth import MouthCNN, mouth_region
+from dfstream.engine.core.config import VisualBranchConfig
+from dfstream.engine.media.blocks import FrameBlock
+from dfstream.engine.media.video import VideoBlock
+from dfstream.modalities.base import Specifications
+from dfstream.modalities.visual.encoder import build_vit
+from dfstream.modalities.visual.faces import crop_faces, face_detector
+from dfstream.modalities.visual.mouth import MouthCNN, mouth_region
 
 
 MOUTH_SHIFT = 1 / 7  # of the mouth region's side (8 px of a 56 px region)
@@ -133,7 +133,7 @@ class VisualBranch(nn.Module):
         return self.head(emb).squeeze(-1), emb
 
     def frontend(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-frame features for :mod:`engine.frame_cache`, ``(B, T, hidden [+ 3 (S/2)^2])``:
+        """Per-frame features for :mod:`dfstream.engine.runtime.frame_cache`, ``(B, T, hidden [+ 3 (S/2)^2])``:
         :meth:`encode`'s, the mouth regions flattened beside the [CLS] states."""
         cls, mouth = self.encode(frames)
         return cls if mouth is None else torch.cat([cls, mouth.flatten(2).to(cls.dtype)], dim=-1)

@@ -9,8 +9,8 @@ import torch
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTModel
 
-from engine.config import ViTConfig
-from modalities.pretrained import load_local
+from dfstream.engine.core.config import ViTConfig
+from dfstream.modalities.pretrained import load_local
 
 
 def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:

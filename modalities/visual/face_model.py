@@ -5,7 +5,7 @@ MediaPipe's short-range face detector (BlazeFace, Apache-2.0, Google) ships as
 the ``mediapipe`` wheel on PyPI. :func:`fetch` downloads that wheel with pip
 (``--no-deps``; mediapipe is never installed, so its ``numpy<2`` pin does not
 matter), checks the model file's SHA-256, converts it with
-:mod:`modalities.visual.tflite_import` and writes one safetensors file whose
+:mod:`dfstream.modalities.visual.tflite_import` and writes one safetensors file whose
 metadata holds the op list. Nothing is downloaded at run time:
 :func:`load` reads that file and raises ConfigError, saying how to fetch it,
 when it is missing.
@@ -31,7 +31,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 
 WHEEL = "mediapipe==0.10.21"
 WHEEL_PLATFORM = ("manylinux_2_28_x86_64", "3.11")  # any wheel holds the same model; pin one
@@ -52,7 +52,7 @@ def default_path() -> Path:
 
 def convert(tflite_bytes: bytes, out: Path) -> Path:
     """Convert the model file's bytes to safetensors at ``out``; ConfigError unless their SHA-256 is :data:`SHA256`."""
-    from modalities.visual.tflite_import import read_tflite
+    from dfstream.modalities.visual.tflite_import import read_tflite
 
     digest = hashlib.sha256(tflite_bytes).hexdigest()
     if digest != SHA256:

@@ -3,7 +3,7 @@
 Two detectors (``visual.face_detector``): ``haar``, the default, OpenCV's
 frontal-face cascade, which ships inside ``opencv-python-headless`` 4.x and
 needs nothing, and ``blazeface``, MediaPipe's short-range detector run in torch
-(:mod:`modalities.visual.blazeface`; its weights are fetched once from PyPI by
+(:mod:`dfstream.modalities.visual.blazeface`; its weights are fetched once from PyPI by
 ``dfstream fetch-face-model``, and mediapipe itself, which pins ``numpy<2``, is
 never installed). On the real-material test split BlazeFace finds a face
 in 100 / 72.7 / 100 % of the sampled frames of its three face videos where
@@ -33,7 +33,7 @@ thread, on the 2-core development machine while other test suites were running
 (load average ~3, so an idle machine is faster)::
 
     .venv/bin/python -c "import sys,timeit,numpy as np,cv2; sys.path.insert(0,'tests'); \
-    from test_faces import draw_face, gray; from modalities.visual.faces import HaarFaceDetector as D; \
+    from test_faces import draw_face, gray; from dfstream.modalities.visual.faces import HaarFaceDetector as D; \
     r=np.random.default_rng(0); f=np.clip(128+60*cv2.resize(r.normal(0,1,(60,80,3)).astype('f4'), \
     (640,480),interpolation=cv2.INTER_CUBIC),0,255).astype(np.uint8); draw_face(f,320,240,200); \
     g=draw_face(gray(480,640),320,240,200); cv2.setNumThreads(1); \
@@ -74,7 +74,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from engine.errors import ConfigError, lookup
+from dfstream.engine.core.errors import ConfigError, lookup
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 SCALE_FACTOR = 1.15
@@ -179,7 +179,7 @@ class HaarFaceDetector:
 
 
 def _blazeface() -> FaceDetector:
-    from modalities.visual.blazeface import BlazeFaceDetector  # imports this module
+    from dfstream.modalities.visual.blazeface import BlazeFaceDetector  # imports this module
 
     return BlazeFaceDetector()
 

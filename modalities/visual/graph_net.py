@@ -1,4 +1,4 @@
-"""Run an op list from :mod:`modalities.visual.tflite_import` as a torch module, batched.
+"""Run an op list from :mod:`dfstream.modalities.visual.tflite_import` as a torch module, batched.
 
 Feature maps are kept NCHW (torch's layout); the op list speaks TFLite's NHWC,
 so ``pad`` and ``concat`` axes are mapped, and ``reshape`` of a 4-D map first

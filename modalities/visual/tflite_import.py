@@ -5,7 +5,7 @@ Only what MediaPipe's BlazeFace detectors use is understood: ``CONV_2D``,
 ``CONCATENATION`` and ``DEQUANTIZE`` of float16 constants. Anything else raises
 ValueError naming the op, so an unknown graph is refused rather than run wrong.
 
-The result is what :class:`modalities.visual.graph_net.GraphNet` runs: ``ops``, a
+The result is what :class:`dfstream.modalities.visual.graph_net.GraphNet` runs: ``ops``, a
 list of dicts (``op``, ``inputs``, ``output`` and the op's settings), and
 ``tensors``, float32 weights already in torch's layout (convolution kernels
 ``(out, in / groups, kh, kw)``). Tensors are named by the graph's own tensor

@@ -8,7 +8,7 @@ frame alone), the frames
 of that shared audio need not be computed twice: window ``k`` keeps them, and
 window ``k+1`` computes only the frames of its new audio. One frame is computed
 again: the last frame of a window sees ``receptive - frame`` samples of zero
-padding (so it is complete without the next chunk, see :mod:`engine.windows`);
+padding (so it is complete without the next chunk, see :mod:`dfstream.engine.runtime.windows`);
 the next window recomputes it from the real samples. The result equals scoring
 every window from scratch up to float rounding (tested).
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.windows import WindowPlan
+from dfstream.engine.runtime.windows import WindowPlan
 
 
 class FrameCache:

@@ -1,7 +1,7 @@
 """``dfstream train``: fit the heads on AV-Deepfake1M / LAV-DF-format data.
 
 Training cuts every file into exactly the windows inference uses (it runs
-the streaming path's own cutting, :class:`engine.stream.StreamProcessor`), so
+the streaming path's own cutting, :class:`dfstream.engine.runtime.stream.StreamProcessor`), so
 the model never sees a geometry at training time that it will not see live.
 Fused frame ``g`` of a file is labelled forged when its centre
 ``(g + 0.5) * step`` lies in a forged segment. With frozen encoders (the
@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine import metrics
-from engine.checkpoint import save_checkpoint
-from engine.config import Config, config_to_dict, replace
-from engine.dataset import Item, load_metadata
-from engine.detector import Detector
-from engine.errors import DatasetError, MediaError
-from engine.media import iter_media, with_final
-from engine.stream import StreamProcessor
-from fusion.fusion import to_step
+from dfstream.app import metrics
+from dfstream.engine.runtime.checkpoint import save_checkpoint
+from dfstream.engine.core.config import Config, config_to_dict, replace
+from dfstream.engine.core.dataset import Item, load_metadata
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import DatasetError, MediaError
+from dfstream.engine.media.blocks import iter_media, with_final
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.fusion.fusion import to_step
 
 VAL_SPLITS = ("val", "validation", "dev")
 
@@ -88,7 +88,7 @@ def _labels(segments, centres: np.ndarray) -> np.ndarray:
 
 def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, desc: str,
              classes: list[str] | None = None) -> Windows:
-    """Cut every file with the streaming path itself (:class:`engine.stream.StreamProcessor`,
+    """Cut every file with the streaming path itself (:class:`dfstream.engine.runtime.stream.StreamProcessor`,
     blocks of ``replay.chunk_seconds``), so training sees the windows inference will.
     With ``classes``, frames inside ``GENERATOR_SEGMENTS`` get their file's generator's index
     in it (``Windows.generators``; -1 elsewhere and for generators not in ``classes``)."""
@@ -144,7 +144,7 @@ def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
 
 
 def learning_rates(cfg) -> list[float]:
-    """The learning rate of each epoch under ``cfg.lr_schedule`` (``cfg``: :class:`engine.config.TrainConfig`)."""
+    """The learning rate of each epoch under ``cfg.lr_schedule`` (``cfg``: :class:`dfstream.engine.core.config.TrainConfig`)."""
     if cfg.lr_schedule == "constant" or cfg.epochs == 1:
         return [cfg.learning_rate] * cfg.epochs
     low = 0.05 * cfg.learning_rate

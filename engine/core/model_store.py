@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from engine.errors import CheckpointError
+from dfstream.engine.core.errors import CheckpointError
 
 DEFAULT = "default"
 RANDOM = "random"

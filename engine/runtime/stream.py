@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.decode import check_gap, place
-from engine.detector import Detector
-from engine.device import set_threads
-from engine.frame_cache import FrameCache
-from engine.media import MediaBlock, as_media, decode_media
-from engine.stream_state import dump_state, load_state
-from engine.types import Chunk, Span, Trace, Verdict
-from fusion.localizer import Localizer
+from dfstream.engine.media.decode import check_gap, place
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.runtime.device import set_threads
+from dfstream.engine.runtime.frame_cache import FrameCache
+from dfstream.engine.media.blocks import MediaBlock, as_media, decode_media
+from dfstream.engine.runtime.stream_state import dump_state, load_state
+from dfstream.engine.core.types import Chunk, Span, Trace, Verdict
+from dfstream.fusion.localizer import Localizer
 
 
 @dataclass
@@ -74,7 +74,7 @@ class StreamProcessor:
     detector : Detector
         The model; shared, stateless across streams.
     attributor : callable, optional
-        Adds attribution to closed detections (:class:`fusion.attribution.Attributor`);
+        Adds attribution to closed detections (:class:`dfstream.fusion.attribution.Attributor`);
         without it detections carry ``attribution: []``.
     gate : callable, optional
         Speech gate: given the new audio of each window, ``(B, hop)`` float32,
@@ -82,7 +82,7 @@ class StreamProcessor:
         scored) and verdicts say whether any window held speech.
     reuse_frames : bool
         Carry each stream's feature-extractor frames to its next window
-        (:mod:`engine.frame_cache`, for the detector's ``cacheable`` branches); False
+        (:mod:`dfstream.engine.runtime.frame_cache`, for the detector's ``cacheable`` branches); False
         encodes every window from scratch, as peer detectors do.
     keep_media : bool
         Hand each verdict its chunk's prepared media (``Verdict.media``: the audio and
@@ -100,7 +100,7 @@ class StreamProcessor:
 
     def share_cores(self, cores: int) -> None:
         """Leave ``cores`` to work beside the model (a scheduler's decode workers, see
-        :meth:`engine.detector.Detector.share_cores`)."""
+        :meth:`dfstream.engine.runtime.detector.Detector.share_cores`)."""
         self.detector.share_cores(cores)
 
     @staticmethod
@@ -287,7 +287,7 @@ class StreamProcessor:
                        speech, trace, dropped, block if self.keep_media else None)
 
     def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
-        """The stream's state as bytes (see :mod:`engine.stream_state`); None if it has none."""
+        """The stream's state as bytes (see :mod:`dfstream.engine.runtime.stream_state`); None if it has none."""
         state = self.states.get(stream_id)
         if state is None:
             return None
@@ -296,7 +296,7 @@ class StreamProcessor:
     def import_state(self, stream_id: str, data: bytes) -> dict:
         """Take over a stream from :meth:`export_state` bytes; returns its ``extra``.
 
-        Raises :class:`engine.stream_state.StateError` for bytes of another geometry."""
+        Raises :class:`dfstream.engine.runtime.stream_state.StateError` for bytes of another geometry."""
         state, extra = load_state(data, self.detector, StreamState, Track)
         self._forget(stream_id)
         self.states[stream_id] = state

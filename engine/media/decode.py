@@ -10,7 +10,7 @@ Raw PCM payloads (content types ``audio/L16;rate=R[;channels=C]`` for 16-bit
 big-endian PCM as in RFC 2586, ``audio/pcm;format=s16le|f32le;rate=R`` for
 little-endian) are parsed with NumPy and take the same resampling path.
 
-Untrusted media is bounded by :class:`engine.config.LimitsConfig` (config
+Untrusted media is bounded by :class:`dfstream.engine.core.config.LimitsConfig` (config
 section ``limits``): native sample rate and channel count, timestamp jumps
 (filled with silence, so a jump of hours would be hours of zeros), and for
 chunks (bytes payloads) the decoded duration and the wall time spent
@@ -30,9 +30,9 @@ import av
 import numpy as np
 import soxr
 
-from engine.config import LimitsConfig
-from engine.errors import MediaError
-from engine.types import Chunk
+from dfstream.engine.core.config import LimitsConfig
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) of all decoded audio."""
@@ -177,8 +177,8 @@ class Demuxed:
     """A chunk's payload opened once and read in one pass for several decoders (audio and video).
 
     Opening probes the streams (FFmpeg decodes a little of each to learn its parameters), which
-    costs as much as decoding a 2 s chunk's audio; :func:`engine.media.decode_media` opens once and
-    hands this object to :func:`iter_audio` and :func:`engine.video.iter_video` as their ``source``.
+    costs as much as decoding a 2 s chunk's audio; :func:`dfstream.engine.media.blocks.decode_media` opens once and
+    hands this object to :func:`iter_audio` and :func:`dfstream.engine.media.video.iter_video` as their ``source``.
     :meth:`demux` replays one stream's packets as ``container.demux(stream)`` would give them (its
     flush packet included), and an error that stopped the pass is raised to each decoder after the
     packets read before it. The pass reads every stream, so that :attr:`extent` knows where each

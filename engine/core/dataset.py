@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import DatasetError
-from engine.types import Span
+from dfstream.engine.core.errors import DatasetError
+from dfstream.engine.core.types import Span
 
 LABEL_KEYS = ("fake_segments", "audio_fake_segments", "visual_fake_segments")
 

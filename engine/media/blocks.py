@@ -1,9 +1,9 @@
 """Decoded media of one chunk or file block: audio, video, or both, on stream time.
 
 A :class:`MediaBlock` is what the streaming path consumes. Its ``video`` is a
-:class:`engine.video.VideoBlock` of decoded frames when it leaves the decoder
+:class:`dfstream.engine.media.video.VideoBlock` of decoded frames when it leaves the decoder
 and a :class:`FrameBlock` of encoder-ready crops once the visual branch has
-prepared it (:meth:`engine.detector.Detector.prepare`, CPU work that runs off
+prepared it (:meth:`dfstream.engine.runtime.detector.Detector.prepare`, CPU work that runs off
 the model thread). Either track may be missing: an audio file has no video, a
 silent video no audio.
 """
@@ -16,11 +16,11 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.config import Config
-from engine.decode import SAMPLE_RATE, AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
-from engine.errors import MediaError
-from engine.types import Chunk
-from engine.video import VideoBlock, decode_video, has_video, iter_video, video_stream
+from dfstream.engine.core.config import Config
+from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.video import VideoBlock, decode_video, has_video, iter_video, video_stream
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import json
 import numpy as np
 import safetensors.numpy
 
-from engine.errors import DfstreamError
-from fusion.localizer import Localizer
+from dfstream.engine.core.errors import DfstreamError
+from dfstream.fusion.localizer import Localizer
 
 FORMAT = "dfstream.stream-state/2"
 
@@ -33,7 +33,7 @@ def _geometry(detector) -> dict:
 
 
 def dump_state(state, detector, extra: dict | None = None) -> bytes:
-    """Serialize a :class:`engine.stream.StreamState` (and caller's ``extra`` JSON) to bytes."""
+    """Serialize a :class:`dfstream.engine.runtime.stream.StreamState` (and caller's ``extra`` JSON) to bytes."""
     loc = state.localizer
     arrays = {}
     for name, track in state.tracks.items():

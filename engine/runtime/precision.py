@@ -12,7 +12,7 @@ import warnings
 import torch
 from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 
 
 def encoders_in(model: torch.nn.ModuleDict, branches, dtype: torch.dtype) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine import metrics
-from engine.dataset import LABEL_KEYS, load_metadata, read_json
-from engine.errors import DatasetError
-from engine.types import Detection, proposals
+from dfstream.app import metrics
+from dfstream.engine.core.dataset import LABEL_KEYS, load_metadata, read_json
+from dfstream.engine.core.errors import DatasetError
+from dfstream.engine.core.types import Detection, proposals
+
+AP_CURVE_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(18))  # IoU 0.1 ... 0.95
 
 
 def read_predictions(path: str | Path) -> dict:
@@ -123,7 +125,7 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
     """:func:`evaluate`'s result and what it was computed from, for curves and reports.
 
     The details hold ``labels`` and ``predictions`` (as the localization metrics
-    read them), ``detection`` (``y``, ``s``: per-file truth and score) and
+    read them), ``ap_curve`` (AP at IoU 0.1 to 0.95), ``detection`` (``y``, ``s``: per-file truth and score) and
     ``attribution`` (the matches), each present when its metric is.
     """
     if label_key not in LABEL_KEYS:
@@ -136,7 +138,9 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
     missing = sum(1 for i in items if i.file not in predictions)
     result = {"labels": label_key, "files": len(items), "files_without_prediction": missing,
               "localization": metrics.localization_metrics(labels, predictions)}
-    details = {"labels": labels, "predictions": predictions}
+    details = {"labels": labels, "predictions": predictions,
+               "ap_curve": {"iou": AP_CURVE_THRESHOLDS, "ap": [metrics.average_precision(labels, predictions, t)
+                                                              for t in AP_CURVE_THRESHOLDS]}}
     if scores_path is not None:
         scores = read_scores(scores_path)
         known = [i for i in items if i.file in scores]
@@ -148,7 +152,7 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
         found = read_verdicts(verdicts_path)
         result["by_modality"] = modality_metrics(items, found)
         if index_dir is not None:
-            from fusion.attribution import read_sidecar
+            from dfstream.fusion.attribution import read_sidecar
             generators = set(read_sidecar(index_dir)["generators"])
             matches, missed = match_attributions(items, found, label_key, label_field)
             result["attribution"] = attribution_metrics(matches, missed, generators)

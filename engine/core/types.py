@@ -125,7 +125,7 @@ class Verdict:
     else whether any window this chunk completed held speech. ``trace`` holds the
     frame probabilities of ``scored`` (not serialized). ``dropped_frames`` counts
     corrupt video frames the decoder dropped from this chunk. ``media`` is the chunk's
-    media as the branches saw it (an :class:`engine.media.MediaBlock`: audio, face
+    media as the branches saw it (an :class:`dfstream.engine.media.blocks.MediaBlock`: audio, face
     crops), kept only for a processor asked to (reports; not serialized).
     """
 
@@ -187,7 +187,7 @@ class Chunk:
     """Bytes of one self-contained media segment of a stream.
 
     ``content_type`` names the container (``audio/wav``, ``video/mp2t``, ...) or
-    raw PCM (see :mod:`engine.decode`); ``t0`` (seconds) overrides the
+    raw PCM (see :mod:`dfstream.engine.media.decode`); ``t0`` (seconds) overrides the
     container's timestamps as the stream time of the chunk's first sample.
     ``final`` marks the end of the stream.
     """

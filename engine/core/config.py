@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.errors import ConfigError
+from dfstream.engine.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class EncoderConfig:
     ``feature_norm`` is the convolutional feature extractor's normalisation:
     ``layer`` (each 20 ms frame normalised on its own, as in WavLM Large) keeps
     every frame's features a function of its own 25 ms of audio, so a stream's
-    overlapping windows share them (:mod:`engine.frame_cache`); ``group``
+    overlapping windows share them (:mod:`dfstream.engine.runtime.frame_cache`); ``group``
     (WavLM Base) normalises over the whole window, so every window recomputes them.
     """
 
@@ -46,7 +46,7 @@ class EncoderConfig:
 class AudioBranchConfig:
     """Audio branch: encoder + learned layer weights (+ learned spectral path) + BiLSTM back-end.
 
-    ``mel_bands`` > 0 adds :mod:`modalities.audio.spectral`: log-mel frames on the
+    ``mel_bands`` > 0 adds :mod:`dfstream.modalities.audio.spectral`: log-mel frames on the
     encoder's grid through a small CNN whose channels are ``mel_channels``,
     summed into the back-end's input; 0 leaves the encoder alone.
     """
@@ -86,11 +86,11 @@ class VisualBranchConfig:
     so that their longer side is at most ``decode_side`` pixels (the face
     detector's input). ``crop`` ``face`` scores a crop of the tracked largest
     face, ``frame`` the whole frame; ``face_detector`` names an entry of
-    ``modalities.visual.faces.FACE_DETECTORS`` (``haar``, OpenCV's cascade,
+    ``dfstream.modalities.visual.faces.FACE_DETECTORS`` (``haar``, OpenCV's cascade,
     needs nothing; ``blazeface``, MediaPipe's detector, finds far more faces
     and needs ``dfstream fetch-face-model`` once). ``detect_every`` > 1 runs the
     detector on every n-th sampled frame while a face is tracked (the box is
-    kept in between). ``mouth_channels`` > 0 adds :mod:`modalities.visual.mouth`:
+    kept in between). ``mouth_channels`` > 0 adds :mod:`dfstream.modalities.visual.mouth`:
     the crop's mouth region and its motion through a small CNN with that many
     channels, summed into the back-end's input; 0 leaves the ViT alone.
     """
@@ -109,12 +109,12 @@ class VisualBranchConfig:
 
 
 FUSION_RULES = ("weighted", "any")
-"""The values of ``fusion.rule`` (:mod:`fusion.fusion`)."""
+"""The values of ``fusion.rule`` (:mod:`dfstream.fusion.fusion`)."""
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """Audio-visual fusion (:mod:`fusion.fusion`), used when more than one branch is configured.
+    """Audio-visual fusion (:mod:`dfstream.fusion.fusion`), used when more than one branch is configured.
 
     ``rule`` ``weighted`` (a gated average; ``hidden`` is the width of the
     per-modality gate that weighs each branch per time step) or ``any``
@@ -134,17 +134,17 @@ class InferenceConfig:
     ``dtype`` ``bfloat16`` converts the encoders' weights for inference (about twice
     as fast on CPUs with native bf16, ten times slower where bf16 is emulated; what was
     trained on top of them - back-ends, spectral and mouth paths, fusion - stays float32,
-    :func:`engine.precision.encoders_in`; training always runs in float32); ``auto`` (the
+    :func:`dfstream.engine.runtime.precision.encoders_in`; training always runs in float32); ``auto`` (the
     default) is bfloat16 where the hardware computes it natively and float32 elsewhere
-    (:func:`engine.device.resolve_dtype`).
+    (:func:`dfstream.engine.runtime.device.resolve_dtype`).
     ``quantize`` ``int8`` applies dynamic int8 quantization to the branches'
     feed-forward linear layers (CPU only; attention projections stay float
     because the encoders read their weights directly). ``feature_extractor``
     ``fused`` runs the speech encoder's convolutional feature extractor as matrix
-    products over time-major frames (:mod:`modalities.audio.conv_frames`; the same
+    products over time-major frames (:mod:`dfstream.modalities.audio.conv_frames`; the same
     result within float rounding; on this project's CPU 1.3-2x faster in float32,
-    about 3x in bf16), and at inference (:class:`engine.detector.Detector`) WavLM's
-    attention through torch's fused kernel (:mod:`modalities.audio.attention`);
+    about 3x in bf16), and at inference (:class:`dfstream.engine.runtime.detector.Detector`) WavLM's
+    attention through torch's fused kernel (:mod:`dfstream.modalities.audio.attention`);
     ``transformers`` runs the library's modules as they are (the reference, and
     what peers run).
     ``parallel_branches`` runs the branches of a batch at once, each on its own
@@ -153,7 +153,7 @@ class InferenceConfig:
     default) is torch's default, less one per decode worker where a scheduler
     decodes beside the model (``scheduler.decode_workers``), divided among the
     branches while several run at once; at least 1
-    (:func:`engine.device.intra_op_threads`). A batch in which one branch has
+    (:func:`dfstream.engine.runtime.device.intra_op_threads`). A batch in which one branch has
     media (audio-only streams of an audio-visual model) gives it all of them.
     """
 
@@ -170,7 +170,7 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Batching across streams (:mod:`engine.scheduler`).
+    """Batching across streams (:mod:`dfstream.engine.runtime.scheduler`).
 
     A batch holds at most ``batch_chunks`` decoded chunks of any streams; the
     model thread waits at most ``max_wait_ms`` after the first is ready for
@@ -186,9 +186,9 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """Bounds on what untrusted media may make the decoder do (:mod:`engine.decode`).
+    """Bounds on what untrusted media may make the decoder do (:mod:`dfstream.engine.media.decode`).
 
-    Every violation is a :class:`~engine.errors.MediaError` with its own reason
+    Every violation is a :class:`~dfstream.engine.core.errors.MediaError` with its own reason
     (in brackets). Each applies to chunks (bytes payloads from Kafka or a topic
     replay); files replayed from disk are checked for rate, channels and
     gaps but may be as long as they are, decoded block by block.
@@ -321,7 +321,7 @@ class TrainConfig:
     regions, one draw per window), drawn from ``seed``; validation never is.
     ``degrade``: the chance that a training window's inputs are replaced, epoch by epoch,
     by its branch's ``degrade`` copy (branches that have one; audio: through a telephone
-    line, :mod:`modalities.audio.channel`), encoded once and cached beside the clean
+    line, :mod:`dfstream.modalities.audio.channel`), encoded once and cached beside the clean
     inputs; drawn from ``seed``; validation never is. 0 turns it off.
     ``generator_loss``: the weight of an auxiliary loss in training: a linear classifier
     learns from the audio branch's frame embeddings which generator (the metadata's

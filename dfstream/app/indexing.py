@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.checkpoint import load_checkpoint
-from engine.dataset import load_metadata
-from engine.detector import Detector
-from engine.errors import DatasetError, MediaError
-from engine.media import iter_media, with_final
-from engine.stream import StreamProcessor
-from fusion.attribution import AttributionIndex, check_model
+from dfstream.engine.runtime.checkpoint import load_checkpoint
+from dfstream.engine.core.dataset import load_metadata
+from dfstream.engine.runtime.detector import Detector
+from dfstream.engine.core.errors import DatasetError, MediaError
+from dfstream.engine.media.blocks import iter_media, with_final
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.fusion.attribution import AttributionIndex, check_model
 
 
 def span_embeddings(detector: Detector, meta: str | Path, root: str | Path, label_field: str,

@@ -10,7 +10,7 @@ forged spans cross-faded in exactly as ``_toy_file`` does, scaled 0.1).
 
 Kinds of file cycle ``real``, ``audio_modified``, ``visual_modified``,
 ``both_modified``. Audio spans come from a toy audio generator (``audio_model``,
-engine.toyset.GENERATORS). Visual spans touch only a box around the lower face
+dfstream.app.toyset.GENERATORS). Visual spans touch only a box around the lower face
 (:func:`lower_face_box`), faded in and out over 3 frames inside the span, by a
 toy visual generator (``visual_model``): ``toy-blend`` (lower face replaced by
 a colour-shifted, blurred copy pasted with a hard seam: spatial artifact),
@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from engine.errors import ConfigError
-from engine.toyset import GENERATORS, RATE, _signal, splice, split_of, write_metadata
+from dfstream.engine.core.errors import ConfigError
+from dfstream.app.toyset import GENERATORS, RATE, _signal, splice, split_of, write_metadata
 
 VISUAL_GENERATORS = ("toy-blend", "toy-freeze", "toy-shuffle")
 KINDS = ("real", "audio_modified", "visual_modified", "both_modified")

@@ -1,7 +1,7 @@
 """The Detector: branches -> fusion -> per-frame probabilities and embeddings.
 
 It owns the torch modules and the window geometry; it holds no per-stream state
-(that is :class:`engine.stream.StreamProcessor`'s). ``forward`` is the only code
+(that is :class:`dfstream.engine.runtime.stream.StreamProcessor`'s). ``forward`` is the only code
 that touches the device, under ``torch.inference_mode()``.
 """
 from __future__ import annotations
@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.config import Config
-from engine.device import intra_op_threads, resolve_device, resolve_dtype, set_threads
-from engine.frame_cache import FrameCache
-from engine.media import FrameBlock, MediaBlock, as_media
-from engine.precision import encoders_in, quantize_int8
-from engine.windows import WindowPlan
-from fusion.fusion import DynamicFusion, single_branch, to_step
-from modalities import branch_class
-from modalities.audio.attention import use_sdpa
+from dfstream.engine.core.config import Config
+from dfstream.engine.runtime.device import intra_op_threads, resolve_device, resolve_dtype, set_threads
+from dfstream.engine.runtime.frame_cache import FrameCache
+from dfstream.engine.media.blocks import FrameBlock, MediaBlock, as_media
+from dfstream.engine.runtime.precision import encoders_in, quantize_int8
+from dfstream.engine.runtime.windows import WindowPlan
+from dfstream.fusion.fusion import DynamicFusion, single_branch, to_step
+from dfstream.modalities import branch_class
+from dfstream.modalities.audio.attention import use_sdpa
 
 UNTRAINED = "UNTRAINED"
 log = logging.getLogger("dfstream.detector")
@@ -121,7 +121,7 @@ class Detector:
 
     @property
     def threads(self) -> int:
-        """torch's CPU threads for a batch that one branch scores alone (:func:`engine.device.intra_op_threads`)."""
+        """torch's CPU threads for a batch that one branch scores alone (:func:`dfstream.engine.runtime.device.intra_op_threads`)."""
         return intra_op_threads(self.config.inference.threads, 1, self.reserved_cores)
 
     @property
@@ -156,8 +156,8 @@ class Detector:
 
     def prepare(self, block):
         """CPU work before scoring, safe off the model thread: crop faces of decoded video
-        (:meth:`modalities.visual.branch.VisualBranch.prepare`); video is dropped when no
-        branch uses it. Returns a :class:`engine.media.MediaBlock`."""
+        (:meth:`dfstream.modalities.visual.branch.VisualBranch.prepare`); video is dropped when no
+        branch uses it. Returns a :class:`dfstream.engine.media.blocks.MediaBlock`."""
         block = as_media(block)
         video = block.video
         if video is not None and not isinstance(video, FrameBlock):
@@ -181,7 +181,7 @@ class Detector:
             ``windows`` is absent everywhere.
         keys : list, optional
             ``(stream id, window index)`` of each row, rows of a stream in window order; with
-            ``caches`` (branch name -> :class:`engine.frame_cache.FrameCache`, for branches in
+            ``caches`` (branch name -> :class:`dfstream.engine.runtime.frame_cache.FrameCache`, for branches in
             :attr:`cacheable`) a window reuses its stream's previous window's feature frames.
 
         Returns the frames each window scores on the fused step, batched by ``inference.batch_size``.
@@ -202,7 +202,7 @@ class Detector:
     def score_stream(self, samples: np.ndarray) -> FrameScores:
         """Every frame of a whole audio stream (primary branch), ``samples`` float32 16 kHz:
         probs ``(F,)``, embeddings ``(F, D)``. The same windows as chunked streaming
-        (see :mod:`engine.windows`)."""
+        (see :mod:`dfstream.engine.runtime.windows`)."""
         total, plan = len(samples), self.plan
         ks = range(plan.complete(total, final=True))
         if not ks:

@@ -17,11 +17,11 @@ import safetensors.torch
 import torch
 import transformers
 
-import engine
-from engine.artifacts import read_sidecar_json, sha256_file
-from engine.config import config_from_dict, config_to_dict
-from engine.detector import Detector, build_model
-from engine.errors import CheckpointError, ConfigError, DfstreamError
+import dfstream
+from dfstream.engine.core.artifacts import read_sidecar_json, sha256_file
+from dfstream.engine.core.config import config_from_dict, config_to_dict
+from dfstream.engine.runtime.detector import Detector, build_model
+from dfstream.engine.core.errors import CheckpointError, ConfigError, DfstreamError
 
 FORMAT = "dfstream.checkpoint/1"
 RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attribution", "replay", "call_hook")
@@ -50,7 +50,7 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
         "format": FORMAT,
         "model_id": f"dfstream-{'-'.join(detector.config.branches)}-{checksum[:12]}",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"dfstream": engine.__version__, "torch": torch.__version__,
+        "versions": {"dfstream": dfstream.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__},
         "config": _model_config(config_to_dict(detector.config)),
         "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}

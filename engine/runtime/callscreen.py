@@ -5,7 +5,7 @@ Call audio (16-bit PCM at 8 or 16 kHz, or decoded mu-law) is resampled to
 PyAV: it holds back 2 ms of audio, where soxr's HQ stream holds back 66 ms,
 which every verdict would wait for; flat to 0.2 % up to 3.4 kHz), cut into hops of
 ``call_hook.hop_seconds`` and fed to the shared streaming path
-(:class:`engine.stream.StreamProcessor`) as the stream ``stream_id``; memory
+(:class:`dfstream.engine.runtime.stream.StreamProcessor`) as the stream ``stream_id``; memory
 per call is bounded by the context the windows need, however long the call.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from engine.config import Config, load_config, replace
-from engine.decode import SAMPLE_RATE, AudioBlock, pcm16_samples
-from engine.errors import MediaError
-from engine.stream import StreamProcessor
-from engine.types import Verdict
+from dfstream.engine.core.config import Config, load_config, replace
+from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock, pcm16_samples
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.runtime.stream import StreamProcessor
+from dfstream.engine.core.types import Verdict
 
 RATES = (8000, 16000)
 
@@ -31,12 +31,12 @@ def call_config(config: Config) -> Config:
 def call_processor(config: Config, detector=None, attributor=None) -> StreamProcessor:
     """A processor for calls: the detector (random and loudly so if none), the VAD gate if enabled."""
     if detector is None:
-        from engine.detector import Detector
+        from dfstream.engine.runtime.detector import Detector
         detector = Detector.from_config(call_config(config))
         detector.warn_if_untrained()
     gate = None
     if config.call_hook.vad:
-        from engine.vad import SileroGate
+        from dfstream.engine.runtime.vad import SileroGate
         gate = SileroGate(config.call_hook.vad_threshold)
     return StreamProcessor(detector, attributor, gate)
 

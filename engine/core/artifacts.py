@@ -5,7 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from engine.errors import DfstreamError
+from dfstream.engine.core.errors import DfstreamError
 
 
 def sha256_file(path: str | Path) -> str:
