@@ -10,7 +10,7 @@ REALSET := .cache/realset
 MODEL := models/default
 MODEL_CLIPS := 480
 
-.PHONY: install chromium test test-fast demo toy-demo bench audit clean material model robustness
+.PHONY: install chromium lint test test-fast demo toy-demo bench audit clean material model robustness
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dfstream needs Python 3.11"'
@@ -33,10 +33,16 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install chromium
+# The house rules: ruff (lint and format) and the layers' import contracts (pyproject.toml [tool.importlinter]).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python bin/check-imports
+
+test: install chromium lint
 	$(BIN)/python -m pytest -q
 
-test-fast: install chromium
+test-fast: install chromium lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The shipped model (models/default) on test clips of its own benchmark: the first 60 clips of the

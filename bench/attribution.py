@@ -12,6 +12,7 @@ real span embeddings are clustered by generator.
 
 Writes bench/results/attribution.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,19 +51,28 @@ def measure(index: AttributionIndex, queries: np.ndarray, truth: np.ndarray) -> 
         t = time.perf_counter()
         index._searcher().search(index._prepare(q[None]), 1)
         single.append(time.perf_counter() - t)
-    return {"queries_per_s_batched": round(len(queries) / batch, 1),
-            "single_query_ms_p50": round(1000 * float(np.median(single)), 3),
-            "recall_at_1": float((ids[:, 0] == truth).mean())}
+    return {
+        "queries_per_s_batched": round(len(queries) / batch, 1),
+        "single_query_ms_p50": round(1000 * float(np.median(single)), 3),
+        "recall_at_1": float((ids[:, 0] == truth).mean()),
+    }
 
 
 def build(kind: str, dim: int, vectors: np.ndarray, labels: list[str]) -> tuple[AttributionIndex, dict]:
     before = rss_mb()
     start = time.perf_counter()
-    index = AttributionIndex(dim, {"model_id": "bench"}, index=attribution._hnsw(dim) if kind == "hnsw" else None,
-                             center=np.zeros(dim, np.float32))
+    index = AttributionIndex(
+        dim,
+        {"model_id": "bench"},
+        index=attribution._hnsw(dim) if kind == "hnsw" else None,
+        center=np.zeros(dim, np.float32),
+    )
     index.add(vectors, labels)
-    return index, {"index_type": index.kind, "build_s": round(time.perf_counter() - start, 2),
-                   "memory_mb": round(rss_mb() - before, 1)}
+    return index, {
+        "index_type": index.kind,
+        "build_s": round(time.perf_counter() - start, 2),
+        "memory_mb": round(rss_mb() - before, 1),
+    }
 
 
 def main() -> None:
@@ -86,8 +96,12 @@ def main() -> None:
     kind = "flat" if args.vectors <= attribution.FLAT_MAX else "hnsw"
     index, stats = build(kind, dim, vectors, labels)
     result = {
-        "benchmark": "attribution", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "vectors": args.vectors, "dim": dim, "queries": args.queries,
+        "benchmark": "attribution",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "vectors": args.vectors,
+        "dim": dim,
+        "queries": args.queries,
         "data": "random unit vectors (no cluster structure: worst case for approximate search)",
         "flat_max": attribution.FLAT_MAX,
         "engine_index": {**stats, **measure(index, queries, truth)},
@@ -96,9 +110,15 @@ def main() -> None:
     if not args.no_compare:
         other = "hnsw" if kind == "flat" else "flat"
         index, stats = build(other, dim, vectors, labels)
-        result["alternative"] = {**stats, **measure(index, queries, truth),
-                                 "hnsw": {"M": attribution.HNSW_M, "efConstruction": attribution.HNSW_EF_CONSTRUCTION,
-                                          "efSearch": attribution.HNSW_EF_SEARCH}}
+        result["alternative"] = {
+            **stats,
+            **measure(index, queries, truth),
+            "hnsw": {
+                "M": attribution.HNSW_M,
+                "efConstruction": attribution.HNSW_EF_CONSTRUCTION,
+                "efSearch": attribution.HNSW_EF_SEARCH,
+            },
+        }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -12,6 +12,7 @@ mouth path sees the lower middle of the picture instead of the mouth.
 
     python bench/face_coverage.py --data .cache/realset/data [--split test] [--config YAML] [--detectors haar,blazeface]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfstream.engine.core.config import load_config
+from dfstream.app.config import load_config
 from dfstream.engine.media.video import decode_video
 from dfstream.modalities.visual.faces import crop_faces, face_detector
 
@@ -55,7 +56,7 @@ def coverage(data: Path, split: str, config, detector: str | None = None) -> dic
     """``{face video: {"frames", "detected", "cropped"}}`` over the split's files (``detected``
     counts frames the detector searched and found a face in: all frames when ``detect_every`` is 1);
     ``detector`` names the face detector (default: the config's)."""
-    visual = config.visual
+    visual = config.branch("visual")
     detector = Counting(face_detector(detector or visual.face_detector))
     block = max(1, round(BLOCK_SECONDS * visual.fps))
     counts = defaultdict(lambda: {"frames": 0, "detected": 0, "cropped": 0})
@@ -68,39 +69,55 @@ def coverage(data: Path, split: str, config, detector: str | None = None) -> dic
         row = counts[entry.get("face_video", "unknown")]
         found = detector.found
         for start in range(0, len(video.frames), block):
-            frames = video.frames[start:start + block]
+            frames = video.frames[start : start + block]
             row["frames"] += len(frames)
-            row["cropped"] += int(np.sum(crop_faces(frames, 8, detector, visual.face_margin,
-                                                    detect_every=visual.detect_every).faces))
+            row["cropped"] += int(
+                np.sum(crop_faces(frames, 8, detector, visual.face_margin, detect_every=visual.detect_every).faces)
+            )
         row["detected"] += detector.found - found
     return dict(counts)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--data", required=True, help="a set bench/make_dataset.py built")
     parser.add_argument("--split", default="test", help="which split's files (default: %(default)s)")
     parser.add_argument("--config", help="config YAML whose visual section to use (default: the default)")
-    parser.add_argument("--detectors", default="haar,blazeface",
-                        help="comma-separated face detectors to compare (default: %(default)s)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "face_coverage.json"),
-                        help="result JSON (default: bench/results/face_coverage.json)")
+    parser.add_argument(
+        "--detectors", default="haar,blazeface", help="comma-separated face detectors to compare (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "bench" / "results" / "face_coverage.json"),
+        help="result JSON (default: bench/results/face_coverage.json)",
+    )
     args = parser.parse_args()
-    config = load_config(args.config)
+    config = load_config(args.config).model
     by_detector = {}
     for name in args.detectors.split(","):
         counts = coverage(Path(args.data), args.split, config, name)
-        by_detector[name] = {k: {**v, "detected_share": round(v["detected"] / max(1, v["frames"]), 3),
-                                 "cropped_share": round(v["cropped"] / max(1, v["frames"]), 3)}
-                             for k, v in sorted(counts.items())}
-    report = {"benchmark": "face_coverage",
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "command": " ".join(["python bench/face_coverage.py", *sys.argv[1:]]),
-              "fps": config.visual.fps, "decode_side": config.visual.decode_side,
-              "detect_every": config.visual.detect_every, "block_seconds": BLOCK_SECONDS,
-              "by_detector": by_detector}
+        by_detector[name] = {
+            k: {
+                **v,
+                "detected_share": round(v["detected"] / max(1, v["frames"]), 3),
+                "cropped_share": round(v["cropped"] / max(1, v["frames"]), 3),
+            }
+            for k, v in sorted(counts.items())
+        }
+    report = {
+        "benchmark": "face_coverage",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python bench/face_coverage.py", *sys.argv[1:]]),
+        "fps": config.branch("visual").fps,
+        "decode_side": config.branch("visual").decode_side,
+        "detect_every": config.branch("visual").detect_every,
+        "block_seconds": BLOCK_SECONDS,
+        "by_detector": by_detector,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

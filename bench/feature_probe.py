@@ -12,6 +12,7 @@ encoder's features (random, frozen) limit the model; if neither does, the task a
 
 Writes bench/results/feature_probe.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,11 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from dfstream.engine.runtime.checkpoint import load_checkpoint  # noqa: E402
 from realset.shortcut import labels  # noqa: E402
 from realset.sources import RATE, load_audio  # noqa: E402
 from replay_speed import machine  # noqa: E402
+
+from dfstream.engine.runtime.checkpoint import load_checkpoint  # noqa: E402
 
 HOP = 320  # 20 ms
 
@@ -41,8 +42,9 @@ def frames_of(encoder, path: Path, segments) -> tuple[list[np.ndarray], np.ndarr
     with torch.inference_mode():
         states = encoder(torch.from_numpy(audio)[None], output_hidden_states=True).hidden_states
     n = min(states[0].shape[1], len(audio) // HOP)
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=RATE, n_fft=512, hop_length=HOP,
-                                                             n_mels=64)).T[:n]
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=RATE, n_fft=512, hop_length=HOP, n_mels=64)).T[
+        :n
+    ]
     return [h[0, :n].float().numpy() for h in states] + [mel], labels(segments, n, HOP)
 
 
@@ -67,8 +69,9 @@ def main(argv=None) -> int:
     def stack(split: str, count: int):
         chosen = [e for e in meta if e["split"] == split and e["modify_type"] != "visual_modified"][:count]
         parts = [frames_of(encoder, Path(args.data) / e["file"], e["audio_fake_segments"]) for e in chosen]
-        return [np.concatenate([f[k] for f, _ in parts]) for k in range(len(parts[0][0]))], \
-            np.concatenate([y for _, y in parts])
+        return [np.concatenate([f[k] for f, _ in parts]) for k in range(len(parts[0][0]))], np.concatenate(
+            [y for _, y in parts]
+        )
 
     x_train, y_train = stack("train", args.train)
     x_test, y_test = stack("test", args.test)
@@ -78,12 +81,19 @@ def main(argv=None) -> int:
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(a, y_train)
         aucs[name] = round(float(roc_auc_score(y_test, probe.predict_proba(b)[:, 1])), 4)
         print(f"{name}: frame AUC {aucs[name]}")
-    result = {"command": " ".join(["python", "bench/feature_probe.py", *(argv or sys.argv[1:])]),
-              "machine": machine(), "model": args.model,
-              "model_id": detector.model_id, "train_clips": args.train, "test_clips": args.test,
-              "train_frames": int(len(y_train)), "test_frames": int(len(y_test)),
-              "forged_share": {"train": round(float(y_train.mean()), 4), "test": round(float(y_test.mean()), 4)},
-              "frame_auc": aucs, "seconds": round(time.monotonic() - start, 1)}
+    result = {
+        "command": " ".join(["python", "bench/feature_probe.py", *(argv or sys.argv[1:])]),
+        "machine": machine(),
+        "model": args.model,
+        "model_id": detector.model_id,
+        "train_clips": args.train,
+        "test_clips": args.test,
+        "train_frames": int(len(y_train)),
+        "test_frames": int(len(y_test)),
+        "forged_share": {"train": round(float(y_train.mean()), 4), "test": round(float(y_test.mean()), 4)},
+        "frame_auc": aucs,
+        "seconds": round(time.monotonic() - start, 1),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -13,6 +13,7 @@ child that dies (a crash in FFmpeg) or one that takes longer than
 Writes JSON: cases tried, outcomes by reason, findings, slowest case, peak RSS
 of the decoding process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,10 @@ def main() -> int:
     started = time.perf_counter()
     for case in range(args.cases):
         container = int(rng.integers(len(SEEDS)))
-        edits = [(int(rng.integers(4)), int(rng.integers(1 << 20)), int(rng.integers(256)))
-                 for _ in range(int(rng.integers(1, 9)))]
+        edits = [
+            (int(rng.integers(4)), int(rng.integers(1 << 20)), int(rng.integers(256)))
+            for _ in range(int(rng.integers(1, 9)))
+        ]
         payload = mutate(seeds[container], edits)
         kind, what, seconds, rss = decoder.run(payload, args.hang_seconds)
         peak_kb = max(peak_kb, rss)
@@ -113,18 +116,21 @@ def main() -> int:
             digest = hashlib.sha256(payload).hexdigest()[:16]
             REGRESSIONS.mkdir(exist_ok=True)
             (REGRESSIONS / f"{digest}.bin").write_bytes(payload)
-            findings.append({"case": case, "container": name, "error": what, "input": f"tests/fuzz_regressions/"
-                                                                                       f"{digest}.bin"})
+            findings.append(
+                {"case": case, "container": name, "error": what, "input": f"tests/fuzz_regressions/{digest}.bin"}
+            )
             print(f"finding in case {case} ({name}): {what}", file=sys.stderr)
         if (case + 1) % 500 == 0:
             print(f"{case + 1}/{args.cases} cases, {len(findings)} findings", file=sys.stderr)
     decoder.close()
     result = {
         "bench": "fuzz",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python bench/fuzz.py " + " ".join(sys.argv[1:]),
         "machine": {"cores": os.cpu_count(), "gpu": None, "python": platform.python_version()},
-        "cases": args.cases, "seed": args.seed, "wall_seconds": round(time.perf_counter() - started, 1),
+        "cases": args.cases,
+        "seed": args.seed,
+        "wall_seconds": round(time.perf_counter() - started, 1),
         "outcomes": dict(outcomes.most_common()),
         "per_container": {k: dict(v.most_common()) for k, v in sorted(per_container.items())},
         "findings": findings,

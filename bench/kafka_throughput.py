@@ -1,6 +1,6 @@
 """What Kafka costs: ``dfstream serve`` end to end through a real broker vs ``dfstream replay``, one run.
 
-Both score the same SYNTHETIC toy files (engine/toyset.py) with the same model
+Both score the same SYNTHETIC toy files (dfstream/app/toyset.py) with the same model
 (the default architecture, random weights: speed does not depend on them),
 cut into the same chunks.
 
@@ -19,6 +19,7 @@ Writes bench/results/kafka_throughput.json with the machine it ran on.
 
     python bench/kafka_throughput.py [--files 16] [--copies 3] [--bootstrap HOST:PORT] [--out PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.replay_speed import machine  # noqa: E402
-from dfstream.engine.core.config import KafkaConfig, ServeConfig, load_config  # noqa: E402
+from dfstream.app.config import load_config  # noqa: E402
+from dfstream.app.toyset import make_toyset  # noqa: E402
 from dfstream.engine.runtime.detector import Detector  # noqa: E402
 from dfstream.engine.runtime.stream import StreamProcessor  # noqa: E402
-from dfstream.app.toyset import make_toyset  # noqa: E402
+from dfstream.streams.config import KafkaConfig, ServeConfig  # noqa: E402
 from dfstream.streams.dev_broker import DevBroker  # noqa: E402
 from dfstream.streams.kafka_io import ensure_topics  # noqa: E402
 from dfstream.streams.produce import produce_files  # noqa: E402
@@ -75,12 +77,22 @@ def serve_until(detector, kcfg, scfg, expected: int, producer=None) -> dict:
         done_at = time.perf_counter()
         stop.set()
         thread.join(60)
-    stages = {s.labels["stage"]: round(s.value, 3) for m in metrics.stage.collect() for s in m.samples
-              if s.name.endswith("_sum")}
-    return {"stage_seconds_total": stages, "join_s": round(assigned_at - started, 3), "wall_s": round(done_at - assigned_at, 3),
-            "peak_queue": worker.peak_depth, "pauses": int(metrics.pauses._value.get()),
-            "lag_max": max(lag or [0]), "lag_samples": len(lag),
-            "drain_after_producer_s": None if producer_done_at is None else round(done_at - producer_done_at, 3)}
+    stages = {
+        s.labels["stage"]: round(s.value, 3)
+        for m in metrics.stage.collect()
+        for s in m.samples
+        if s.name.endswith("_sum")
+    }
+    return {
+        "stage_seconds_total": stages,
+        "join_s": round(assigned_at - started, 3),
+        "wall_s": round(done_at - assigned_at, 3),
+        "peak_queue": worker.peak_depth,
+        "pauses": int(metrics.pauses._value.get()),
+        "lag_max": max(lag or [0]),
+        "lag_samples": len(lag),
+        "drain_after_producer_s": None if producer_done_at is None else round(done_at - producer_done_at, 3),
+    }
 
 
 def main() -> None:
@@ -92,7 +104,8 @@ def main() -> None:
     parser.add_argument("--bootstrap", help="an existing Kafka cluster (default: start a memory-mode dev broker)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "kafka_throughput.json"))
     args = parser.parse_args()
-    config = load_config(args.config)
+    app = load_config(args.config)
+    config, serve_config = app.model, app.deployment.serve
     detector = Detector.from_config(config)
     broker = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,27 +116,34 @@ def main() -> None:
             make_toyset(Path(tmp) / "data", files=args.files, seed=7)
             inputs = expand_inputs([str(Path(tmp) / "data")])
             t = time.perf_counter()
-            results = replay(inputs, StreamProcessor(detector), Path(tmp) / "out", args.chunk_seconds,
-                             progress=False)
+            results = replay(inputs, StreamProcessor(detector), Path(tmp) / "out", args.chunk_seconds)
             replay_s = time.perf_counter() - t
             media = sum(r.seconds for r in results.values())
             chunks = sum(1 for _ in open(Path(tmp) / "out" / "verdicts.jsonl"))
             kcfg = KafkaConfig(bootstrap_servers=bootstrap, session_timeout_ms=6000)
             tag = uuid.uuid4().hex[:6]
-            scfg = ServeConfig(in_topic=f"bench-{tag}.in", out_topic=f"bench-{tag}.out",
-                               dlq_topic=f"bench-{tag}.dlq", state_topic=f"bench-{tag}.state",
-                               group=f"bench-{tag}", partitions=4, batch_chunks=config.serve.batch_chunks,
-                               queue_chunks=config.serve.queue_chunks)
+            scfg = ServeConfig(
+                in_topic=f"bench-{tag}.in",
+                out_topic=f"bench-{tag}.out",
+                dlq_topic=f"bench-{tag}.dlq",
+                state_topic=f"bench-{tag}.state",
+                group=f"bench-{tag}",
+                partitions=4,
+                batch_chunks=serve_config.batch_chunks,
+                queue_chunks=serve_config.queue_chunks,
+            )
             t = time.perf_counter()
             produce_files(inputs, kcfg, scfg.in_topic, args.chunk_seconds, partitions=4)
             produce_s = time.perf_counter() - t
             serve = serve_until(detector, kcfg, scfg, chunks)
-            lag_cfg = dataclasses.replace(scfg, in_topic=f"bench-{tag}.lag", group=f"bench-{tag}-lag",
-                                          state_topic=f"bench-{tag}.lag-state")
+            lag_cfg = dataclasses.replace(
+                scfg, in_topic=f"bench-{tag}.lag", group=f"bench-{tag}-lag", state_topic=f"bench-{tag}.lag-state"
+            )
             copies = [(p, f"copy{c}/{sid}") for c in range(args.copies) for p, sid in inputs]
             ensure_topics(kcfg, {lag_cfg.in_topic: 4})
-            producer = threading.Thread(target=produce_files, args=(copies, kcfg, lag_cfg.in_topic,
-                                                                    args.chunk_seconds), daemon=True)
+            producer = threading.Thread(
+                target=produce_files, args=(copies, kcfg, lag_cfg.in_topic, args.chunk_seconds), daemon=True
+            )
             lag = serve_until(detector, kcfg, lag_cfg, chunks * args.copies, producer)
         finally:
             if broker is not None:
@@ -132,21 +152,34 @@ def main() -> None:
     replay_rate = media / replay_s
     result = {
         "benchmark": "kafka_throughput",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "broker": "external " + args.bootstrap if args.bootstrap else "Tansu 0.6.0 dev broker, memory storage, loopback",
-        "data": f"{len(inputs)} SYNTHETIC toy files (engine/toyset.py), {media:.1f} media-seconds, {chunks} chunks "
-                f"of {args.chunk_seconds} s",
-        "config": {"encoder": f"{config.audio.encoder.kind} {config.audio.encoder.num_layers}x"
-                              f"{config.audio.encoder.hidden_size} (random init)",
-                   "batch_chunks": scfg.batch_chunks, "queue_chunks": scfg.queue_chunks, "partitions": 4},
-        "replay": {"wall_s": round(replay_s, 3), "media_s_per_s": round(replay_rate, 2),
-                   "chunks_per_s": round(chunks / replay_s, 2)},
+        "broker": "external " + args.bootstrap
+        if args.bootstrap
+        else "Tansu 0.6.0 dev broker, memory storage, loopback",
+        "data": f"{len(inputs)} SYNTHETIC toy files (dfstream/app/toyset.py), {media:.1f} media-seconds, "
+        f"{chunks} chunks "
+        f"of {args.chunk_seconds} s",
+        "config": {
+            "encoder": f"{config.branch('audio').encoder.kind} {config.branch('audio').encoder.num_layers}x"
+            f"{config.branch('audio').encoder.hidden_size} (random init)",
+            "batch_chunks": scfg.batch_chunks,
+            "queue_chunks": scfg.queue_chunks,
+            "partitions": 4,
+        },
+        "replay": {
+            "wall_s": round(replay_s, 3),
+            "media_s_per_s": round(replay_rate, 2),
+            "chunks_per_s": round(chunks / replay_s, 2),
+        },
         "produce": {"wall_s": round(produce_s, 3), "chunks_per_s": round(chunks / produce_s, 1)},
         "serve": {**serve, "media_s_per_s": round(serve_rate, 2), "chunks_per_s": round(chunks / serve["wall_s"], 2)},
         "serve_vs_replay": round(serve_rate / replay_rate, 3),
-        "lag_under_fast_producer": {**lag, "chunks": chunks * args.copies,
-                                    "media_s_per_s": round(media * args.copies / lag["wall_s"], 2)},
+        "lag_under_fast_producer": {
+            **lag,
+            "chunks": chunks * args.copies,
+            "media_s_per_s": round(media * args.copies / lag["wall_s"], 2),
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -1,6 +1,6 @@
 """Replay throughput on CPU: the engine vs a plain per-chunk loop, in one run.
 
-Both score the same SYNTHETIC toy files (engine/toyset.py) with the same
+Both score the same SYNTHETIC toy files (dfstream/app/toyset.py) with the same
 model (the default architecture, random weights: speed does not depend on
 them) and the same window geometry.
 
@@ -12,7 +12,7 @@ them) and the same window geometry.
   its context, score it alone (batch 1).
 
 Video (``--video-files``, default 8): SYNTHETIC toy audio-visual MP4s
-(engine/toyvideo.py, 320x240 at 25 fps) replayed by the default
+(dfstream/app/toyvideo.py, 320x240 at 25 fps) replayed by the default
 architecture with ``branches: [audio, visual]``: media-seconds per
 wall-second, frames per second through the visual branch (its ViT +
 back-end, timed around its forward), and the share of the wall time spent
@@ -24,6 +24,7 @@ both and their ratio, and the machine it ran on.
 
     python bench/replay_speed.py [--files 12] [--video-files 8] [--config YAML] [--out PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfstream.engine.core.config import load_config
+from dfstream.app.config import load_config
+from dfstream.app.toyset import make_toyset
 from dfstream.engine.media.decode import decode_audio
 from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.device import NATIVE_BF16_FLAGS, cpu_flags
 from dfstream.engine.runtime.stream import StreamProcessor
-from dfstream.app.toyset import make_toyset
 from dfstream.streams.replay import expand_inputs, replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,19 +57,30 @@ SIMD_FLAGS = re.compile(r"^(sse4_2|avx.*|amx.*|fma|f16c|bf16|.*vnni.*|asimd.*|sv
 def machine() -> dict:
     """The machine a result ran on: cores, CPU and its SIMD flags (which say whether bf16 is native,
     :data:`dfstream.engine.runtime.device.NATIVE_BF16_FLAGS`), GPU, versions. Every benchmark records it."""
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     flags = cpu_flags()
-    return {"cores": os.cpu_count(), "cpu": cpu, "cpu_flags": sorted(f for f in flags if SIMD_FLAGS.match(f)),
-            "native_bf16": sorted(flags & set(NATIVE_BF16_FLAGS)),
-            "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version(), "torch": torch.__version__}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "cpu_flags": sorted(f for f in flags if SIMD_FLAGS.match(f)),
+        "native_bf16": sorted(flags & set(NATIVE_BF16_FLAGS)),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def run_engine(detector, inputs, chunk_seconds, out) -> float:
     start = time.perf_counter()
-    replay(inputs, StreamProcessor(detector), out, chunk_seconds, progress=False)
+    replay(inputs, StreamProcessor(detector), out, chunk_seconds)
     return time.perf_counter() - start
 
 
@@ -102,11 +114,12 @@ class _Timed:
                 self.frames += self.frames_of(args[0])
 
 
-def run_video(config, files: int, tmp: Path) -> dict:
+def run_video(config, files: int, tmp: Path, chunk: float) -> dict:
     """Replay toy audio-visual files with an audio+visual model; visual branch and face-crop timings."""
     import dfstream.modalities.visual.branch as visual_module
-    from dfstream.engine.core.config import replace
     from dfstream.app.toyvideo import make_toy_av_set
+    from dfstream.engine.core.config import replace
+
     config = replace(config, "branches", ["audio", "visual"])
     detector = Detector.from_config(config)
     make_toy_av_set(tmp / "av", files=files, seed=7)
@@ -118,29 +131,38 @@ def run_video(config, files: int, tmp: Path) -> dict:
     crops = _Timed(visual_module.crop_faces, lambda frames: len(frames))
     branch.encode, visual_module.crop_faces = vit, crops
     try:
-        wall = run_engine(detector, inputs, config.replay.chunk_seconds, tmp / "av-out")
+        wall = run_engine(detector, inputs, chunk, tmp / "av-out")
     finally:
         del branch.encode
         visual_module.crop_faces = crops.fn
-    visual = config.visual
+    visual = config.branch("visual")
     return {
-        "data": f"{len(inputs)} SYNTHETIC toy audio-visual MP4s (engine/toyvideo.py, 320x240, 25 fps), "
-                f"{seconds:.1f} media-seconds",
-        "config": {"branches": ["audio", "visual"],
-                   "vit": f"{visual.encoder.num_layers}x{visual.encoder.hidden_size} at {visual.encoder.image_size} px "
-                          f"(random init)", "fps": visual.fps, "crop": visual.crop,
-                   "face_detector": visual.face_detector},
+        "data": f"{len(inputs)} SYNTHETIC toy audio-visual MP4s (dfstream/app/toyvideo.py, 320x240, 25 fps), "
+        f"{seconds:.1f} media-seconds",
+        "config": {
+            "branches": ["audio", "visual"],
+            "vit": f"{visual.encoder.num_layers}x{visual.encoder.hidden_size} at {visual.encoder.image_size} px "
+            f"(random init)",
+            "fps": visual.fps,
+            "crop": visual.crop,
+            "face_detector": visual.face_detector,
+        },
         "wall_s": round(wall, 3),
         "media_s_per_s": round(seconds / wall, 2),
-        "vit": {"frames": vit.frames, "seconds": round(vit.seconds, 3),
-                "frames_per_s": round(vit.frames / vit.seconds, 1) if vit.seconds else None,
-                "frames_sampled": crops.frames,
-                "note": "frames through the ViT; a window reuses the [CLS] states of the frames it shares "
-                        "with its stream's previous window (engine/frame_cache.py), so about one encoding "
-                        "per sampled frame plus one per window"},
-        "face_crops": {"frames": crops.frames, "seconds": round(crops.seconds, 3),
-                       "note": "summed over the decode threads, which run beside the model: not a share of "
-                               "the wall time"},
+        "vit": {
+            "frames": vit.frames,
+            "seconds": round(vit.seconds, 3),
+            "frames_per_s": round(vit.frames / vit.seconds, 1) if vit.seconds else None,
+            "frames_sampled": crops.frames,
+            "note": "frames through the ViT; a window reuses the [CLS] states of the frames it shares "
+            "with its stream's previous window (dfstream/engine/runtime/frame_cache.py), so about one encoding "
+            "per sampled frame plus one per window",
+        },
+        "face_crops": {
+            "frames": crops.frames,
+            "seconds": round(crops.seconds, 3),
+            "note": "summed over the decode threads, which run beside the model: not a share of the wall time",
+        },
     }
 
 
@@ -151,29 +173,35 @@ def main() -> None:
     parser.add_argument("--config", help="config YAML (default: configs/default.yaml)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "replay_speed.json"))
     args = parser.parse_args()
-    config = load_config(args.config)
+    app = load_config(args.config)
+    config, chunk = app.model, app.deployment.replay.chunk_seconds
     detector = Detector.from_config(config)
     with tempfile.TemporaryDirectory() as tmp:
         make_toyset(Path(tmp) / "data", files=args.files, seed=7)
         inputs = expand_inputs([str(Path(tmp) / "data")])
         seconds = sum(decode_audio(p).duration for p, _ in inputs)
         detector.score(np.zeros((1, detector.plan.length), np.float32))  # warm-up
-        chunk = config.replay.chunk_seconds
         engine_s = run_engine(detector, inputs, chunk, Path(tmp) / "out")
         baseline_s = run_baseline(detector, inputs, chunk)
-        video = run_video(config, args.video_files, Path(tmp)) if args.video_files else None
+        video = run_video(config, args.video_files, Path(tmp), chunk) if args.video_files else None
     result = {
         "benchmark": "replay_speed",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "data": f"{len(inputs)} SYNTHETIC toy files (engine/toyset.py), {seconds:.1f} media-seconds",
-        "config": {"encoder": f"{config.audio.encoder.kind} {config.audio.encoder.num_layers}x"
-                              f"{config.audio.encoder.hidden_size} (random init)",
-                   "hop_seconds": config.inference.hop_seconds, "context_seconds": config.inference.context_seconds,
-                   "chunk_seconds": chunk, "batch_size": config.inference.batch_size},
+        "data": f"{len(inputs)} SYNTHETIC toy files (dfstream/app/toyset.py), {seconds:.1f} media-seconds",
+        "config": {
+            "encoder": f"{config.branch('audio').encoder.kind} {config.branch('audio').encoder.num_layers}x"
+            f"{config.branch('audio').encoder.hidden_size} (random init)",
+            "hop_seconds": config.inference.hop_seconds,
+            "context_seconds": config.inference.context_seconds,
+            "chunk_seconds": chunk,
+            "batch_size": config.inference.batch_size,
+        },
         "engine": {"wall_s": round(engine_s, 3), "media_s_per_s": round(seconds / engine_s, 2)},
-        "baseline_per_chunk_no_state": {"wall_s": round(baseline_s, 3),
-                                        "media_s_per_s": round(seconds / baseline_s, 2)},
+        "baseline_per_chunk_no_state": {
+            "wall_s": round(baseline_s, 3),
+            "media_s_per_s": round(seconds / baseline_s, 2),
+        },
         "speedup": round(baseline_s / engine_s, 3),
         "video": video,
     }

@@ -59,6 +59,7 @@ This file is the command line and the runner; the parts are in ``bench/robust/``
 ``conditions`` (the conditions), ``reencode`` (the PyAV re-encoders), ``timing``
 (each copy's timing check) and ``tables`` (the text and Markdown tables).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,6 +90,7 @@ MARKER = ".robustness"  # marks a condition folder this benchmark wrote (and may
 
 
 # ----------------------------------------------------------------------------- the pipeline
+
 
 def dfstream(*args: str, log: Path) -> subprocess.CompletedProcess:
     """Run the CLI of this Python environment (``python -m dfstream.app.cli``), its output saved to ``log``."""
@@ -158,8 +160,19 @@ def run_condition(cond: Condition, items: list, root: Path, work: Path, args) ->
         raise SystemExit(f"{cond.name}: dfstream replay wrote no predictions (see {results / 'replay.log'})")
     replayed = time.perf_counter()
 
-    evaluate = ["eval", "--pred", str(results / "predictions.json"), "--scores", str(results / "scores.csv"),
-                "--meta", str(meta), "--split", args.split, "--out", str(results / "metrics.json")]
+    evaluate = [
+        "eval",
+        "--pred",
+        str(results / "predictions.json"),
+        "--scores",
+        str(results / "scores.csv"),
+        "--meta",
+        str(meta),
+        "--split",
+        args.split,
+        "--out",
+        str(results / "metrics.json"),
+    ]
     if args.index:
         evaluate += ["--verdicts", str(results / "verdicts.jsonl"), "--index", args.index]
     proc = dfstream(*evaluate, log=results / "eval.log")
@@ -167,17 +180,29 @@ def run_condition(cond: Condition, items: list, root: Path, work: Path, args) ->
         raise SystemExit(f"{cond.name}: dfstream eval failed (see {results / 'eval.log'})")
     metrics = json.loads((results / "metrics.json").read_text())
     ap = metrics.get("localization", {}).get("ap", {})
-    row.update({"ap@0.5": ap.get("0.5"), "ap@0.75": ap.get("0.75"),
-                "auc": (metrics.get("detection") or {}).get("auc"),
-                "files_without_prediction": metrics.get("files_without_prediction")})
+    row.update(
+        {
+            "ap@0.5": ap.get("0.5"),
+            "ap@0.75": ap.get("0.75"),
+            "auc": (metrics.get("detection") or {}).get("auc"),
+            "files_without_prediction": metrics.get("files_without_prediction"),
+        }
+    )
     if metrics.get("files_without_prediction"):
-        print(f"  warning: {metrics['files_without_prediction']} file(s) have no prediction "
-              f"(see {results / 'replay.log'})", file=sys.stderr)
+        print(
+            f"  warning: {metrics['files_without_prediction']} file(s) have no prediction "
+            f"(see {results / 'replay.log'})",
+            file=sys.stderr,
+        )
     if args.index:
         row["attribution_top1"] = (metrics.get("attribution") or {}).get("top1_accuracy")
     done = time.perf_counter()
-    row["seconds"] = {"encode": round(encoded - tic, 2), "replay": round(replayed - encoded, 2),
-                      "eval": round(done - replayed, 2), "total": round(done - tic, 2)}
+    row["seconds"] = {
+        "encode": round(encoded - tic, 2),
+        "replay": round(replayed - encoded, 2),
+        "eval": round(done - replayed, 2),
+        "total": round(done - tic, 2),
+    }
     row["metrics"] = str(results / "metrics.json")
     return row
 
@@ -185,42 +210,65 @@ def run_condition(cond: Condition, items: list, root: Path, work: Path, args) ->
 def add_drops(rows: dict) -> None:
     """``drop``: clean minus the condition, for AP@0.5 and AUC (positive: worse than clean)."""
     clean = rows["clean"]
-    for name, row in rows.items():
+    for row in rows.values():
         if "skipped" in row:
             continue
-        row["drop"] = {k: (round(clean[k] - row[k], 4) if clean.get(k) is not None and row.get(k) is not None
-                           else None) for k in ("ap@0.5", "auc")}
+        row["drop"] = {
+            k: (round(clean[k] - row[k], 4) if clean.get(k) is not None and row.get(k) is not None else None)
+            for k in ("ap@0.5", "auc")
+        }
         if row["files"] != clean["files"]:
             row["drop"]["note"] = f"over {row['files']} files with video, clean over {clean['files']}"
 
 
 # ----------------------------------------------------------------------------- main
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] + " Re-encodes every file of a split per condition (PyAV), runs "
         "`dfstream replay` and `dfstream eval` on each, and reports AP@0.5, AP@0.75 and AUC against clean.",
-        epilog="Conditions: " + "; ".join(f"{c.name}: {c.description}" for c in CONDITIONS.values()))
-    parser.add_argument("--meta", required=True, help="AV-Deepfake1M-format metadata JSON (list of entries with "
-                        "file, split, fake_segments, ...)")
+        epilog="Conditions: " + "; ".join(f"{c.name}: {c.description}" for c in CONDITIONS.values()),
+    )
+    parser.add_argument(
+        "--meta",
+        required=True,
+        help="AV-Deepfake1M-format metadata JSON (list of entries with file, split, fake_segments, ...)",
+    )
     parser.add_argument("--root", required=True, help="folder the metadata's 'file' entries are relative to")
     parser.add_argument("--model", required=True, help="checkpoint folder (model.safetensors + dfstream.json)")
     parser.add_argument("--config", help="config overrides for the replays (make model: configs/float32.yaml)")
     parser.add_argument("--index", help="attribution index folder: attribution top-1 is measured too")
-    parser.add_argument("--split", default="test", help="metadata split to re-encode and evaluate (default: %(default)s)")
-    parser.add_argument("--conditions", default="all",
-                        help=f"comma list of {', '.join(CONDITIONS)}, or all (default); clean always runs: it is "
-                        "the reference")
-    parser.add_argument("--work", help="folder for the copies and the replay outputs, kept after the run "
-                        "(default: a new temporary folder under .cache/robustness)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "robustness.json"), help="result JSON (default: bench/results/robustness.json)")
+    parser.add_argument(
+        "--split", default="test", help="metadata split to re-encode and evaluate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--conditions",
+        default="all",
+        help=f"comma list of {', '.join(CONDITIONS)}, or all (default); clean always runs: it is the reference",
+    )
+    parser.add_argument(
+        "--work",
+        help="folder for the copies and the replay outputs, kept after the run "
+        "(default: a new temporary folder under .cache/robustness)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "bench" / "results" / "robustness.json"),
+        help="result JSON (default: bench/results/robustness.json)",
+    )
     parser.add_argument("--markdown", help="also write the table as Markdown here (for a model card)")
     parser.add_argument("--limit", type=int, help="only the first N files of the split (smoke tests)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the added noise, mixed with each file's name (default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the added noise, mixed with each file's name (default: %(default)s)",
+    )
     args = parser.parse_args()
     conditions = parse_conditions(args.conditions)
     root = Path(args.root)
-    items = [i for i in load_metadata(args.meta) if i.split == args.split][:args.limit]
+    items = [i for i in load_metadata(args.meta) if i.split == args.split][: args.limit]
     if not items:
         raise SystemExit(f"no metadata entries of split {args.split!r} in {args.meta}")
     if args.work:
@@ -231,14 +279,26 @@ def main() -> None:
     checkpoint = json.loads((Path(args.model) / "dfstream.json").read_text())
     with_video = sum(has_video(root / i.file) for i in items)
     result = {
-        "benchmark": "robustness", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "model": {"path": args.model, "model_id": checkpoint.get("model_id"),
-                  "branches": checkpoint.get("config", {}).get("branches")},
-        "index": args.index, "meta": args.meta, "root": args.root, "split": args.split, "limit": args.limit,
-        "files": len(items), "files_with_video": with_video, "work": str(work), "seed": args.seed,
+        "benchmark": "robustness",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "model": {
+            "path": args.model,
+            "model_id": checkpoint.get("model_id"),
+            "branches": checkpoint.get("config", {}).get("branches"),
+        },
+        "index": args.index,
+        "meta": args.meta,
+        "root": args.root,
+        "split": args.split,
+        "limit": args.limit,
+        "files": len(items),
+        "files_with_video": with_video,
+        "work": str(work),
+        "seed": args.seed,
         "metric_keys": "AP from metrics.json localization.ap['0.5'|'0.75'] (fake_segments), AUC from "
-                       "detection.auc; drop = clean - condition",
+        "detection.auc; drop = clean - condition",
         "conditions": {},
     }
     for cond in conditions:
@@ -247,8 +307,11 @@ def main() -> None:
         result["conditions"][cond.name] = row
         off = row.get("timing_check", {}).get("files_off")
         if off:
-            print(f"  warning: {len(off)} file(s) more than {TOLERANCE_S * 1000:.0f} ms off in time: "
-                  f"{', '.join(off[:5])}", file=sys.stderr)
+            print(
+                f"  warning: {len(off)} file(s) more than {TOLERANCE_S * 1000:.0f} ms off in time: "
+                f"{', '.join(off[:5])}",
+                file=sys.stderr,
+            )
     add_drops(result["conditions"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -21,6 +21,7 @@ Memory is judged after a warm-up (the first third): the slope of a straight
 line through the samples (MB per minute) and the growth from the end of the
 warm-up to the end. Writes JSON with the machine it ran on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # broker and record helpers shared with the integration tests
 
-from dfstream.engine.runtime.checkpoint import save_checkpoint  # noqa: E402
-from dfstream.engine.core.config import config_from_dict  # noqa: E402
-from dfstream.engine.runtime.detector import Detector  # noqa: E402
 from kafka_helpers import FAST_GROUP, committed, free_port, names  # noqa: E402
+
+from dfstream.engine.core.config import config_from_dict  # noqa: E402
+from dfstream.engine.core.types import Chunk  # noqa: E402
+from dfstream.engine.runtime.checkpoint import save_checkpoint  # noqa: E402
+from dfstream.engine.runtime.detector import Detector  # noqa: E402
 from dfstream.streams.dev_broker import DevBroker  # noqa: E402
 from dfstream.streams.kafka_contract import chunk_headers  # noqa: E402
-from dfstream.engine.core.types import Chunk  # noqa: E402
 
-CHUNK_SAMPLES = 4000       # 0.5 s at 8 kHz
+CHUNK_SAMPLES = 4000  # 0.5 s at 8 kHz
 CHUNKS_PER_STREAM = 20
 
 
@@ -66,18 +68,23 @@ def memory_verdict(times: list[float], rss: list[float]) -> dict:
     t, m = np.array(times), np.array(rss)
     keep = t >= t[0] + (t[-1] - t[0]) / 3
     slope = float(np.polyfit(t[keep] / 60, m[keep], 1)[0]) if keep.sum() >= 3 else float("nan")
-    return {"rss_mb_start": round(float(m[0]), 1), "rss_mb_after_warmup": round(float(m[keep][0]), 1),
-            "rss_mb_end": round(float(m[-1]), 1), "rss_mb_peak": round(float(m.max()), 1),
-            "growth_after_warmup_mb": round(float(m[-1] - m[keep][0]), 1),
-            "slope_after_warmup_mb_per_min": round(slope, 2)}
+    return {
+        "rss_mb_start": round(float(m[0]), 1),
+        "rss_mb_after_warmup": round(float(m[keep][0]), 1),
+        "rss_mb_end": round(float(m[-1]), 1),
+        "rss_mb_peak": round(float(m.max()), 1),
+        "growth_after_warmup_mb": round(float(m[-1] - m[keep][0]), 1),
+        "slope_after_warmup_mb_per_min": round(slope, 2),
+    }
 
 
 def scrape(port: int) -> dict:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out = {}
     for line in text.splitlines():
-        if line.startswith(("dfstream_queue_depth ", 'dfstream_chunks_total{outcome="verdict"}',
-                            "dfstream_consumer_lag{")):
+        if line.startswith(
+            ("dfstream_queue_depth ", 'dfstream_chunks_total{outcome="verdict"}', "dfstream_consumer_lag{")
+        ):
             name, value = line.rsplit(" ", 1)
             key = "lag" if name.startswith("dfstream_consumer_lag") else name.split("{")[0]
             out[key] = out.get(key, 0.0) + float(value)
@@ -90,6 +97,7 @@ class Producer(threading.Thread):
     def __init__(self, bootstrap: str, topic: str, rate: float):
         super().__init__(daemon=True)
         from kafka import KafkaProducer
+
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         self.topic, self.rate, self.stop = topic, rate, threading.Event()
         self.sent: set = set()
@@ -128,13 +136,29 @@ def soak_serve(minutes: float, rate: float, tmp: Path, model: Path) -> dict:
         config.write_text(yaml.safe_dump({"kafka": dict(FAST_GROUP), "serve": {**n, "partitions": 4}}))
         port = free_port()
         log = open(tmp / "serve.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "dfstream", "serve", "--bootstrap", bootstrap, "--config",
-                                 str(config), "--model", str(model), "--metrics-port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dfstream",
+                "serve",
+                "--bootstrap",
+                bootstrap,
+                "--config",
+                str(config),
+                "--model",
+                str(model),
+                "--metrics-port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=ROOT,
+        )
         producer = Producer(bootstrap, n["in_topic"], rate)
         samples = []
         try:
-            while True:   # the metrics endpoint answers once the worker has started
+            while True:  # the metrics endpoint answers once the worker has started
                 try:
                     scrape(port)
                     break
@@ -147,8 +171,15 @@ def soak_serve(minutes: float, rate: float, tmp: Path, model: Path) -> dict:
             while time.monotonic() - started < minutes * 60:
                 m = scrape(port)
                 backlog = len(producer.sent) - sum(committed(bootstrap, n["group"]).values())
-                samples.append((time.monotonic() - started, rss_mb(proc.pid), m.get("dfstream_queue_depth", 0),
-                                m.get("dfstream_chunks_total", 0), backlog))
+                samples.append(
+                    (
+                        time.monotonic() - started,
+                        rss_mb(proc.pid),
+                        m.get("dfstream_queue_depth", 0),
+                        m.get("dfstream_chunks_total", 0),
+                        backlog,
+                    )
+                )
                 time.sleep(1.0)
             producer.stop.set()
             producer.join()
@@ -161,19 +192,27 @@ def soak_serve(minutes: float, rate: float, tmp: Path, model: Path) -> dict:
             proc.terminate()
             proc.wait(120)
         from kafka_helpers import read_all
-        verdicts = {(json.loads(r.value)["stream_id"], json.loads(r.value)["seq"])
-                    for r in read_all(bootstrap, n["out_topic"])}
+
+        verdicts = {
+            (json.loads(r.value)["stream_id"], json.loads(r.value)["seq"]) for r in read_all(bootstrap, n["out_topic"])
+        }
         dead = {(r.key.decode(), int(dict(r.headers)["dfs-seq"])) for r in read_all(bootstrap, n["dlq_topic"])}
         t, rss, depth, scored, lag = map(list, zip(*samples))
         seconds = t[-1] - t[0]
         return {
-            "minutes": minutes, "producer_chunks_per_s": rate, "produced": produced,
+            "minutes": minutes,
+            "producer_chunks_per_s": rate,
+            "produced": produced,
             "engine_chunks_per_s": round((scored[-1] - scored[0]) / seconds, 1),
-            "queue_depth_max": max(depth), "queue_bound": 32,
-            "backlog_end_of_soak": lag[-1], "backlog_growth_per_s": round((lag[-1] - lag[0]) / seconds, 1),
+            "queue_depth_max": max(depth),
+            "queue_bound": 32,
+            "backlog_end_of_soak": lag[-1],
+            "backlog_growth_per_s": round((lag[-1] - lag[0]) / seconds, 1),
             "drain_seconds_after_producer_stopped": round(drain_s, 1),
-            "verdicts": len(verdicts & producer.sent), "dead_letters": len(dead),
-            "lost": len(producer.sent - verdicts - dead), "exit_code_on_sigterm": proc.returncode,
+            "verdicts": len(verdicts & producer.sent),
+            "dead_letters": len(dead),
+            "lost": len(producer.sent - verdicts - dead),
+            "exit_code_on_sigterm": proc.returncode,
             "memory": memory_verdict(t, rss),
         }
     finally:
@@ -183,6 +222,7 @@ def soak_serve(minutes: float, rate: float, tmp: Path, model: Path) -> dict:
 def call_client(url: str, stop: threading.Event, stats: dict, lock: threading.Lock) -> None:
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
+
     rng = np.random.default_rng(threading.get_ident() % 2**32)
     frame = (rng.normal(0, 3000, 160)).astype("<i2").tobytes()  # 20 ms at 8 kHz
     while not stop.is_set():
@@ -191,7 +231,7 @@ def call_client(url: str, stop: threading.Event, stats: dict, lock: threading.Lo
                 got = {"verdict": 0, "summary": 0, "error": 0}
                 receiver = threading.Thread(target=_receive, args=(ws, got), daemon=True)
                 receiver.start()
-                for _ in range(1500):       # 30 s of audio, as fast as the server reads it
+                for _ in range(1500):  # 30 s of audio, as fast as the server reads it
                     if stop.is_set():
                         break
                     ws.send(frame)
@@ -209,6 +249,7 @@ def call_client(url: str, stop: threading.Event, stats: dict, lock: threading.Lo
 
 def _receive(ws, got: dict) -> None:
     from websockets.exceptions import ConnectionClosed
+
     try:
         while True:
             event = json.loads(ws.recv())
@@ -222,8 +263,23 @@ def soak_call_hook(minutes: float, calls: int, tmp: Path, model: Path) -> dict:
     config = tmp / "hook.yaml"
     config.write_text(yaml.safe_dump({"call_hook": {"vad": False}}))
     log = open(tmp / "hook.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "dfstream", "call-hook", "--port", str(port), "--config",
-                             str(config), "--model", str(model)], stdout=log, stderr=log, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfstream",
+            "call-hook",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+            "--model",
+            str(model),
+        ],
+        stdout=log,
+        stderr=log,
+        cwd=ROOT,
+    )
     stats = {"calls": 0, "verdict": 0, "summary": 0, "error": 0, "unexpected_closes": 0, "close_codes": []}
     lock, stop, samples = threading.Lock(), threading.Event(), []
     try:
@@ -237,8 +293,9 @@ def soak_call_hook(minutes: float, calls: int, tmp: Path, model: Path) -> dict:
                     raise RuntimeError("call-hook did not start; see hook.log") from None
                 time.sleep(0.5)
         url = f"ws://127.0.0.1:{port}/?mode=raw&rate=8000"
-        clients = [threading.Thread(target=call_client, args=(url, stop, stats, lock), daemon=True)
-                   for _ in range(calls)]
+        clients = [
+            threading.Thread(target=call_client, args=(url, stop, stats, lock), daemon=True) for _ in range(calls)
+        ]
         for c in clients:
             c.start()
         started = time.monotonic()
@@ -253,11 +310,19 @@ def soak_call_hook(minutes: float, calls: int, tmp: Path, model: Path) -> dict:
         proc.terminate()
         proc.wait(60)
     t, rss = map(list, zip(*samples))
-    return {"minutes": minutes, "concurrent_calls": calls, "calls_completed": stats["calls"],
-            "verdict_events": stats["verdict"], "audio_seconds_scored": stats["verdict"] * 0.5,
-            "summaries": stats["summary"], "error_events": stats["error"],
-            "unexpected_closes": stats["unexpected_closes"], "close_codes": sorted(set(stats["close_codes"]), key=str),
-            "server_alive_at_end": alive, "memory": memory_verdict(t, rss)}
+    return {
+        "minutes": minutes,
+        "concurrent_calls": calls,
+        "calls_completed": stats["calls"],
+        "verdict_events": stats["verdict"],
+        "audio_seconds_scored": stats["verdict"] * 0.5,
+        "summaries": stats["summary"],
+        "error_events": stats["error"],
+        "unexpected_closes": stats["unexpected_closes"],
+        "close_codes": sorted(set(stats["close_codes"]), key=str),
+        "server_alive_at_end": alive,
+        "memory": memory_verdict(t, rss),
+    }
 
 
 def main() -> int:
@@ -280,11 +345,12 @@ def main() -> int:
         hook = soak_call_hook(args.minutes, args.calls, tmp, model)
     result = {
         "bench": "soak",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python bench/soak.py " + " ".join(sys.argv[1:]),
         "machine": {"cores": os.cpu_count(), "gpu": None},
         "model": "default architecture, random weights (dfstream-random)",
-        "serve": serve, "call_hook": hook,
+        "serve": serve,
+        "call_hook": hook,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -8,7 +8,7 @@ Both paths score the same media, chunk by chunk, as ``dfstream serve`` receives 
   segments cut at keyframes, packets copied; audio as raw PCM). ``--streams N``
   streams run at once: the files are dealt to N slots, and each slot plays its
   files one after another, each file a stream of its own.
-* otherwise N SYNTHETIC streams (engine/toyset.py tones, not speech) of
+* otherwise N SYNTHETIC streams (dfstream/app/toyset.py tones, not speech) of
   ``--seconds`` each, every chunk encoded as its own Ogg/Opus 48 kHz segment (a
   live chunk is compressed: decoding and resampling it is real work).
 
@@ -49,6 +49,7 @@ through the whole branch by precision, feature extractor and batch
                                [--model CKPT_OR_YAML] [--device auto] [--engine-config YAML]
                                [--realtime] [--out bench/results/throughput.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,14 +68,16 @@ import av
 import numpy as np
 import torch
 
-from dfstream.engine.core.config import SchedulerConfig, config_from_dict, config_to_dict, read_yaml
+from dfstream.app.toyset import make_toyset
+from dfstream.engine.core.config import read_yaml, to_dict
+from dfstream.engine.core.types import Chunk, proposals
 from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.runtime.config import config_from_dict
 from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.device import DEFAULT_THREADS
 from dfstream.engine.runtime.scheduler import Scheduler
+from dfstream.engine.runtime.sections import SchedulerConfig
 from dfstream.engine.runtime.stream import StreamProcessor
-from dfstream.app.toyset import make_toyset
-from dfstream.engine.core.types import Chunk, proposals
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_speed import machine  # noqa: E402  (same machine record for every benchmark)
@@ -85,8 +88,15 @@ RATE = 48000
 # two decode workers); --engine-config overrides them
 ENGINE_DEFAULT: dict = {}
 # the peer-style baseline: batch 1, float32, the library's feature extractor (decoded inline by run_baseline)
-BASELINE = {"inference": {"dtype": "float32", "quantize": "none", "batch_size": 1,
-                          "feature_extractor": "transformers", "parallel_branches": False}}
+BASELINE = {
+    "inference": {
+        "dtype": "float32",
+        "quantize": "none",
+        "batch_size": 1,
+        "feature_extractor": "transformers",
+        "parallel_branches": False,
+    }
+}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, by device-name substring.
 GPU_BF16_PEAK = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L4": 121e12}
 
@@ -98,8 +108,10 @@ def cpu_peak_flops() -> tuple[float | None, str]:
     mhz = next((float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")), None)
     if mhz is None:
         return None, "unknown clock"
-    return (DEFAULT_THREADS * mhz * 1e6 * per_cycle,
-            f"estimate: {DEFAULT_THREADS} threads x {mhz:.0f} MHz x {per_cycle} fp32 FLOP/cycle")
+    return (
+        DEFAULT_THREADS * mhz * 1e6 * per_cycle,
+        f"estimate: {DEFAULT_THREADS} threads x {mhz:.0f} MHz x {per_cycle} fp32 FLOP/cycle",
+    )
 
 
 def device_peak(device: torch.device) -> tuple[float | None, str]:
@@ -133,19 +145,35 @@ def toy_streams(n: int, seconds: float, chunk_seconds: float, work: Path) -> tup
         samples, sid = decode_audio(work / "media" / entry["file"]).samples, f"stream-{i:03d}"
         step = round(chunk_seconds * 16000)
         starts = range(0, len(samples), step)
-        slots.append([(Chunk(sid, k, encode_chunk(samples[s:s + step], 16000), "audio/ogg", s / 16000,
-                             final=k == len(starts) - 1), s / 16000, len(samples[s:s + step]) / 16000)
-                      for k, s in enumerate(starts)])
+        slots.append(
+            [
+                (
+                    Chunk(
+                        sid,
+                        k,
+                        encode_chunk(samples[s : s + step], 16000),
+                        "audio/ogg",
+                        s / 16000,
+                        final=k == len(starts) - 1,
+                    ),
+                    s / 16000,
+                    len(samples[s : s + step]) / 16000,
+                )
+                for k, s in enumerate(starts)
+            ]
+        )
         labels[sid] = entry["fake_segments"]
     return slots, labels
 
 
-def dataset_streams(data: Path, split: str, n: int, chunk_seconds: float,
-                    limit: int | None = None) -> tuple[list[list], dict]:
+def dataset_streams(
+    data: Path, split: str, n: int, chunk_seconds: float, limit: int | None = None
+) -> tuple[list[list], dict]:
     """The ``split`` files of an AV-Deepfake1M-format set (the first ``limit``), dealt to ``n`` slots
     in turn, each chunked as ``dfstream produce`` sends it; and each file's forged spans."""
     from dfstream.engine.core.dataset import load_metadata
     from dfstream.streams.produce import media_chunks
+
     items = [item for item in load_metadata(data / "metadata.json") if item.split == split][:limit]
     if not items:
         raise SystemExit(f"{data}: no files in split {split!r}")
@@ -173,6 +201,7 @@ def schedule(slots, chunk_seconds: float, realtime: bool) -> list[tuple[float, C
 def average_precision_50(verdicts, labels: dict) -> float:
     """AP@0.5 of the detections of every stream's verdicts against its forged spans."""
     from dfstream.app.metrics import average_precision
+
     found = {sid: [] for sid in labels}
     for verdict in verdicts:
         found[verdict.stream_id].extend(verdict.detections)
@@ -223,9 +252,18 @@ def run_engine(detector, order, scheduler_config: SchedulerConfig) -> tuple[dict
                 futures.append(future)
         wall = time.perf_counter() - t0
     verdicts = [f.result() for f in futures]
-    return _summary(wall, verdicts, latencies, usage, sched.stats.model_seconds,
-                    {"batches": sched.stats.batches, "largest_batch": sched.stats.largest_batch,
-                     "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2)}), verdicts
+    return _summary(
+        wall,
+        verdicts,
+        latencies,
+        usage,
+        sched.stats.model_seconds,
+        {
+            "batches": sched.stats.batches,
+            "largest_batch": sched.stats.largest_batch,
+            "mean_batch": round(sched.stats.chunks / max(1, sched.stats.batches), 2),
+        },
+    ), verdicts
 
 
 def peer_processor(detector) -> StreamProcessor:
@@ -245,6 +283,7 @@ def run_baseline(detector, order) -> tuple[dict, list]:
             return score(*args, **kwargs)
         finally:
             model[0] += time.perf_counter() - tic
+
     detector.score = timed
     try:
         with Usage() as usage:
@@ -265,25 +304,36 @@ def _summary(wall, verdicts, latencies, usage: Usage, model_seconds, extra) -> d
     media = sum(v.span.duration for v in verdicts)
     lat = np.array(latencies) * 1000
     cores = len(os.sched_getaffinity(0))
-    return {"wall_s": round(wall, 3), "media_s": round(media, 2), "media_s_per_s": round(media / wall, 2),
-            "chunks_per_s": round(len(verdicts) / wall, 2), "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1), "peak_rss_mb": round(usage.peak, 1),
-            "cpu_s": round(usage.cpu, 2), "cpu_busy": round(usage.cpu / (wall * cores), 3),
-            "model_s": round(model_seconds, 3), **extra}
+    return {
+        "wall_s": round(wall, 3),
+        "media_s": round(media, 2),
+        "media_s_per_s": round(media / wall, 2),
+        "chunks_per_s": round(len(verdicts) / wall, 2),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 1),
+        "peak_rss_mb": round(usage.peak, 1),
+        "cpu_s": round(usage.cpu, 2),
+        "cpu_busy": round(usage.cpu / (wall * cores), 3),
+        "model_s": round(model_seconds, 3),
+        **extra,
+    }
 
 
 def window_flops(detector, branches) -> tuple[int, int]:
     """FLOPs of one analysis window through ``branches`` of a float32 ``detector`` (torch's
     FlopCounterMode): scored from scratch, and with its predecessor's feature frames reused
-    (engine/frame_cache.py)."""
+    (engine/runtime/frame_cache.py)."""
     import copy
+
     from torch.nn.utils import parametrize
     from torch.utils.flop_counter import FlopCounterMode
+
     def count(fn, *args) -> int:
         counter = FlopCounterMode(display=False)
         with counter, torch.inference_mode():
             fn(*args)
         return counter.get_total_flops()
+
     total = carried = 0
     for name in branches:
         original = branch = detector.branches[name]  # float32: window_flops is called on the baseline
@@ -300,13 +350,16 @@ def window_flops(detector, branches) -> tuple[int, int]:
         total += whole
         carried += whole
         if name in detector.cacheable:
-            carried += count(branch.frontend, x[:, plan.context - plan.frame:]) - count(branch.frontend, x)
+            carried += count(branch.frontend, x[:, plan.context - plan.frame :]) - count(branch.frontend, x)
     return total, carried
 
 
-PROFILES = {"float32_transformers": {"dtype": "float32", "feature_extractor": "transformers"},
-            "float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"},
-            "int8": {"dtype": "float32", "quantize": "int8"}}
+PROFILES = {
+    "float32_transformers": {"dtype": "float32", "feature_extractor": "transformers"},
+    "float32": {"dtype": "float32"},
+    "bfloat16": {"dtype": "bfloat16"},
+    "int8": {"dtype": "float32", "quantize": "int8"},
+}
 
 
 def stage_profile(model: str | None, repeats: int = 3) -> dict:
@@ -329,7 +382,7 @@ def stage_profile(model: str | None, repeats: int = 3) -> dict:
                 for i in range(repeats + 1):
                     tic = time.perf_counter()
                     for k in range(0, 16, batch):
-                        det.branch.frontend(wav[k:k + batch])
+                        det.branch.frontend(wav[k : k + batch])
                     mid = time.perf_counter()
                     det.score(windows)
                     if i:
@@ -350,6 +403,7 @@ def load(model: str | None, overrides: dict) -> Detector:
     """A checkpoint folder (with runtime overrides) or a YAML architecture (random weights)."""
     if model and Path(model).is_dir():
         from dfstream.engine.runtime.checkpoint import load_checkpoint
+
         return load_checkpoint(model, overrides)
     raw = read_yaml(model) if model else {}
     merged = {**raw, **{k: {**raw.get(k, {}), **v} for k, v in overrides.items()}}
@@ -357,48 +411,66 @@ def load(model: str | None, overrides: dict) -> Detector:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--streams", type=int, default=16, help="streams at once (default 16)")
-    parser.add_argument("--data", help="AV-Deepfake1M-format set whose split's files are the streams "
-                                       "(default: SYNTHETIC toy streams)")
+    parser.add_argument(
+        "--data", help="AV-Deepfake1M-format set whose split's files are the streams (default: SYNTHETIC toy streams)"
+    )
     parser.add_argument("--split", default="test", help="split of --data (default test)")
     parser.add_argument("--files", type=int, help="only the split's first FILES files")
     parser.add_argument("--seconds", type=float, default=12.0, help="toy streams: media seconds per stream")
     parser.add_argument("--chunk-seconds", type=float, default=2.0)
-    parser.add_argument("--model", help="checkpoint folder or architecture YAML (default: the default config, "
-                                        "random weights; speed does not depend on them)")
+    parser.add_argument(
+        "--model",
+        help="checkpoint folder or architecture YAML (default: the default config, "
+        "random weights; speed does not depend on them)",
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--engine-config", help="YAML of inference/scheduler overrides for the engine path "
-                                                f"(default: {ENGINE_DEFAULT})")
+    parser.add_argument(
+        "--engine-config", help=f"YAML of inference/scheduler overrides for the engine path (default: {ENGINE_DEFAULT})"
+    )
     parser.add_argument("--realtime", action="store_true", help="pace every stream in real time")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each path, alternated; the median run of each is reported (default 3)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each path, alternated; the median run of each is reported (default 3)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the ms_per_window stage profile")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.json"))
     args = parser.parse_args()
 
     engine_overrides = read_yaml(args.engine_config) if args.engine_config else ENGINE_DEFAULT
-    engine_overrides = {**engine_overrides, "inference": {**engine_overrides.get("inference", {}),
-                                                          "device": args.device}}
+    engine_overrides = {
+        **engine_overrides,
+        "inference": {**engine_overrides.get("inference", {}), "device": args.device},
+    }
     baseline_overrides = {"inference": {**BASELINE["inference"], "device": args.device}}
     engine = load(args.model, {k: v for k, v in engine_overrides.items() if k != "scheduler"})
     scheduler_config = config_from_dict({"scheduler": engine_overrides.get("scheduler", {})}).scheduler
     baseline = load(args.model, baseline_overrides)
     if args.data:
         slots, labels = dataset_streams(Path(args.data), args.split, args.streams, args.chunk_seconds, args.files)
-        data = (f"{len(labels)} files of the {args.split} split of {args.data} on {len(slots)} concurrent slots, "
-                f"produced as `dfstream produce` sends them ({args.chunk_seconds} s chunks)")
+        data = (
+            f"{len(labels)} files of the {args.split} split of {args.data} on {len(slots)} concurrent slots, "
+            f"produced as `dfstream produce` sends them ({args.chunk_seconds} s chunks)"
+        )
     else:
         with tempfile.TemporaryDirectory() as tmp:
             slots, labels = toy_streams(args.streams, args.seconds, args.chunk_seconds, Path(tmp))
-        data = (f"{args.streams} SYNTHETIC toy streams (engine/toyset.py) x {args.seconds} s, "
-                f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks")
+        data = (
+            f"{args.streams} SYNTHETIC toy streams (dfstream/app/toyset.py) x {args.seconds} s, "
+            f"{args.chunk_seconds} s Ogg/Opus 48 kHz chunks"
+        )
     order = schedule(slots, args.chunk_seconds, args.realtime)
     for det in (engine, baseline):
         use_threads(det)
         det.warm_up()
+
     def timed(det, run) -> tuple[dict, list]:
         if det.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -410,6 +482,7 @@ def main() -> None:
         if det.device.type == "cuda":
             result["peak_device_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         return result, verdicts
+
     runs = {"engine": [], "baseline": []}
     for _ in range(args.repeats):  # alternated: a slow spell of a shared machine hits both paths
         use_threads(engine)
@@ -417,7 +490,8 @@ def main() -> None:
         use_threads(baseline)
         runs["baseline"].append(timed(baseline, lambda: run_baseline(baseline, order)))
     (result_engine, verdicts_engine), (result_baseline, verdicts_baseline) = (
-        sorted(runs[k], key=lambda r: r[0]["media_s_per_s"])[(args.repeats - 1) // 2] for k in runs)
+        sorted(runs[k], key=lambda r: r[0]["media_s_per_s"])[(args.repeats - 1) // 2] for k in runs
+    )
     for key, result in (("engine", result_engine), ("baseline", result_baseline)):
         result["media_s_per_s_each_repeat"] = [r["media_s_per_s"] for r, _ in runs[key]]
 
@@ -430,7 +504,7 @@ def main() -> None:
     rate = baseline.spec.sample_rate
     per_stream = [plan.complete(round(s * rate), final=True) for s in seconds.values()]
     n_windows, first_windows = sum(per_stream), sum(1 for n in per_stream if n)
-    peak, peak_note = device_peak(dfstream.engine.runtime.device)
+    peak, peak_note = device_peak(engine.device)
     # the engine computes a stream's first window whole and the rest from carried frames
     engine_flops = flops * first_windows + carried * (n_windows - first_windows)
     for result, total in ((result_engine, engine_flops), (result_baseline, flops * n_windows)):
@@ -441,7 +515,7 @@ def main() -> None:
     ap_baseline = average_precision_50(verdicts_baseline, labels)
     report = {
         "benchmark": "throughput",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": " ".join(["python bench/throughput.py", *sys.argv[1:]]),
         "data": data,
@@ -450,22 +524,28 @@ def main() -> None:
         "branches": list(engine.branches),
         "branches_with_media": ran,
         "engine_dtype": str(engine.dtype).removeprefix("torch."),
-        "engine_config": {"inference": config_to_dict(dfstream.engine.core.config.inference),
-                          "scheduler": config_to_dict(scheduler_config)},
+        "engine_config": {
+            "inference": to_dict(engine.config.inference),
+            "scheduler": to_dict(scheduler_config),
+        },
         "baseline_config": "batch 1, float32, transformers' feature extractor, decode inline, one chunk at a time, "
-                           "every window from scratch, branches one after another",
-        "window_gflops": round(flops / 1e9, 3), "carried_window_gflops": round(carried / 1e9, 3),
+        "every window from scratch, branches one after another",
+        "window_gflops": round(flops / 1e9, 3),
+        "carried_window_gflops": round(carried / 1e9, 3),
         "windows": n_windows,
-        "device_peak_flops": peak, "device_peak_note": peak_note,
+        "device_peak_flops": peak,
+        "device_peak_note": peak_note,
         "repeats": args.repeats,
         "engine": result_engine,
         "baseline": result_baseline,
         "speedup_media_s_per_s": round(result_engine["media_s_per_s"] / result_baseline["media_s_per_s"], 3),
-        "accuracy": {"ap50_engine": ap_engine, "ap50_baseline": ap_baseline,
-                     "ap50_difference": None if ap_engine is None or ap_baseline is None
-                     else round(ap_engine - ap_baseline, 4)},
+        "accuracy": {
+            "ap50_engine": ap_engine,
+            "ap50_baseline": ap_baseline,
+            "ap50_difference": None if ap_engine is None or ap_baseline is None else round(ap_engine - ap_baseline, 4),
+        },
     }
-    if dfstream.engine.runtime.device.type == "cpu" and not args.no_profile:
+    if engine.device.type == "cpu" and not args.no_profile:
         report["ms_per_window"] = stage_profile(args.model)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -11,6 +11,7 @@ baseline's total.
 
     python bench/throughput_stages.py --data .cache/realset/data --model models/default
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,15 +22,24 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from dfstream.engine.core.config import config_from_dict, read_yaml
+from dfstream.engine.core.config import read_yaml
 from dfstream.engine.media.blocks import decode_media
+from dfstream.engine.runtime.config import config_from_dict
 from dfstream.engine.runtime.stream import StreamProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import (BASELINE, ENGINE_DEFAULT, ROOT, dataset_streams, load, machine,  # noqa: E402
-                        peer_processor, schedule, toy_streams, use_threads)
+from throughput import (  # noqa: E402
+    BASELINE,
+    ENGINE_DEFAULT,
+    ROOT,
+    dataset_streams,
+    load,
+    machine,
+    peer_processor,
+    schedule,
+    toy_streams,
+    use_threads,
+)
 
 
 def timed(fn) -> tuple[float, object]:
@@ -39,9 +49,11 @@ def timed(fn) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--data", help="AV-Deepfake1M-format set (default: SYNTHETIC toy streams)")
     parser.add_argument("--split", default="test")
@@ -65,29 +77,36 @@ def main() -> None:
     for det in (engine, baseline):
         use_threads(det)
         det.warm_up()
-    decode_s, decoded = timed(lambda: [decode_media(c, dfstream.engine.core.config) for c in order])
+    decode_s, decoded = timed(lambda: [decode_media(c, engine.media, engine.config.limits) for c in order])
     prepare_s, blocks = timed(lambda: [engine.prepare(b) for b in decoded])
     items = [(c.stream_id, c.seq, b, c.final) for c, b in zip(order, blocks)]
     processor = StreamProcessor(engine)
     threads = {"engine": use_threads(engine)}
-    engine_s, _ = timed(lambda: [processor.feed_many(items[i:i + batch]) for i in range(0, len(items), batch)])
+    engine_s, _ = timed(lambda: [processor.feed_many(items[i : i + batch]) for i in range(0, len(items), batch)])
     peer = peer_processor(baseline)
     threads["baseline"] = use_threads(baseline)
     baseline_s, _ = timed(lambda: [peer.feed(*item) for item in items])
     total = decode_s + prepare_s + baseline_s
     report = {
         "benchmark": "throughput_stages",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": " ".join(["python bench/throughput_stages.py", *sys.argv[1:]]),
         "model": engine.describe(),
         "chunks": len(order),
         "media_s": round(sum(seconds for slot in slots for _, _, seconds in slot), 2),
         "torch_threads": threads,
-        "seconds": {"decode": round(decode_s, 2), "prepare": round(prepare_s, 2),
-                    "model_engine": round(engine_s, 2), "model_baseline": round(baseline_s, 2)},
-        "share_of_baseline": {"decode": round(decode_s / total, 3), "prepare": round(prepare_s / total, 3),
-                              "model": round(baseline_s / total, 3)},
+        "seconds": {
+            "decode": round(decode_s, 2),
+            "prepare": round(prepare_s, 2),
+            "model_engine": round(engine_s, 2),
+            "model_baseline": round(baseline_s, 2),
+        },
+        "share_of_baseline": {
+            "decode": round(decode_s / total, 3),
+            "prepare": round(prepare_s / total, 3),
+            "model": round(baseline_s / total, 3),
+        },
         "model_speedup": round(baseline_s / engine_s, 2),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """``python -m dfstream``: the ``dfstream`` command."""
+
 import sys
 
 from dfstream.app.cli import main

@@ -30,6 +30,7 @@ are reported in vote order with the cosine similarity of that generator's
 nearest example. Open set: when the nearest example of any generator is less
 similar than the threshold, the span is attributed to ``unknown``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,9 +82,15 @@ class AttributionIndex:
         Sidecar fields: ``model_id``, ``model_sha256``, ``threshold`` ... (see :meth:`save`).
     """
 
-    def __init__(self, dim: int, meta: dict, index: faiss.Index | None = None,
-                 labels: np.ndarray | None = None, generators: list[str] | None = None,
-                 center: np.ndarray | None = None):
+    def __init__(
+        self,
+        dim: int,
+        meta: dict,
+        index: faiss.Index | None = None,
+        labels: np.ndarray | None = None,
+        generators: list[str] | None = None,
+        center: np.ndarray | None = None,
+    ):
         self.dim, self.meta = dim, dict(meta)
         self.center = center  # (D,), set from the first spans added
         self.index = index if index is not None else faiss.IndexFlatIP(dim)
@@ -146,8 +153,9 @@ class AttributionIndex:
         sims, idx = self._searcher().search(self._prepare(embeddings), min(k, len(self)))
         return sims, np.where(idx >= 0, self.labels[np.maximum(idx, 0)], -1)
 
-    def attribute(self, embeddings: np.ndarray, threshold: float, top_k: int = 3,
-                  neighbours: int = 10) -> list[tuple[dict, ...]]:
+    def attribute(
+        self, embeddings: np.ndarray, threshold: float, top_k: int = 3, neighbours: int = 10
+    ) -> list[tuple[dict, ...]]:
         """Matches per embedding: ``({"generator", "similarity"}, ...)`` in vote order, at
         most ``top_k``; or ``({"generator": "unknown", "similarity": best},)`` below ``threshold``."""
         sims, ids = self.search(embeddings, neighbours)
@@ -173,12 +181,19 @@ class AttributionIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(directory / INDEX_FILE))
-        safetensors.numpy.save_file({"labels": self.labels, "center": self.center.astype(np.float32)},
-                                    str(directory / LABELS_FILE))
+        safetensors.numpy.save_file(
+            {"labels": self.labels, "center": self.center.astype(np.float32)}, str(directory / LABELS_FILE)
+        )
         sidecar = {
-            **self.meta, "format": FORMAT, "dim": self.dim, "metric": "cosine (inner product of unit vectors)",
-            "index_type": self.kind, "vectors": len(self), "generators": self.generators, "counts": self.counts(),
-            "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **self.meta,
+            "format": FORMAT,
+            "dim": self.dim,
+            "metric": "cosine (inner product of unit vectors)",
+            "index_type": self.kind,
+            "vectors": len(self),
+            "generators": self.generators,
+            "counts": self.counts(),
+            "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "sha256": {name: sha256_file(directory / name) for name in (INDEX_FILE, LABELS_FILE)},
         }
         sidecar.setdefault("created", sidecar["updated"])
@@ -204,8 +219,10 @@ class AttributionIndex:
         except Exception as e:  # faiss raises RuntimeError, safetensors its own error type
             raise AttributionError(f"{directory}: cannot read the index: {e}") from None
         if index.d != sidecar["dim"] or index.ntotal != len(labels) or center.shape != (index.d,):
-            raise AttributionError(f"{directory}: index holds {index.ntotal} vectors of dimension {index.d}, "
-                                   f"labels {len(labels)}, sidecar says dimension {sidecar['dim']}")
+            raise AttributionError(
+                f"{directory}: index holds {index.ntotal} vectors of dimension {index.d}, "
+                f"labels {len(labels)}, sidecar says dimension {sidecar['dim']}"
+            )
         if isinstance(index, faiss.IndexHNSWFlat):
             index.hnsw.efSearch = HNSW_EF_SEARCH
         meta = {k: v for k, v in sidecar.items() if k != "sha256"}
@@ -214,8 +231,7 @@ class AttributionIndex:
 
 def read_sidecar(directory: str | Path) -> dict:
     """The ``dfstream.index.json`` of an index directory."""
-    return read_sidecar_json(Path(directory) / SIDECAR, FORMAT, "dfstream attribution index", "index",
-                             AttributionError)
+    return read_sidecar_json(Path(directory) / SIDECAR, FORMAT, "dfstream attribution index", "index", AttributionError)
 
 
 def check_model(index: AttributionIndex, model_id: str, model_sha256: str | None, dim: int) -> None:
@@ -223,8 +239,10 @@ def check_model(index: AttributionIndex, model_id: str, model_sha256: str | None
     if index.dim != dim:
         raise AttributionError(f"the index holds {index.dim}-dimensional embeddings, the model makes {dim}")
     if model_sha256 is None or index.meta.get("model_sha256") != model_sha256:
-        raise AttributionError(f"the index was built with model {index.meta.get('model_id')}, not "
-                               f"{model_id}; rebuild it with `dfstream index build --model ...`")
+        raise AttributionError(
+            f"the index was built with model {index.meta.get('model_id')}, not "
+            f"{model_id}; rebuild it with `dfstream index build --model ...`"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +258,9 @@ class Attributor:
         with_embedding = [d for d in detections if d.embedding is not None]
         if not with_embedding:
             return detections
-        matches = iter(self.index.attribute(np.stack([d.embedding for d in with_embedding]),
-                                            self.threshold, self.top_k, self.neighbours))
-        return [dataclasses.replace(d, attribution=next(matches)) if d.embedding is not None else d
-                for d in detections]
+        matches = iter(
+            self.index.attribute(
+                np.stack([d.embedding for d in with_embedding]), self.threshold, self.top_k, self.neighbours
+            )
+        )
+        return [dataclasses.replace(d, attribution=next(matches)) if d.embedding is not None else d for d in detections]

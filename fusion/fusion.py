@@ -29,12 +29,13 @@ A span's ``modality`` is read from the branch probabilities inside it
 (:func:`span_modality`), not from the weights: the weights say which branch
 the fusion trusted, the probabilities which branch saw a forgery.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dfstream.engine.core.config import FUSION_RULES
+from dfstream.fusion.config import FUSION_RULES
 
 ABSENT_LOGIT = -30.0
 """Fused logit of a step where no modality is present (probability ~1e-13)."""
@@ -58,9 +59,16 @@ class DynamicFusion(nn.Module):
         if rule not in FUSION_RULES:
             raise ValueError(f"fusion rule must be one of {FUSION_RULES}, got {rule!r}")
         self.names, self.rule = tuple(dims), rule
-        self.gates = nn.ModuleDict({
-            name: nn.Sequential(nn.LayerNorm(d + 1), nn.Linear(d + 1, hidden), nn.GELU(), nn.Linear(hidden, 1))
-            for name, d in dims.items()}) if rule == "weighted" else None
+        self.gates = (
+            nn.ModuleDict(
+                {
+                    name: nn.Sequential(nn.LayerNorm(d + 1), nn.Linear(d + 1, hidden), nn.GELU(), nn.Linear(hidden, 1))
+                    for name, d in dims.items()
+                }
+            )
+            if rule == "weighted"
+            else None
+        )
 
     def forward(self, logits: dict, embeddings: dict, present: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Fuse branch outputs already on the common step.
@@ -85,9 +93,13 @@ class DynamicFusion(nn.Module):
         mask = torch.stack([present[n] for n in self.names], dim=-1)
         if self.rule == "any":
             return self._any(torch.stack([logits[n] for n in self.names], dim=-1), mask)
-        scores = torch.stack([
-            self.gates[n](torch.cat([embeddings[n], logits[n].unsqueeze(-1)], dim=-1)).squeeze(-1)
-            for n in self.names], dim=-1)
+        scores = torch.stack(
+            [
+                self.gates[n](torch.cat([embeddings[n], logits[n].unsqueeze(-1)], dim=-1)).squeeze(-1)
+                for n in self.names
+            ],
+            dim=-1,
+        )
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
         weights = torch.nan_to_num(weights, nan=0.0)  # steps where nothing is present
         stacked = torch.stack([logits[n] for n in self.names], dim=-1)
@@ -117,18 +129,14 @@ def to_step(x: torch.Tensor, ratio: int) -> torch.Tensor:
     return x if ratio == 1 else x.repeat_interleave(ratio, dim=1)
 
 
-def span_modality(means: dict[str, float], threshold: float) -> str:
+def span_modality(means: dict[str, float], modalities: dict[str, str], threshold: float) -> str:
     """``audio``, ``visual`` or ``audio-visual`` from each branch's mean probability in a span.
 
-    Every branch at or above ``threshold`` carries the evidence; when none does
-    (the fused curve crossed the onset on weaker evidence from both), the one
-    with the higher mean does. A one-branch model's spans get its modality.
+    Every branch at or above ``threshold`` carries the evidence; when none does (the fused curve
+    crossed the onset on weaker evidence from several), the one with the highest mean does. The
+    span's modality is that of the branches carrying it (``modalities``: branch -> ``audio`` or
+    ``visual``): ``audio-visual`` when they are of both. A one-branch model's spans get its modality.
     """
-    if len(means) == 1:
-        return next(iter(means))
-    carrying = sorted(n for n, m in means.items() if m >= threshold)
-    if len(carrying) == len(means):
-        return "audio-visual"
-    if carrying:
-        return carrying[0]
-    return max(sorted(means), key=lambda n: means[n])
+    carrying = sorted(n for n, m in means.items() if m >= threshold) or [max(sorted(means), key=lambda n: means[n])]
+    kinds = {modalities[n] for n in carrying}
+    return "audio-visual" if len(kinds) > 1 else kinds.pop()

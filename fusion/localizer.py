@@ -12,14 +12,15 @@ boundaries is reported once, when it closes (or at :meth:`finish`).
 Each span's ``modality`` comes from the per-branch probabilities averaged
 over the span's frames (:func:`dfstream.fusion.fusion.span_modality`).
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from dfstream.engine.core.config import LocalizerConfig
 from dfstream.engine.core.types import Detection, Span
+from dfstream.fusion.config import LocalizerConfig
 from dfstream.fusion.fusion import span_modality
 
 
@@ -34,23 +35,28 @@ class Localizer:
         Seconds per frame.
     origin : float
         Stream time (seconds) of frame 0.
-    branches : tuple of str
-        The branches whose probabilities come with the frames (``audio``, ``visual``).
+    modalities : dict
+        Branch name -> its modality (``audio`` or ``visual``), for the branches whose probabilities
+        come with the frames; a span's modality is read from them.
     """
 
-    def __init__(self, params: LocalizerConfig, frame_step: float, origin: float, branches: tuple = ("audio",)):
-        self.p, self.step, self.origin, self.branches = params, frame_step, origin, tuple(branches)
+    def __init__(
+        self, params: LocalizerConfig, frame_step: float, origin: float, modalities: dict[str, str] | None = None
+    ):
+        self.modalities = dict(modalities or {"audio": "audio"})
+        self.p, self.step, self.origin, self.branches = params, frame_step, origin, tuple(self.modalities)
         self.merge_frames = math.floor(params.merge_gap / frame_step + 1e-9)
-        self.start: int | None = None      # first frame of the open span
+        self.start: int | None = None  # first frame of the open span
         self.gap_start: int | None = None  # first frame of the current below-offset run
-        self.prob_sum = 0.0                # sums over frames [start, now)
+        self.prob_sum = 0.0  # sums over frames [start, now)
         self.emb_sum = None
         self.branch_sums = {b: 0.0 for b in self.branches}
         self.at_gap = (0.0, None, dict(self.branch_sums))  # the sums as they were at gap_start
         self.next_frame = 0
 
-    def push(self, probs: np.ndarray, embeddings: np.ndarray | None = None,
-             branches: dict | None = None) -> list[Detection]:
+    def push(
+        self, probs: np.ndarray, embeddings: np.ndarray | None = None, branches: dict | None = None
+    ) -> list[Detection]:
         """Feed the next frames.
 
         Parameters
@@ -104,8 +110,9 @@ class Localizer:
             return self._close(self.gap_start, *self.at_gap, end_time=end_time)
         return self._close(self.next_frame, self.prob_sum, self.emb_sum, self.branch_sums, end_time=end_time)
 
-    def _close(self, end: int, prob_sum: float, emb_sum, branch_sums: dict,
-               end_time: float | None = None) -> list[Detection]:
+    def _close(
+        self, end: int, prob_sum: float, emb_sum, branch_sums: dict, end_time: float | None = None
+    ) -> list[Detection]:
         start, self.start, self.gap_start = self.start, None, None
         n = end - start
         t_start = self.origin + start * self.step
@@ -115,5 +122,5 @@ class Localizer:
         if n <= 0 or t_end - t_start < self.p.min_duration - 1e-9:
             return []
         embedding = None if emb_sum is None else (emb_sum / n).astype(np.float32)
-        modality = span_modality({b: v / n for b, v in branch_sums.items()}, self.p.modality_threshold)
+        modality = span_modality({b: v / n for b, v in branch_sums.items()}, self.modalities, self.p.modality_threshold)
         return [Detection(Span(t_start, t_end), prob_sum / n, modality, (), embedding)]

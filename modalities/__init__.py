@@ -3,6 +3,7 @@
 ``BRANCHES`` maps a config name to the branch class; nothing registers itself
 by being imported. Look branches up with :func:`branch_class`.
 """
+
 from __future__ import annotations
 
 from dfstream.engine.core.errors import lookup

@@ -1,4 +1,5 @@
 """Load a ``transformers`` encoder from a local model directory, never from a hub."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,9 @@ def load_local(model_cls, directory: str, setting: str, expected: str, **kwargs)
     directory of the ``expected`` kind or its weights do not load."""
     path = Path(directory)
     if not (path / "config.json").exists():
-        raise ConfigError(f"{setting}={path} has no config.json; point it at a local copy of "
-                          f"a {expected} model directory")
+        raise ConfigError(
+            f"{setting}={path} has no config.json; point it at a local copy of a {expected} model directory"
+        )
     try:
         return model_cls.from_pretrained(path, local_files_only=True, **kwargs)
     except (OSError, ValueError) as e:

@@ -3,6 +3,7 @@
 Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas
 directly (no pyplot, so no process-wide figure state and no display needed).
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,7 @@ def _pool(times: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return times[:n:k], lo[:n].reshape(-1, k).min(1), hi[:n].reshape(-1, k).max(1)
 
 
-def timeline_figure(timeline: StreamTimeline, truth: dict | None = None,
-                    threshold: float | None = None) -> Figure:
+def timeline_figure(timeline: StreamTimeline, truth: dict | None = None, threshold: float | None = None) -> Figure:
     """Waveform, forgery probabilities and a span track (detected vs true) on one time axis."""
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     wave, prob, track = fig.subplots(3, 1, sharex=True, height_ratios=[1, 1.4, 0.6])
@@ -51,8 +51,15 @@ def timeline_figure(timeline: StreamTimeline, truth: dict | None = None,
     step = timeline.step or 0.0
     distinct = [n for n, c in curve.branches.items() if not np.array_equal(c, curve.fused, equal_nan=True)]
     for name in distinct:
-        prob.step(curve.times, curve.branches[name], where="post", linewidth=0.8, linestyle="--",
-                  color=MODALITY_COLOURS.get(name, "#888888"), label=f"{name} branch")
+        prob.step(
+            curve.times,
+            curve.branches[name],
+            where="post",
+            linewidth=0.8,
+            linestyle="--",
+            color=MODALITY_COLOURS.get(name, "#888888"),
+            label=f"{name} branch",
+        )
     fused_label = "fused" if distinct else f"fused ({', '.join(curve.branches) or 'no'} branch)"
     prob.step(curve.times, curve.fused, where="post", linewidth=1.4, color="#1f1f1f", label=fused_label)
     if threshold is not None:
@@ -72,8 +79,9 @@ def timeline_figure(timeline: StreamTimeline, truth: dict | None = None,
     handles = [Patch(color=c, label=f"detected {m}") for m, c in MODALITY_COLOURS.items()]
     for (key, spans), row in zip(truth.items(), rows[1:]):
         colour = TRUTH_COLOURS.get(key, "#444444")
-        track.broken_barh([(s.start, s.duration) for s in spans], (base[row] + 0.1, 0.6), color=colour,
-                          hatch="//", alpha=0.8)
+        track.broken_barh(
+            [(s.start, s.duration) for s in spans], (base[row] + 0.1, 0.6), color=colour, hatch="//", alpha=0.8
+        )
         handles.append(Patch(color=colour, label=f"true {row}"))
     track.set_ylim(-0.1, len(rows) + 0.25)
     track.set_yticks([base[r] + 0.4 for r in rows], rows, fontsize=7)
@@ -88,6 +96,7 @@ def timeline_figure(timeline: StreamTimeline, truth: dict | None = None,
 def roc_figure(y, s) -> Figure:
     """ROC curve of file-level detection scores (label 1 = forged)."""
     from sklearn.metrics import RocCurveDisplay
+
     fig = Figure(figsize=(4.6, 4.2), layout="constrained")
     ax = fig.subplots()
     RocCurveDisplay.from_predictions(y, s, ax=ax, name="dfstream")
@@ -99,6 +108,7 @@ def roc_figure(y, s) -> Figure:
 def det_figure(y, s) -> Figure:
     """DET curve (false-negative vs false-positive rate on normal-deviate axes)."""
     from sklearn.metrics import DetCurveDisplay
+
     fig = Figure(figsize=(4.6, 4.2), layout="constrained")
     ax = fig.subplots()
     DetCurveDisplay.from_predictions(y, s, ax=ax, name="dfstream")
@@ -123,13 +133,15 @@ def ap_iou_figure(thresholds, values) -> Figure:
 def confusion_figure(true: list[str], predicted: list[str]) -> Figure:
     """Attribution confusion matrix: true generator (rows) vs the top match (columns)."""
     from sklearn.metrics import ConfusionMatrixDisplay
+
     names = set(true) | set(predicted)
     labels = sorted(names - {"unknown"}) + (["unknown"] if "unknown" in names else [])
     size = 2.8 + 0.55 * len(labels)
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
-    ConfusionMatrixDisplay.from_predictions(true, predicted, labels=labels, ax=ax, colorbar=False,
-                                            xticks_rotation=45, cmap="Blues")
+    ConfusionMatrixDisplay.from_predictions(
+        true, predicted, labels=labels, ax=ax, colorbar=False, xticks_rotation=45, cmap="Blues"
+    )
     ax.set_xlabel("top match")
     ax.set_ylabel("true generator")
     ax.set_title("attribution")
@@ -137,7 +149,7 @@ def confusion_figure(true: list[str], predicted: list[str]) -> Figure:
 
 
 STRIP_MARGIN = THUMB_MARGIN  # seconds of frames shown before and after a span
-STRIP_FRAMES = 12    # thumbnails per strip at most (evenly spread)
+STRIP_FRAMES = 12  # thumbnails per strip at most (evenly spread)
 _GAP, _BORDER = 4, 2  # pixels between thumbnails, and of the outline of those inside the span
 
 
@@ -152,12 +164,12 @@ def face_strip(thumbnails, span, colour: str) -> tuple[str, list[float]] | None:
         near = [near[i] for i in np.linspace(0, len(near) - 1, STRIP_FRAMES).round().astype(int)]
     side = max(t.image.shape[0] for t in near) + 2 * _BORDER
     canvas = np.full((side, len(near) * (side + _GAP) - _GAP, 3), 255, np.uint8)
-    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], np.uint8)
     for k, thumb in enumerate(near):
         x, h, w = k * (side + _GAP), *thumb.image.shape[:2]
         if span.contains(thumb.time):
-            canvas[:, x:x + side] = rgb
-        canvas[_BORDER:_BORDER + h, x + _BORDER:x + _BORDER + w] = thumb.image
+            canvas[:, x : x + side] = rgb
+        canvas[_BORDER : _BORDER + h, x + _BORDER : x + _BORDER + w] = thumb.image
     buffer = io.BytesIO()
     imsave(buffer, canvas, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), [t.time for t in near]

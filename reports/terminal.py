@@ -4,6 +4,7 @@ One column per time bin: the fused forgery probability as a block character
 (the bin's maximum), the detected spans by modality letter (``A`` audio, ``V``
 visual, ``X`` audio-visual), the true spans when known (``#``), and a time axis.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,7 @@ def axis_row(duration: float, width: int) -> str:
     for col in range(0, width, 12):
         label = f"{col * duration / width:.1f}s"
         if col + len(label) <= width:
-            row[col:col + len(label)] = label
+            row[col : col + len(label)] = label
     return "".join(row)
 
 
@@ -62,8 +63,12 @@ def render(timeline: StreamTimeline, width: int = 80, truth: dict | None = None,
     lines = [f"{timeline.stream_id}  {timeline.end:.2f} s  score {score}  {len(timeline.detections)} forged span(s)"]
     if model_line:
         lines.append(model_line)
-    lines += [f"P(forged) |{probability_row(timeline, edges)}|",
-              f"detected  |{span_row([(d.span, d) for d in timeline.detections], edges, lambda d: MODALITY_MARKS[d.modality])}|"]
+    lines += [
+        f"P(forged) |{probability_row(timeline, edges)}|",
+        "detected  |"
+        + span_row([(d.span, d) for d in timeline.detections], edges, lambda d: MODALITY_MARKS[d.modality])
+        + "|",
+    ]
     for key, spans in sorted((truth or {}).items(), key=lambda kv: list(TRUTH_NAMES).index(kv[0])):
         name = TRUTH_NAMES.get(key, key)
         lines.append(f"{name:<9} |{span_row([(s, s) for s in spans], edges, lambda s: '#')}|")
@@ -75,7 +80,9 @@ def render(timeline: StreamTimeline, width: int = 80, truth: dict | None = None,
         like = ""
         if match:
             like = f"  ~ {match['generator']}" + (f" ({match['similarity']:.2f})" if "similarity" in match else "")
-        lines.append(f"  {d.span.start:8.2f} - {d.span.end:8.2f} s  score {d.score:.3f}  "
-                     f"{MODALITY_MARKS[d.modality]} {d.modality}{like}")
+        lines.append(
+            f"  {d.span.start:8.2f} - {d.span.end:8.2f} s  score {d.score:.3f}  "
+            f"{MODALITY_MARKS[d.modality]} {d.modality}{like}"
+        )
     lines.append("legend: ▁..█ highest fused P(forged) in the column; A audio, V visual, X audio-visual; # true span")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ its sample rate: about 1.5 kB per second of audio, and while the stream runs
 visual spans are kept (what a report shows). Imports no torch and no plotting
 library.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock
-from dfstream.engine.media.blocks import FrameBlock, as_media
+from dfstream.engine.core.branch import BranchInput
 from dfstream.engine.core.types import Detection, Span, Verdict
+from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock
 
 ENVELOPE_RATE = 100  # envelope bins per second of audio
-THUMB_RATE = 4       # face-crop thumbnails kept per second of video (the first frame with a face in each bin)
-THUMB_SIDE = 48      # largest side (pixels) of a thumbnail; smaller crops are kept as they are
-THUMB_MARGIN = 0.5   # seconds around a visual span whose thumbnails are kept once the stream has ended
+THUMB_RATE = 4  # face-crop thumbnails kept per second of video (the first frame with a face in each bin)
+THUMB_SIDE = 48  # largest side (pixels) of a thumbnail; smaller crops are kept as they are
+THUMB_MARGIN = 0.5  # seconds around a visual span whose thumbnails are kept once the stream has ended
 
 
 @dataclass(frozen=True)
@@ -54,20 +55,21 @@ class StreamTimeline:
     errors: list[str] = field(default_factory=list)
     score: float | None = None
     end: float = 0.0
-    video: bool = False                                           # some chunk carried video
+    video: bool = False  # some chunk carried video
     thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
-    _envelope: list = field(default_factory=list, repr=False)   # (t0, mins, maxs)
-    _traces: list = field(default_factory=list, repr=False)     # dfstream.engine.core.types.Trace
+    _envelope: list = field(default_factory=list, repr=False)  # (t0, mins, maxs)
+    _traces: list = field(default_factory=list, repr=False)  # dfstream.engine.core.types.Trace
 
     def add(self, verdict: Verdict) -> None:
         """Account for one chunk's verdict and, when it carries them, the media the branches saw
-        (``verdict.media``: a MediaBlock or AudioBlock)."""
+        (``verdict.media``: a :class:`dfstream.engine.core.branch.Prepared` block): the waveform of an
+        audio branch's input, the crops of a visual branch's."""
         if verdict.media is not None:
-            media = as_media(verdict.media)
-            if media.audio is not None:
-                self.add_audio(media.audio)
-            if media.video is not None:
-                self.add_video(media.video)
+            for given in verdict.media.inputs.values():
+                if given.modality == "audio" and given.units.ndim == 1:
+                    self.add_audio(AudioBlock(given.units, given.t0))
+                elif given.modality == "visual":
+                    self.add_video(given)
         self.add_verdict(verdict)
         if verdict.final:
             self.keep_thumbnails_near_spans()
@@ -76,22 +78,22 @@ class StreamTimeline:
         """Drop the thumbnails further than THUMB_MARGIN from every visual or audio-visual detection
         (a stream that ended: no later span can want them)."""
         spans = [d.span for d in self.detections if d.modality != "audio"]
-        self.thumbnails = [t for t in self.thumbnails
-                           if any(s.start - THUMB_MARGIN <= t.time < s.end + THUMB_MARGIN for s in spans)]
+        self.thumbnails = [
+            t for t in self.thumbnails if any(s.start - THUMB_MARGIN <= t.time < s.end + THUMB_MARGIN for s in spans)
+        ]
 
-    def add_video(self, video) -> None:
-        """Thumbnails of the face crops of ``video`` (a prepared FrameBlock: ``images`` ``(N, S, S, 3)``,
-        ``faces`` ``(N,)``): per 1 / THUMB_RATE s of stream time, the first frame that shows a face.
-        Decoded frames not yet cropped (a VideoBlock) only mark the stream as having video."""
+    def add_video(self, frames: BranchInput) -> None:
+        """Thumbnails of a visual branch's input (crops ``units`` ``(N, S, S, 3)``, ``present`` where a
+        face was found): per 1 / THUMB_RATE s of stream time, the first frame that shows a face."""
         self.video = True
-        if not isinstance(video, FrameBlock) or not len(video.images):
+        images, faces = frames.units, frames.present
+        if images.ndim != 4 or not len(images):
             return
-        images, faces = video.images, video.faces
         side = images.shape[1]
         pick = np.arange(min(side, THUMB_SIDE)) * side // min(side, THUMB_SIDE)  # nearest-neighbour downscale
         last = math.floor(self.thumbnails[-1].time * THUMB_RATE + 1e-6) if self.thumbnails else None
         for i in np.flatnonzero(np.asarray(faces, bool)):
-            t = video.t0 + i / video.fps
+            t = frames.t0 + i / frames.rate
             slot = math.floor(t * THUMB_RATE + 1e-6)
             if slot != last:
                 self.thumbnails.append(Thumbnail(t, np.ascontiguousarray(images[i][pick][:, pick])))
@@ -126,8 +128,11 @@ class StreamTimeline:
             empty = np.zeros(0, np.float32)
             return empty, empty, empty
         times = np.concatenate([t0 + np.arange(len(lo)) / ENVELOPE_RATE for t0, lo, _ in self._envelope])
-        return (times, np.concatenate([lo for _, lo, _ in self._envelope]),
-                np.concatenate([hi for _, _, hi in self._envelope]))
+        return (
+            times,
+            np.concatenate([lo for _, lo, _ in self._envelope]),
+            np.concatenate([hi for _, _, hi in self._envelope]),
+        )
 
     def curve(self) -> Curve:
         """All traces joined in time order."""
@@ -136,8 +141,10 @@ class StreamTimeline:
             return Curve(np.zeros(0), np.zeros(0, np.float32), {})
         times = np.concatenate([t.start + t.step * np.arange(len(t.fused)) for t in traces])
         names = sorted({name for t in traces for name in t.branches})
-        branches = {name: np.concatenate([np.asarray(t.branches.get(name, np.full(len(t.fused), np.nan)))
-                                          for t in traces]) for name in names}
+        branches = {
+            name: np.concatenate([np.asarray(t.branches.get(name, np.full(len(t.fused), np.nan))) for t in traces])
+            for name in names
+        }
         return Curve(times, np.concatenate([np.asarray(t.fused) for t in traces]), branches)
 
     @property
@@ -146,6 +153,27 @@ class StreamTimeline:
         return self._traces[0].step if self._traces else None
 
 
+class Timelines(dict):
+    """Stream id -> :class:`StreamTimeline`, filled as replay goes: it is replay's observer
+    (:class:`dfstream.streams.replay.Observer`), so the transport needs no report."""
+
+    def _of(self, stream_id: str) -> StreamTimeline:
+        return self.setdefault(stream_id, StreamTimeline(stream_id))
+
+    def stream(self, stream_id: str) -> None:
+        self._of(stream_id)
+
+    def verdict(self, verdict: Verdict) -> None:
+        self._of(verdict.stream_id).add(verdict)
+
+    def error(self, stream_id: str, message: str) -> None:
+        self._of(stream_id).errors.append(message)
+
+    def detections(self, stream_id: str, detections: list) -> None:
+        self._of(stream_id).add_detections(detections)
+
+
 def truth_spans(item) -> dict[str, list[Span]]:
-    """Ground truth of one metadata :class:`dfstream.engine.core.dataset.Item`: label key -> spans (empty keys dropped)."""
+    """Ground truth of one metadata :class:`dfstream.engine.core.dataset.Item`: label key -> spans (empty keys
+    dropped)."""
     return {key: list(spans) for key, spans in item.segments.items() if spans}

@@ -21,6 +21,7 @@ arrive in order. A client sending faster than real time is slowed by its own
 socket (its next message is read only after its hop is scored). This module
 imports no torch: it is handed a factory of screeners and a batch scorer.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,20 +31,20 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from dfstream.engine.core.config import CallHookConfig
-from dfstream.engine.media.decode import pcm16_samples
 from dfstream.engine.core.errors import ConfigError, DfstreamError
+from dfstream.engine.media.decode import pcm16_samples
 from dfstream.streams import telephony
+from dfstream.streams.config import CallHookConfig
 
-log = logging.getLogger("dfstream.call_hook")
+log = logging.getLogger(__name__)
 IDLE_CLOSE = 4408
 
 
@@ -59,8 +60,10 @@ def is_loopback(host: str) -> bool:
 def check_exposure(host: str, token: str | None) -> None:
     """Refuse to listen beyond loopback without a token."""
     if not token and not is_loopback(host):
-        raise ConfigError(f"refusing to listen on {host} without a token: anyone who reaches it could "
-                          "stream to it. Pass --token-file, or listen on 127.0.0.1")
+        raise ConfigError(
+            f"refusing to listen on {host} without a token: anyone who reaches it could "
+            "stream to it. Pass --token-file, or listen on 127.0.0.1"
+        )
 
 
 class CallHook:
@@ -81,8 +84,13 @@ class CallHook:
         in turn.
     """
 
-    def __init__(self, make_screener: Callable, cfg: CallHookConfig, token: str | None = None,
-                 score_batch: Callable | None = None):
+    def __init__(
+        self,
+        make_screener: Callable,
+        cfg: CallHookConfig,
+        token: str | None = None,
+        score_batch: Callable | None = None,
+    ):
         self.make_screener, self.cfg, self.token = make_screener, cfg, token
         self.score_batch = score_batch or (lambda requests: [s.score(h) for s, h in requests])
         self.queue: asyncio.Queue | None = None
@@ -95,8 +103,11 @@ class CallHook:
         if not self.token:
             return True
         header = request.headers.get("Authorization", "")
-        offered = [header[7:] if header.startswith("Bearer ") else "", request.headers.get("X-Dfstream-Token", ""),
-                   parse_qs(urlsplit(request.path).query).get("token", [""])[0]]
+        offered = [
+            header[7:] if header.startswith("Bearer ") else "",
+            request.headers.get("X-Dfstream-Token", ""),
+            parse_qs(urlsplit(request.path).query).get("token", [""])[0],
+        ]
         return any(o and hmac.compare_digest(o.encode(), self.token.encode()) for o in offered)
 
     def process_request(self, connection, request):
@@ -149,14 +160,21 @@ class CallHook:
                 for (*_, future), verdicts in zip(batch, results):
                     future.set_result(verdicts)
 
-    async def serve(self, host: str, port: int, ready: asyncio.Event | None = None,
-                    stop: asyncio.Event | None = None) -> None:
+    async def serve(
+        self, host: str, port: int, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+    ) -> None:
         """Serve until ``stop`` is set (or forever)."""
         check_exposure(host, self.token)
         self.queue = asyncio.Queue()
         batcher = asyncio.create_task(self._batcher())
-        async with serve(self.handler, host, port, process_request=self.process_request,
-                         max_size=self.cfg.max_message_bytes, max_queue=16) as server:
+        async with serve(
+            self.handler,
+            host,
+            port,
+            process_request=self.process_request,
+            max_size=self.cfg.max_message_bytes,
+            max_queue=16,
+        ) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else port
             log.info("call hook listening on ws://%s:%s", host, self.port)
             if ready is not None:
@@ -224,7 +242,7 @@ class _Call:
         while True:
             try:
                 message = await asyncio.wait_for(self.ws.recv(), self.hook.cfg.idle_timeout_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.error("idle", f"no message for {self.hook.cfg.idle_timeout_seconds} s")
                 await self.ws.close(IDLE_CLOSE, "idle timeout")
                 return
@@ -276,7 +294,7 @@ class _Call:
         if verdict.score is not None:
             self.max_score = max(self.max_score or 0.0, verdict.score)
         room = self.hook.cfg.max_summary_detections - len(self.detections)
-        self.detections += event["detections"][:max(0, room)]
+        self.detections += event["detections"][: max(0, room)]
         await self.send(event)
 
     async def _finish(self) -> None:
@@ -284,11 +302,19 @@ class _Call:
             for verdict in await self.hook.run_model(self.screener.close):
                 await self._verdict(verdict)
         synthetic = self.labels.get("likely-synthetic", 0) > 0 or bool(self.detections)
-        await self.send({"event": "summary", "streamSid": self.sid, "hops": self.verdicts,
-                         "score": self.max_score, "labels": self.labels,
-                         "label": "likely-synthetic" if synthetic else (
-                             "likely-genuine" if self.labels.get("likely-genuine") else "no-speech"),
-                         "detections": self.detections})
+        await self.send(
+            {
+                "event": "summary",
+                "streamSid": self.sid,
+                "hops": self.verdicts,
+                "score": self.max_score,
+                "labels": self.labels,
+                "label": "likely-synthetic"
+                if synthetic
+                else ("likely-genuine" if self.labels.get("likely-genuine") else "no-speech"),
+                "detections": self.detections,
+            }
+        )
         self.screener = None
         await self.ws.close(1000, "call ended")
 

@@ -123,11 +123,21 @@ def tansu_env(storage_engine: str, s3_endpoint: str | None = None) -> dict[str, 
         return child_env()
     url = urlsplit(s3_endpoint or "")
     if url.scheme not in ("http", "https") or url.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise BrokerError(f"refusing to start Tansu with {storage_engine}: AWS_ENDPOINT must be a "
-                          f"loopback http URL (got {s3_endpoint!r})")
-    return child_env({**S3_CREDENTIALS, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                      "AWS_ENDPOINT": s3_endpoint, "AWS_ALLOW_HTTP": "true",
-                      "AWS_EC2_METADATA_DISABLED": "true", "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"})
+        raise BrokerError(
+            f"refusing to start Tansu with {storage_engine}: AWS_ENDPOINT must be a "
+            f"loopback http URL (got {s3_endpoint!r})"
+        )
+    return child_env(
+        {
+            **S3_CREDENTIALS,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": s3_endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9",
+        }
+    )
 
 
 def process_alive(pid: int, name: str) -> bool:
@@ -175,15 +185,17 @@ def _log_tail(path: Path, start: int, size: int = 3000) -> str:
 
 def _check_alive(proc: subprocess.Popen, what: str, log: Path, log_start: int) -> None:
     if proc.poll() is not None:
-        raise BrokerError(f"{what} exited with status {proc.returncode} while starting; "
-                          f"end of {log}:\n{_log_tail(log, log_start)}")
+        raise BrokerError(
+            f"{what} exited with status {proc.returncode} while starting; end of {log}:\n{_log_tail(log, log_start)}"
+        )
 
 
 def kafka_ready(bootstrap: str, request_timeout_ms: int = 2000) -> bool:
     """Whether a broker at ``bootstrap`` answers a Kafka request (list topics)."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms,
-                                 bootstrap_timeout_ms=request_timeout_ms)
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms, bootstrap_timeout_ms=request_timeout_ms
+        )
         try:
             admin.list_topics()
         finally:
@@ -211,8 +223,14 @@ class DevBroker:
         Seconds to wait for each process to answer before giving up.
     """
 
-    def __init__(self, port: int = 0, durable: bool = False, state_dir: str | Path = DEFAULT_STATE_DIR,
-                 host: str = LOOPBACK, ready_timeout: float = 30.0):
+    def __init__(
+        self,
+        port: int = 0,
+        durable: bool = False,
+        state_dir: str | Path = DEFAULT_STATE_DIR,
+        host: str = LOOPBACK,
+        ready_timeout: float = 30.0,
+    ):
         if host not in (LOOPBACK, "localhost"):
             raise BrokerError(f"the development broker listens on loopback only ({LOOPBACK}), not {host!r}")
         self.port, self.durable, self.ready_timeout = int(port), durable, ready_timeout
@@ -243,8 +261,10 @@ class DevBroker:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise BrokerError(f"unreadable broker record {self.record_path}: {exc}; "
-                              "stop any tansu/weed processes by hand and delete it") from None
+            raise BrokerError(
+                f"unreadable broker record {self.record_path}: {exc}; "
+                "stop any tansu/weed processes by hand and delete it"
+            ) from None
 
     def start(self) -> Self:
         """Start the broker (and S3 store when durable) and wait until it answers Kafka requests."""
@@ -253,8 +273,9 @@ class DevBroker:
         if record is not None:
             if process_alive(record["pid"], "tansu"):
                 bootstrap = f"{LOOPBACK}:{record['port']}"
-                raise BrokerAlreadyRunning(f"a broker from {self.state_dir} is already running at "
-                                           f"{bootstrap} (pid {record['pid']})", bootstrap)
+                raise BrokerAlreadyRunning(
+                    f"a broker from {self.state_dir} is already running at {bootstrap} (pid {record['pid']})", bootstrap
+                )
             self._stop_recorded(record)  # stale record: a weed left behind, if any
         tansu = find_tansu()
         weed = find_weed() if self.durable else None
@@ -298,14 +319,19 @@ class DevBroker:
         """``running`` (processes alive), ``ready`` (a Kafka request answered), ``bootstrap``, ``pids``."""
         record = self.read_record()
         if record is None:
-            return {"running": False, "ready": False, "bootstrap": None, "pids": {},
-                    "state_dir": str(self.state_dir)}
+            return {"running": False, "ready": False, "bootstrap": None, "pids": {}, "state_dir": str(self.state_dir)}
         pids = {"tansu": record["pid"]} | ({"weed": record["weed"]["pid"]} if record.get("weed") else {})
         running = all(process_alive(pid, name) for name, pid in pids.items())
         bootstrap = f"{LOOPBACK}:{record['port']}"
-        return {"running": running, "ready": running and kafka_ready(bootstrap), "bootstrap": bootstrap,
-                "pids": pids, "durable": record["durable"], "started_at": record["started_at"],
-                "state_dir": str(self.state_dir)}
+        return {
+            "running": running,
+            "ready": running and kafka_ready(bootstrap),
+            "bootstrap": bootstrap,
+            "pids": pids,
+            "durable": record["durable"],
+            "started_at": record["started_at"],
+            "state_dir": str(self.state_dir),
+        }
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -315,8 +341,13 @@ class DevBroker:
 
     def _write_record(self) -> None:
         weed = self._weed and {"pid": self._weed.pid, "ports": self._weed_ports}
-        record = {"pid": self._tansu.pid if self._tansu else None, "port": self.port, "durable": self.durable,
-                  "weed": weed, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        record = {
+            "pid": self._tansu.pid if self._tansu else None,
+            "port": self.port,
+            "durable": self.durable,
+            "weed": weed,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         tmp = self.record_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         tmp.replace(self.record_path)
@@ -335,9 +366,15 @@ class DevBroker:
         with open(log, "ab") as out:
             out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
             out.flush()
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env={**env, "HOME": str(self.state_dir)}, cwd=self.state_dir,
-                                    start_new_session=True)  # outlives us; no ~/.seaweedfs, ~/.aws
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**env, "HOME": str(self.state_dir)},
+                cwd=self.state_dir,
+                start_new_session=True,
+            )  # outlives us; no ~/.seaweedfs, ~/.aws
             return proc, log, out.tell()
 
     def _wait(self, ready, proc: subprocess.Popen, what: str, log: Path, log_start: int) -> None:
@@ -348,8 +385,10 @@ class DevBroker:
                 _check_alive(proc, what, log, log_start)  # the answer came from our process
                 return
             if time.monotonic() > deadline:
-                raise BrokerError(f"{what} did not answer within {self.ready_timeout:.0f} s; "
-                                  f"end of {log}:\n{_log_tail(log, log_start)}")
+                raise BrokerError(
+                    f"{what} did not answer within {self.ready_timeout:.0f} s; "
+                    f"end of {log}:\n{_log_tail(log, log_start)}"
+                )
             time.sleep(0.05)
 
     def _start_weed(self, weed: Path) -> None:
@@ -362,21 +401,38 @@ class DevBroker:
         data.mkdir(exist_ok=True)
         # Every port is given explicitly: weed mini also loads data/mini.options, saved
         # from the previous run, for any flag left out. Its worker dials admin.port + 10000.
-        args = [str(weed), "mini", f"-dir={data}", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}", "-admin.ui=false",
-                "-webdav=false", "-bucket=tansu", "-master.telemetry=false", "-s3.port.iceberg=0",
-                "-s3.port.lance=0"]
-        args += [f"-{name}.port{suffix}={port + offset}" for name, port in ports.items()
-                 for suffix, offset in (("", 0), (".grpc", 10000))]
+        args = [
+            str(weed),
+            "mini",
+            f"-dir={data}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-bucket=tansu",
+            "-master.telemetry=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ]
+        args += [
+            f"-{name}.port{suffix}={port + offset}"
+            for name, port in ports.items()
+            for suffix, offset in (("", 0), (".grpc", 10000))
+        ]
         if len(str(self.state_dir)) < 90:  # unix socket paths are limited to 107 bytes
-            args += [f"-s3.localSocket={self.state_dir / 's3.sock'}",
-                     f"-filer.localSocket={self.state_dir / 'filer.sock'}"]
+            args += [
+                f"-s3.localSocket={self.state_dir / 's3.sock'}",
+                f"-filer.localSocket={self.state_dir / 'filer.sock'}",
+            ]
         self._weed, log, start = self._spawn(args, "weed.log", child_env(S3_CREDENTIALS))
         self._weed_ports = ports
         self._write_record()
 
         def bucket_ready() -> bool:  # S3 answers (any status) and the bucket exists in the filer
-            return (_http_status(f"http://{LOOPBACK}:{ports['s3']}/") is not None
-                    and _http_status(f"http://{LOOPBACK}:{ports['filer']}/buckets/tansu/") == 200)
+            return (
+                _http_status(f"http://{LOOPBACK}:{ports['s3']}/") is not None
+                and _http_status(f"http://{LOOPBACK}:{ports['filer']}/buckets/tansu/") == 200
+            )
 
         self._wait(bucket_ready, self._weed, "SeaweedFS (weed mini)", log, start)
 
@@ -385,8 +441,16 @@ class DevBroker:
         endpoint = f"http://{LOOPBACK}:{self._weed_ports['s3']}" if self.durable else None
         env = tansu_env(storage, endpoint)  # raises before anything starts
         url = f"tcp://{LOOPBACK}:{self.port}"
-        args = [str(tansu), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", storage]
+        args = [
+            str(tansu),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            storage,
+        ]
         self._tansu, log, start = self._spawn(args, "tansu.log", env)
         self._write_record()
         self._wait(lambda: kafka_ready(self.bootstrap, 1000), self._tansu, "Tansu", log, start)
@@ -396,8 +460,7 @@ def _http_status(url: str) -> int | None:
     """The HTTP status ``url`` answers with, or None when nothing answers."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
     try:
-        with opener.open(urllib.request.Request(url, headers={"Accept": "application/json"}),
-                         timeout=1.0) as response:
+        with opener.open(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=1.0) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -11,6 +11,7 @@ optional), ``content-type`` (``audio/wav``, ``video/mp2t``, raw PCM types of
 value and headers plus ``dfs-error: <reason>: <message>``. This module imports
 no torch.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ client. Latest offsets come from ``highwater()`` after a fetch, which every
 broker reports correctly (some development brokers answer ``end_offsets()``
 wrongly).
 """
+
 from __future__ import annotations
 
 import time
@@ -14,15 +15,18 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from dfstream.engine.core.config import KafkaConfig
 from dfstream.engine.core.errors import BrokerError, ConfigError
+from dfstream.streams.config import KafkaConfig
 
 FETCH_OVERHEAD = 1024 * 1024  # room for headers and batch framing above the chunk size limit
 
 
 def _common(cfg: KafkaConfig) -> dict:
-    return {"bootstrap_servers": cfg.bootstrap_servers.split(","), "request_timeout_ms": cfg.request_timeout_ms,
-            **cfg.client}
+    return {
+        "bootstrap_servers": cfg.bootstrap_servers.split(","),
+        "request_timeout_ms": cfg.request_timeout_ms,
+        **cfg.client,
+    }
 
 
 def _build(factory, cfg: KafkaConfig, **options):
@@ -36,12 +40,19 @@ def _build(factory, cfg: KafkaConfig, **options):
 
 def consumer(cfg: KafkaConfig, group: str | None, max_bytes: int, **options) -> KafkaConsumer:
     """A consumer with manual commits that can fetch chunks of up to ``max_bytes``."""
-    opts = {"group_id": group, "enable_auto_commit": False, "auto_offset_reset": "earliest",
-            "max_partition_fetch_bytes": max_bytes + FETCH_OVERHEAD,
-            "fetch_max_bytes": max(52428800, max_bytes + FETCH_OVERHEAD)}
+    opts = {
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": max_bytes + FETCH_OVERHEAD,
+        "fetch_max_bytes": max(52428800, max_bytes + FETCH_OVERHEAD),
+    }
     if group is not None:
-        opts.update(session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=cfg.heartbeat_interval_ms,
-                    max_poll_interval_ms=cfg.max_poll_interval_ms)
+        opts.update(
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
+        )
     return _build(KafkaConsumer, cfg, **{**opts, **options})
 
 
@@ -67,8 +78,9 @@ def ensure_topics(cfg: KafkaConfig, topics: dict[str, int], compacted: tuple[str
             if name in existing:
                 continue
             try:
-                client.create_topics([NewTopic(name, n, -1, topic_configs={"cleanup.policy": "compact"}
-                                               if name in compacted else {})])
+                client.create_topics(
+                    [NewTopic(name, n, -1, topic_configs={"cleanup.policy": "compact"} if name in compacted else {})]
+                )
             except TopicAlreadyExistsError:
                 pass
     finally:
@@ -86,8 +98,9 @@ def partition_count(client: KafkaConsumer, topic: str, timeout: float = 30.0) ->
     raise BrokerError(f"topic {topic!r} does not exist (or the broker did not say within {timeout:.0f} s)")
 
 
-def read_partition(reader: KafkaConsumer, tp: TopicPartition, start: int = 0, end: int | None = None,
-                   timeout: float = 60.0):
+def read_partition(
+    reader: KafkaConsumer, tp: TopicPartition, start: int = 0, end: int | None = None, timeout: float = 60.0
+):
     """Yield the records of ``tp`` from offset ``start`` up to ``end`` (default: the end now).
 
     ``reader`` must be a consumer without a group; it is (re)assigned to ``tp``.
@@ -107,5 +120,7 @@ def read_partition(reader: KafkaConsumer, tp: TopicPartition, start: int = 0, en
         if stop is not None and reader.position(tp) >= stop:
             return
         if time.monotonic() > deadline:
-            raise BrokerError(f"reading {tp.topic}[{tp.partition}] stalled at offset {reader.position(tp)} "
-                              f"(end {stop}) for {timeout:.0f} s")
+            raise BrokerError(
+                f"reading {tp.topic}[{tp.partition}] stalled at offset {reader.position(tp)} "
+                f"(end {stop}) for {timeout:.0f} s"
+            )

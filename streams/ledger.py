@@ -8,6 +8,7 @@ redelivery of a chunk already done (after a worker took a partition over), a
 duplicate or a late (out-of-order) arrival. The entry travels with the stream's
 state in the state topic, as the JSON header :data:`HEADER`.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,15 +33,26 @@ class Entry:
     finished: bool = False
 
     def to_json(self) -> bytes:
-        return json.dumps({"partition": self.partition, "last_seq": self.last_seq,
-                           "last_offset": self.last_offset, "skipped": sorted(self.skipped),
-                           "finished": self.finished}).encode()
+        return json.dumps(
+            {
+                "partition": self.partition,
+                "last_seq": self.last_seq,
+                "last_offset": self.last_offset,
+                "skipped": sorted(self.skipped),
+                "finished": self.finished,
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Entry:
         d = json.loads(data)
-        return cls(int(d["partition"]), int(d["last_seq"]), int(d["last_offset"]),
-                   {int(s) for s in d["skipped"]}, bool(d["finished"]))
+        return cls(
+            int(d["partition"]),
+            int(d["last_seq"]),
+            int(d["last_offset"]),
+            {int(s) for s in d["skipped"]},
+            bool(d["finished"]),
+        )
 
 
 class Ledger:
@@ -75,10 +87,13 @@ class Ledger:
         if chunk.seq <= entry.last_seq:
             if chunk.seq in entry.skipped:
                 entry.skipped.discard(chunk.seq)
-                raise BadRecord("out-of-order", f"seq {chunk.seq} of stream {chunk.stream_id!r} arrived after "
-                                                f"seq {entry.last_seq}")
-            raise BadRecord("duplicate", f"seq {chunk.seq} of stream {chunk.stream_id!r} was already received "
-                                         f"(last seq {entry.last_seq})")
+                raise BadRecord(
+                    "out-of-order", f"seq {chunk.seq} of stream {chunk.stream_id!r} arrived after seq {entry.last_seq}"
+                )
+            raise BadRecord(
+                "duplicate",
+                f"seq {chunk.seq} of stream {chunk.stream_id!r} was already received (last seq {entry.last_seq})",
+            )
         if chunk.seq > entry.last_seq + 1 and chunk.seq - entry.last_seq <= MAX_SKIPPED:
             entry.skipped.update(range(entry.last_seq + 1, chunk.seq))
             while len(entry.skipped) > MAX_SKIPPED:
@@ -100,5 +115,5 @@ class Ledger:
 
     def _trim(self) -> None:
         finished = [sid for sid, e in self.entries.items() if e.finished]
-        for sid in finished[:max(0, len(finished) - self.max_finished)]:
+        for sid in finished[: max(0, len(finished) - self.max_finished)]:
             del self.entries[sid]

@@ -6,24 +6,27 @@ chunks (``audio/pcm;format=f32le;rate=16000``, with ``dfs-t0``), cut exactly as
 replay cuts it, so that ``dfstream serve`` produces the verdicts replay would. A
 file with video is sent as a live encoder would send it: self-contained
 Matroska segments cut at keyframes, packets copied unchanged, carrying their
-own timestamps instead of ``dfs-t0`` (:mod:`dfstream.streams.segment`). ``realtime`` sends each chunk when its last sample
-would have been heard. Imports no torch.
+own timestamps instead of ``dfs-t0`` (:mod:`dfstream.streams.segment`).
+``realtime`` sends each chunk when its last sample would have been heard. Imports no torch.
 """
+
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from dfstream.engine.core.config import KafkaConfig
 from dfstream.engine.core.errors import DfstreamError
 from dfstream.engine.media.video import has_video
 from dfstream.streams import kafka_io
+from dfstream.streams.config import KafkaConfig
 from dfstream.streams.kafka_contract import chunk_headers
 from dfstream.streams.replay import file_chunks
 from dfstream.streams.segment import video_chunks
+
+log = logging.getLogger(__name__)
 
 
 def media_chunks(path: Path, stream_id: str, chunk_seconds: float):
@@ -35,13 +38,20 @@ def media_chunks(path: Path, stream_id: str, chunk_seconds: float):
         yield chunk, chunk.t0 or 0.0, len(chunk.payload) / 4 / 16000
 
 
-def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, chunk_seconds: float,
-                  realtime: bool = False, max_bytes: int = 16 * 1024 * 1024, partitions: int = 4,
-                  create: bool = True) -> dict:
+def produce_files(
+    inputs: list[tuple[Path, str]],
+    cfg: KafkaConfig,
+    topic: str,
+    chunk_seconds: float,
+    realtime: bool = False,
+    max_bytes: int = 16 * 1024 * 1024,
+    partitions: int = 4,
+    create: bool = True,
+) -> dict:
     """Publish every input's chunks to ``topic``; returns counts (files, chunks, seconds, failed).
 
     Waits until the broker has acknowledged every chunk. A file that cannot be
-    decoded is reported on stderr; its chunks already sent stay sent.
+    decoded is logged (``dfstream.streams.produce``); its chunks already sent stay sent.
     """
     if create:
         kafka_io.ensure_topics(cfg, {topic: partitions})
@@ -55,14 +65,15 @@ def produce_files(inputs: list[tuple[Path, str]], cfg: KafkaConfig, topic: str, 
                 for chunk, t0, seconds in media_chunks(path, stream_id, chunk_seconds):
                     if realtime:
                         time.sleep(max(0.0, start + t0 + seconds - time.monotonic()))
-                    futures.append(producer.send(topic, key=stream_id.encode(), value=chunk.payload,
-                                                 headers=chunk_headers(chunk)))
+                    futures.append(
+                        producer.send(topic, key=stream_id.encode(), value=chunk.payload, headers=chunk_headers(chunk))
+                    )
                     counts["chunks"] += 1
                     counts["seconds"] += seconds
                 counts["files"] += 1
             except DfstreamError as e:
                 counts["failed"] += 1
-                print(f"dfstream: {stream_id}: {e}", file=sys.stderr)
+                log.warning("%s: %s", stream_id, e)
         producer.flush()
         failed = [f.exception for f in futures if not f.succeeded()]
         if failed:

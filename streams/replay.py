@@ -3,47 +3,71 @@
 Each file is decoded once, incrementally (audio and sampled video frames),
 and cut at multiples of ``chunk_seconds`` of stream time into blocks that go
 through what a decoded live chunk goes through in the scheduler
-(:mod:`dfstream.engine.runtime.scheduler`): face crops on the decode pool -> checks -> a batch
-across files -> per-stream state -> windows -> fusion -> localizer -> verdict. We cut decoded media rather than remuxing compressed
-packets into container segments because a re-segmented lossy stream (AAC, MP3)
-gets decoder priming glitches at every cut, which the archive itself does not
-have. (:func:`file_chunks` still cuts a file's audio into raw PCM chunks, for
-producers and tests that need chunk bytes.)
+(:mod:`dfstream.engine.runtime.scheduler`): face crops on the decode pool -> checks ->
+a batch across files -> per-stream state -> windows -> fusion -> localizer -> verdict.
+We cut decoded media rather than remuxing compressed packets into container segments
+because a re-segmented lossy stream (AAC, MP3) gets decoder priming glitches at every cut,
+which the archive itself does not have. (:func:`file_chunks` still cuts a file's audio
+into raw PCM chunks, for producers and tests that need chunk bytes.)
 
 This module imports no torch: the processor is handed in.
 """
+
 from __future__ import annotations
 
 import glob
+import logging
 import queue
-import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import av
-from tqdm import tqdm
 
-from dfstream.engine.core.config import LimitsConfig
-from dfstream.engine.media.decode import LIMITS, iter_audio, raw_pcm_content_type
-from dfstream.engine.media.blocks import iter_media, with_final
-from dfstream.engine.runtime.scheduler import Scheduler
 from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.progress import SILENT, Progress
 from dfstream.engine.core.types import Chunk, Detection, Verdict, error_record
-from dfstream.reports.timeline import StreamTimeline
+from dfstream.engine.media.blocks import MediaRequest, iter_media, with_final
+from dfstream.engine.media.decode import iter_audio, raw_pcm_content_type
+from dfstream.engine.media.limits import LIMITS, LimitsConfig
+from dfstream.engine.runtime.scheduler import Scheduler
 from dfstream.streams.results import OutputError, ResultWriter
 
-MEDIA_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".m4a", ".mp4", ".m4v", ".aac",
-                  ".ts", ".mts", ".m2ts", ".webm", ".mkv", ".mka", ".mov", ".avi", ".aiff", ".aif"}
+log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = {
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".oga",
+    ".m4a",
+    ".mp4",
+    ".m4v",
+    ".aac",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".webm",
+    ".mkv",
+    ".mka",
+    ".mov",
+    ".avi",
+    ".aiff",
+    ".aif",
+}
 
 
 class Processor(Protocol):
     """What replay needs of :class:`dfstream.engine.runtime.stream.StreamProcessor` (through the scheduler)."""
 
-    detector: object  # dfstream.engine.runtime.detector.Detector: its config says which tracks to decode
+    detector: object  # dfstream.engine.runtime.detector.Detector: what its branches read (media), its scheduler
+    limits: LimitsConfig
 
     def share_cores(self, cores: int) -> None: ...
 
@@ -56,6 +80,23 @@ class Processor(Protocol):
     def feed_many(self, items: list[tuple], started=None) -> list[Verdict]: ...
 
     def close(self, stream_id: str) -> None: ...
+
+
+class Observer(Protocol):
+    """What replay tells whoever watches it (a report: :class:`dfstream.reports.timeline.Timelines`),
+    in stream order; transports know no report."""
+
+    def stream(self, stream_id: str) -> None:
+        """A stream (a file, a key of a topic) begins."""
+
+    def verdict(self, verdict: Verdict) -> None:
+        """A chunk's verdict (with its media when the processor keeps it, ``keep_media``)."""
+
+    def error(self, stream_id: str, message: str) -> None:
+        """The stream failed, or a chunk of it did."""
+
+    def detections(self, stream_id: str, detections: list) -> None:
+        """Spans closed after the stream's last chunk (a stream that ended without a final chunk)."""
 
 
 @dataclass
@@ -87,20 +128,26 @@ def expand_inputs(args: list[str], root: str | Path | None = None) -> list[tuple
     for arg in args:
         path = Path(arg)
         if path.is_dir():
-            found += [(p, p.relative_to(path).as_posix()) for p in sorted(path.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES]
+            found += [
+                (p, p.relative_to(path).as_posix())
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
+            ]
         elif glob.has_magic(arg):
-            found += [(Path(p), Path(p).as_posix()) for p in sorted(glob.glob(arg, recursive=True))
-                      if Path(p).is_file()]
+            found += [
+                (Path(p), Path(p).as_posix()) for p in sorted(glob.glob(arg, recursive=True)) if Path(p).is_file()
+            ]
         else:
             found.append((path, path.as_posix()))
     if root is not None:
         root = Path(root).resolve()
+
         def rel(p: Path) -> str:
             try:
                 return p.resolve().relative_to(root).as_posix()
             except ValueError:
                 return p.as_posix()
+
         found = [(p, rel(p)) for p, _ in found]
     seen, unique = set(), []
     for p, key in found:
@@ -119,18 +166,12 @@ def file_chunks(path: Path, stream_id: str, chunk_seconds: float, limits: Limits
         yield Chunk(stream_id, 0, b"", content_type, 0.0, final=True)
 
 
-def file_blocks(path: Path, chunk_seconds: float, config) -> Iterator[tuple[object, bool]]:
-    """``(MediaBlock, final)`` for each ``chunk_seconds`` of a file (see :func:`dfstream.engine.media.blocks.iter_media`)."""
-    return with_final(iter_media(path, chunk_seconds, config))
-
-
-def _advance(bar, seconds: float) -> None:
-    """Move the progress bar on by ``seconds`` of media, raising its total when the files decode longer than
-    their containers declared (AAC / Opus padding adds a few ms a file): tqdm drops a total the count passes,
-    and the bar's ``{total:.1f}`` then fails."""
-    if bar.total is not None and bar.n + seconds > bar.total:
-        bar.total = bar.n + seconds
-    bar.update(round(seconds, 3))
+def file_blocks(
+    path: Path, chunk_seconds: float, media: MediaRequest, limits: LimitsConfig = LIMITS
+) -> Iterator[tuple[object, bool]]:
+    """``(MediaBlock, final)`` for each ``chunk_seconds`` of a file, the tracks ``media`` names
+    (see :func:`dfstream.engine.media.blocks.iter_media`)."""
+    return with_final(iter_media(path, chunk_seconds, media, limits))
 
 
 def probe_seconds(path: Path) -> float:
@@ -146,9 +187,15 @@ INTERRUPTED = "interrupted before the end of the file"
 _END = object()  # a file's reader is done
 
 
-def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | Path,
-           chunk_seconds: float, progress: bool = True, results: dict | None = None,
-           timelines: dict | None = None) -> dict[str, FileResult]:
+def replay(
+    inputs: list[tuple[Path, str]],
+    processor: Processor,
+    out_dir: str | Path,
+    chunk_seconds: float,
+    progress: Progress = SILENT,
+    results: dict | None = None,
+    observer: Observer | None = None,
+) -> dict[str, FileResult]:
     """Run every input through ``processor`` chunk by chunk and write the results.
 
     Files are decoded on ``scheduler.decode_workers`` reader threads, several at
@@ -162,17 +209,14 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
     at the end — also when interrupted (Ctrl-C), for the files completed, before
     the interrupt propagates; the files in progress then get the error
     :data:`INTERRUPTED` and stay out of them. ``results`` (filled and returned)
-    lets a caller keep what was done when the interrupt propagates. With
-    ``timelines`` (a dict), each file's :class:`dfstream.reports.timeline.StreamTimeline`
-    is recorded there for a report (with the media the branches saw when the
-    processor keeps it, ``keep_media``).
+    lets a caller keep what was done when the interrupt propagates. ``progress``
+    counts media seconds; a file that fails is logged (``dfstream.streams.replay``)
+    and said to the ``observer``, which also sees every verdict.
     """
-    config = processor.detector.config
+    config, media = processor.detector.config, processor.detector.media
     writer = ResultWriter(out_dir)
     results = {} if results is None else results
-    total = sum(probe_seconds(p) for p, _ in inputs)
-    bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, disable=not progress, mininterval=0.5,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} media-s [{elapsed}<{remaining}]")
+    task = progress.task("replay", round(sum(probe_seconds(p) for p, _ in inputs), 1), "media-s")
     workers = config.scheduler.decode_workers
     open_files, stop = threading.Semaphore(2 * workers), threading.Event()
     runs = [queue.Queue() for _ in inputs]
@@ -186,7 +230,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
         try:
             if stop.is_set():
                 return
-            for seq, (block, final) in enumerate(file_blocks(path, chunk_seconds, config)):
+            for seq, (block, final) in enumerate(file_blocks(path, chunk_seconds, media, processor.limits)):
                 if stop.is_set():
                     return
                 out.put(scheduler.submit_block(stream_id, seq, block, final, time.perf_counter()))
@@ -196,31 +240,31 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
         finally:
             out.put(_END)
 
-    current = None  # (result, timeline) of the file being written, until its last chunk
+    current = None  # the result of the file being written, until its last chunk
     try:
         for (path, stream_id), out in zip(inputs, runs):
             readers.submit(read, path, stream_id, out)
-        for index, ((path, stream_id), out) in enumerate(zip(inputs, runs), 1):
-            bar.set_description_str(f"replay file {index}/{len(inputs)}")
-            result = results[stream_id] = FileResult(stream_id)
-            timeline = None if timelines is None else timelines.setdefault(stream_id, StreamTimeline(stream_id))
-            current = (result, timeline)
+        for index, ((_, stream_id), out) in enumerate(zip(inputs, runs), 1):
+            task.describe(f"replay file {index}/{len(inputs)}")
+            result = current = results[stream_id] = FileResult(stream_id)
+            if observer is not None:
+                observer.stream(stream_id)
             try:
                 while (future := out.get()) is not _END:
                     verdict = future.result()
                     writer.verdict(verdict)
                     result.add(verdict)
-                    if timeline is not None:
-                        timeline.add(verdict)
-                    _advance(bar, verdict.span.duration)
+                    if observer is not None:
+                        observer.verdict(verdict)
+                    task.advance(verdict.span.duration)
             except OutputError as e:  # the disk, not the file: stop here (the writer says what it holds)
                 current = None
-                _fail(result, timeline, f"not finished: {e}")
+                _fail(result, observer, f"not finished: {e}")
                 raise
             except DfstreamError as e:  # the file failed here; what follows of it is not reported
-                _fail(result, timeline, str(e))
+                _fail(result, observer, str(e))
                 writer.record(error_record(stream_id, result.error))
-                tqdm.write(f"dfstream: {stream_id}: {result.error}", file=sys.stderr)
+                log.warning("%s: %s", stream_id, result.error)
                 while out.get() is not _END:  # the rest of the file (its final chunk drops the stream's state)
                     pass
             finally:
@@ -230,7 +274,7 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
         stop.set()
         scheduler.close(cancel=True)
         if current is not None:
-            _fail(*current, INTERRUPTED)
+            _fail(current, observer, INTERRUPTED)
         raise
     finally:
         stop.set()
@@ -238,12 +282,12 @@ def replay(inputs: list[tuple[Path, str]], processor: Processor, out_dir: str | 
             open_files.release()
         readers.shutdown(wait=True)
         scheduler.close()
-        bar.close()
+        task.close()
         writer.finish(results)
     return results
 
 
-def _fail(result: FileResult, timeline, error: str) -> None:
+def _fail(result: FileResult, observer: Observer | None, error: str) -> None:
     result.error = error
-    if timeline is not None:
-        timeline.errors.append(error)
+    if observer is not None:
+        observer.error(result.stream_id, error)

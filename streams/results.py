@@ -1,4 +1,5 @@
 """Replay outputs: verdicts.jsonl, predictions.json (AV-Deepfake1M), scores.csv, summary."""
+
 from __future__ import annotations
 
 import json
@@ -44,14 +45,16 @@ class ResultWriter:
         try:
             data = memoryview(line)
             while data:
-                data = data[os.write(self._fd, data):]
+                data = data[os.write(self._fd, data) :]
         except OSError as e:
             try:
                 os.ftruncate(self._fd, self.written)  # no half line for readers of the file
             except OSError:
                 pass
-            self.failed = OutputError(f"cannot write {self.path}: {e.strerror}. It holds the first {self.lines} "
-                                      "records, each whole; the run stopped at the next one")
+            self.failed = OutputError(
+                f"cannot write {self.path}: {e.strerror}. It holds the first {self.lines} "
+                "records, each whole; the run stopped at the next one"
+            )
             raise self.failed from None
         self.written += len(line)
         self.lines += 1
@@ -62,8 +65,9 @@ class ResultWriter:
         done = {k: r for k, r in results.items() if r.error is None}
         predictions = {k: [[round(x, 6) for x in row] for row in proposals(r.detections)] for k, r in done.items()}
         self._write_whole("predictions.json", json.dumps(predictions, indent=1) + "\n")
-        self._write_whole("scores.csv", "".join(f"{k};{0.0 if r.score is None else round(r.score, 6)}\n"
-                                                for k, r in done.items()))
+        self._write_whole(
+            "scores.csv", "".join(f"{k};{0.0 if r.score is None else round(r.score, 6)}\n" for k, r in done.items())
+        )
 
     def _write_whole(self, name: str, text: str) -> None:
         path, tmp = self.out / name, self.out / f".{name}.tmp"

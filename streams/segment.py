@@ -10,18 +10,19 @@ negative ones, which AAC priming produces), so chunks carry no ``dfs-t0``:
 their own container times place audio and video on the stream's timeline.
 Imports no torch.
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import av
 
-from dfstream.engine.media.decode import _open, demux
 from dfstream.engine.core.errors import MediaError
-from dfstream.engine.media.blocks import with_final
 from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.blocks import with_final
+from dfstream.engine.media.decode import demux, open_media
 from dfstream.engine.media.video import video_stream
 
 CONTENT_TYPE = "video/x-matroska"
@@ -38,8 +39,7 @@ class _Segment:
     def __init__(self, sources):
         self.buffer = io.BytesIO()
         # keep the source's timestamps (AAC priming is negative): a segment's frames stay on the stream's time grid
-        self.container = av.open(self.buffer, mode="w", format="matroska",
-                                 options={"avoid_negative_ts": "disabled"})
+        self.container = av.open(self.buffer, mode="w", format="matroska", options={"avoid_negative_ts": "disabled"})
         self.streams = {s.index: self.container.add_stream_from_template(s) for s in sources}
         self.t0: float | None = None
         self.end = 0.0
@@ -68,7 +68,7 @@ def video_chunks(path: Path, stream_id: str, chunk_seconds: float) -> Iterator[t
     its start, so segments are as long as the source's keyframe interval allows.
     Raises MediaError for a file without video or that cannot be read.
     """
-    with _open(path) as source:
+    with open_media(path) as source:
         video = video_stream(source)
         if video is None:
             raise MediaError("no video stream", "no-video")
@@ -90,8 +90,13 @@ def _segments(source, video, chunk_seconds: float) -> Iterator[_Segment]:
         if packet.size == 0:
             continue  # a demuxer's flush packet
         t = _seconds(packet)
-        if segment is None or (packet.stream_index == video.index and packet.is_keyframe
-                               and segment.t0 is not None and t is not None and t - segment.t0 >= chunk_seconds):
+        if segment is None or (
+            packet.stream_index == video.index
+            and packet.is_keyframe
+            and segment.t0 is not None
+            and t is not None
+            and t - segment.t0 >= chunk_seconds
+        ):
             if segment is not None:
                 yield segment
             segment = _Segment(sources)

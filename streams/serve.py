@@ -37,6 +37,7 @@ new owner then scores those chunks again from the older state and produces
 verdicts with the same (stream id, seq) and the same content, apart from
 ``latency_ms``. This module imports no torch: the processor is handed in.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,14 +50,14 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from dfstream.engine.core.config import KafkaConfig, ServeConfig
 from dfstream.engine.core.errors import ConfigError, DfstreamError, MediaError
 from dfstream.engine.core.types import Chunk
 from dfstream.streams import kafka_io
+from dfstream.streams.config import KafkaConfig, ServeConfig
 from dfstream.streams.kafka_contract import SEQ, BadRecord, dead_letter_headers, parse_record, verdict_value
 from dfstream.streams.ledger import HEADER as LEDGER_HEADER
 from dfstream.streams.ledger import Entry, Ledger
-from dfstream.streams.serve_metrics import ServeMetrics, event, serve_logger
+from dfstream.streams.serve_metrics import ServeMetrics, event
 
 
 @dataclass
@@ -89,20 +90,26 @@ class Worker(ConsumerRebalanceListener):
     metrics : ServeMetrics, optional
     """
 
-    def __init__(self, processor, kafka: KafkaConfig, serve: ServeConfig, metrics: ServeMetrics | None = None,
-                 log: logging.Logger | None = None):
+    def __init__(
+        self,
+        processor,
+        kafka: KafkaConfig,
+        serve: ServeConfig,
+        metrics: ServeMetrics | None = None,
+        log: logging.Logger | None = None,
+    ):
         self.processor, self.kcfg, self.cfg = processor, kafka, serve
         self.metrics = metrics or ServeMetrics()
-        self.log = log or serve_logger()
+        self.log = log or logging.getLogger(__name__)
         self.ledger = Ledger()
         self.work: deque[Item] = deque()
         self.cond = threading.Condition()
         self.busy = self.hold = self.finishing = self.abandon = False
         self.done: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self.epoch = 0                             # bumped by every rebalance callback
-        self.rebalancing = False                   # between a revocation and the next assignment
-        self.rewind: set[TopicPartition] = set()   # assigned partitions to move to their committed offset
+        self.epoch = 0  # bumped by every rebalance callback
+        self.rebalancing = False  # between a revocation and the next assignment
+        self.rewind: set[TopicPartition] = set()  # assigned partitions to move to their committed offset
         self.peak_depth = 0
         self.failure: BaseException | None = None
         self.consumer = self.producer = self.reader = None
@@ -112,21 +119,31 @@ class Worker(ConsumerRebalanceListener):
         """Create clients and topics and join the group (raises BrokerError, ConfigError)."""
         cfg, limit = self.cfg, self.cfg.max_chunk_bytes
         if cfg.create_topics:
-            kafka_io.ensure_topics(self.kcfg, {cfg.in_topic: cfg.partitions, cfg.out_topic: cfg.partitions,
-                                               cfg.dlq_topic: cfg.partitions})
+            kafka_io.ensure_topics(
+                self.kcfg, {cfg.in_topic: cfg.partitions, cfg.out_topic: cfg.partitions, cfg.dlq_topic: cfg.partitions}
+            )
         self.reader = kafka_io.consumer(self.kcfg, None, limit, fetch_max_wait_ms=50)
         partitions = kafka_io.partition_count(self.reader, cfg.in_topic)
         if cfg.create_topics:
             kafka_io.ensure_topics(self.kcfg, {cfg.state_topic: partitions}, compacted=(cfg.state_topic,))
         state_partitions = kafka_io.partition_count(self.reader, cfg.state_topic)
         if state_partitions < partitions:
-            raise ConfigError(f"state topic {cfg.state_topic!r} has {state_partitions} partitions, fewer than "
-                              f"the {partitions} of {cfg.in_topic!r}; it needs at least as many")
+            raise ConfigError(
+                f"state topic {cfg.state_topic!r} has {state_partitions} partitions, fewer than "
+                f"the {partitions} of {cfg.in_topic!r}; it needs at least as many"
+            )
         self.producer = kafka_io.producer(self.kcfg, limit)
         self.consumer = kafka_io.consumer(self.kcfg, cfg.group, limit)
         self.consumer.subscribe([cfg.in_topic], listener=self)
-        event(self.log, logging.INFO, "started", group=cfg.group, in_topic=cfg.in_topic, partitions=partitions,
-              bootstrap=self.kcfg.bootstrap_servers)
+        event(
+            self.log,
+            logging.INFO,
+            "started",
+            group=cfg.group,
+            in_topic=cfg.in_topic,
+            partitions=partitions,
+            bootstrap=self.kcfg.bootstrap_servers,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully (see :meth:`shutdown`)."""
@@ -265,8 +282,9 @@ class Worker(ConsumerRebalanceListener):
                 self.done.pop(tp, None)
             self.hold = False
             self.cond.notify_all()
-        event(self.log, logging.INFO, "revoked", partitions=sorted(tp.partition for tp in revoked),
-              dropped_queued=dropped)
+        event(
+            self.log, logging.INFO, "revoked", partitions=sorted(tp.partition for tp in revoked), dropped_queued=dropped
+        )
 
     def on_partitions_assigned(self, assigned) -> None:
         """Restore the streams of ``assigned`` from the state topic; have them rewound to their committed offsets."""
@@ -289,8 +307,14 @@ class Worker(ConsumerRebalanceListener):
                 self.rewind = set(assigned)
                 self.rebalancing = self.hold = False
                 self.cond.notify_all()
-        event(self.log, logging.INFO, "assigned", partitions=sorted(tp.partition for tp in assigned),
-              streams_restored=restored, states_unusable=failed)
+        event(
+            self.log,
+            logging.INFO,
+            "assigned",
+            partitions=sorted(tp.partition for tp in assigned),
+            streams_restored=restored,
+            states_unusable=failed,
+        )
 
     def _hold_model(self) -> None:
         """Under ``self.cond``: start a new epoch and hold the model thread once its batch in hand is done."""
@@ -352,8 +376,9 @@ class Worker(ConsumerRebalanceListener):
         now = time.perf_counter()
         for item in batch:
             self.metrics.stage.labels("queue").observe(now - item.arrived)
-            if item.chunk is not None and any(g.chunk.stream_id == item.chunk.stream_id and g.chunk.final
-                                              for g, _ in group):
+            if item.chunk is not None and any(
+                g.chunk.stream_id == item.chunk.stream_id and g.chunk.final for g, _ in group
+            ):
                 outgoing += self._score(group)
                 group = []
             if item.error is None:
@@ -395,7 +420,8 @@ class Worker(ConsumerRebalanceListener):
         try:
             verdicts = self.processor.feed_many(
                 [(i.chunk.stream_id, i.chunk.seq, block, i.chunk.final) for i, block in group],
-                [i.arrived for i, _ in group])
+                [i.arrived for i, _ in group],
+            )
         except Exception as e:  # noqa: BLE001 - a model failure dead-letters the chunks, never drops them
             event(self.log, logging.ERROR, "scoring-failed", error=repr(e))
             out = []
@@ -410,23 +436,28 @@ class Worker(ConsumerRebalanceListener):
         for (item, block), verdict in zip(group, verdicts):
             self.metrics.chunks.labels("verdict").inc()
             self.metrics.media_seconds.inc(block.duration)
-            out.append((self.cfg.out_topic, item.key, verdict_value(verdict), [(SEQ, str(verdict.seq).encode())],
-                        None))
+            out.append((self.cfg.out_topic, item.key, verdict_value(verdict), [(SEQ, str(verdict.seq).encode())], None))
         return out
 
     def _dead_letter(self, item: Item) -> tuple:
         reason, message = item.error.reason, item.error.message
         self.metrics.chunks.labels("dead-letter").inc()
         self.metrics.dead_letters.labels(reason).inc()
-        event(self.log, logging.WARNING, "dead-letter", reason=reason, message=message,
-              partition=item.tp.partition, offset=item.offset)
+        event(
+            self.log,
+            logging.WARNING,
+            "dead-letter",
+            reason=reason,
+            message=message,
+            partition=item.tp.partition,
+            offset=item.offset,
+        )
         return (self.cfg.dlq_topic, item.key, item.value, dead_letter_headers(item.headers, reason, message), None)
 
     def _state_message(self, stream_id: str, item: Item) -> tuple:
         entry = self.ledger.entries[stream_id]
         value = self.processor.export_state(stream_id) or b""
-        return (self.cfg.state_topic, stream_id.encode(), value, [(LEDGER_HEADER, entry.to_json())],
-                item.tp.partition)
+        return (self.cfg.state_topic, stream_id.encode(), value, [(LEDGER_HEADER, entry.to_json())], item.tp.partition)
 
     def _send(self, messages: list[tuple]) -> None:
         """Produce ``(topic, key, value, headers, partition)`` messages; return once all are acknowledged."""
@@ -436,8 +467,9 @@ class Worker(ConsumerRebalanceListener):
             for m in pending:
                 topic, key, value, headers, partition = m
                 try:
-                    futures.append((m, self.producer.send(topic, value=value, key=key, headers=headers,
-                                                          partition=partition)))
+                    futures.append(
+                        (m, self.producer.send(topic, value=value, key=key, headers=headers, partition=partition))
+                    )
                 except KafkaError as e:
                     futures.append((m, e))
             try:
@@ -479,6 +511,10 @@ class Worker(ConsumerRebalanceListener):
         for client in (self.producer, self.reader):
             if client is not None:
                 client.close()
-        event(self.log, logging.INFO, "stopped", committed={f"{tp.topic}[{tp.partition}]": o
-                                                            for tp, o in committed.items()},
-              left_uncommitted=left)
+        event(
+            self.log,
+            logging.INFO,
+            "stopped",
+            committed={f"{tp.topic}[{tp.partition}]": o for tp, o in committed.items()},
+            left_uncommitted=left,
+        )

@@ -1,13 +1,11 @@
-"""Prometheus metrics of ``dfstream serve`` and its structured (JSON-lines) log.
+"""Prometheus metrics of ``dfstream serve`` and the structured events it logs.
 
 Chunks/s and media-seconds/s are ``rate()`` of the ``_total`` counters.
 """
+
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
@@ -22,24 +20,34 @@ class ServeMetrics:
 
     def __init__(self):
         r = self.registry = CollectorRegistry()
-        self.chunks = Counter("dfstream_chunks", "Input chunks by outcome (verdict, dead-letter, redelivered)",
-                              ["outcome"], registry=r)
+        self.chunks = Counter(
+            "dfstream_chunks", "Input chunks by outcome (verdict, dead-letter, redelivered)", ["outcome"], registry=r
+        )
         self.media_seconds = Counter("dfstream_media_seconds", "Seconds of media scored", registry=r)
-        self.stage = Histogram("dfstream_stage_seconds", "Time per chunk in each stage", ["stage"],
-                               buckets=_BUCKETS, registry=r)
+        self.stage = Histogram(
+            "dfstream_stage_seconds", "Time per chunk in each stage", ["stage"], buckets=_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("dfstream_queue_depth", "Chunks waiting in the work queue", registry=r)
         self.paused = Gauge("dfstream_partitions_paused", "Input partitions paused by backpressure", registry=r)
-        self.pauses = Counter("dfstream_backpressure_pauses", "Times the work queue filled and input paused",
-                              registry=r)
-        self.lag = Gauge("dfstream_consumer_lag", "Records behind the partition's high watermark (as last "
-                         "fetched: not refreshed while backpressure pauses the partition)",
-                         ["partition"], registry=r)
+        self.pauses = Counter(
+            "dfstream_backpressure_pauses", "Times the work queue filled and input paused", registry=r
+        )
+        self.lag = Gauge(
+            "dfstream_consumer_lag",
+            "Records behind the partition's high watermark (as last "
+            "fetched: not refreshed while backpressure pauses the partition)",
+            ["partition"],
+            registry=r,
+        )
         self.dead_letters = Counter("dfstream_dead_letters", "Dead letters by reason", ["reason"], registry=r)
-        self.broker_errors = Counter("dfstream_broker_errors", "Failed broker operations (retried)",
-                                     ["operation"], registry=r)
-        self.refetched = Counter("dfstream_rebalance_refetched",
-                                 "Chunks polled or queued when a rebalance came, fetched again afterwards",
-                                 registry=r)
+        self.broker_errors = Counter(
+            "dfstream_broker_errors", "Failed broker operations (retried)", ["operation"], registry=r
+        )
+        self.refetched = Counter(
+            "dfstream_rebalance_refetched",
+            "Chunks polled or queued when a rebalance came, fetched again afterwards",
+            registry=r,
+        )
         self.streams = Gauge("dfstream_open_streams", "Streams with state on this worker", registry=r)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
@@ -47,27 +55,7 @@ class ServeMetrics:
         start_http_server(port, addr=host, registry=self.registry)
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, event and the record's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": round(time.time(), 3), "level": record.levelname.lower(), "event": record.getMessage()}
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry, default=str)
-
-
-def serve_logger(name: str = "dfstream.serve") -> logging.Logger:
-    """A logger writing JSON lines to stderr (configured once)."""
-    log = logging.getLogger(name)
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
-
-
 def event(log: logging.Logger, level: int, name: str, **fields) -> None:
-    """Log event ``name`` with structured ``fields``."""
+    """Log event ``name`` with structured ``fields`` (``serve`` shows them as JSON lines,
+    :class:`dfstream.app.logs.JsonFormatter`)."""
     log.log(level, name, extra={"fields": fields})

@@ -6,6 +6,7 @@ The JSON event stream telephony platforms send over a WebSocket: ``connected``;
 (``media.payload`` = base64 mu-law, ``media.timestamp``, ``sequenceNumber``);
 ``mark``; ``stop``. No torch here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -80,8 +81,10 @@ def check_format(event: dict) -> None:
     encoding = fmt.get("encoding", "audio/x-mulaw")
     rate, channels = fmt.get("sampleRate", 8000), fmt.get("channels", 1)
     if encoding != "audio/x-mulaw" or rate != 8000 or channels != 1:
-        raise ProtocolError("unsupported-format", f"media format {encoding} {rate} Hz x{channels} is not "
-                                                  "supported; send audio/x-mulaw, 8000 Hz, 1 channel")
+        raise ProtocolError(
+            "unsupported-format",
+            f"media format {encoding} {rate} Hz x{channels} is not supported; send audio/x-mulaw, 8000 Hz, 1 channel",
+        )
 
 
 def media_audio(event: dict) -> np.ndarray:
@@ -105,11 +108,18 @@ def label(verdict: Verdict, synthetic_threshold: float) -> str:
 def verdict_event(sid: str, verdict: Verdict, synthetic_threshold: float) -> dict:
     """The ``verdict`` event answered for a hop."""
     detections = [d.to_dict() for d in verdict.detections]
-    return {"event": "verdict", "streamSid": sid, "seq": verdict.seq, "span": verdict.span.to_list(),
-            "score": None if verdict.score is None else round(verdict.score, 6),
-            "label": label(verdict, synthetic_threshold), "detections": detections,
-            "attribution": [d["attribution"][0] for d in detections if d["attribution"]],
-            "latency_ms": round(verdict.latency_ms, 3), "model": verdict.model}
+    return {
+        "event": "verdict",
+        "streamSid": sid,
+        "seq": verdict.seq,
+        "span": verdict.span.to_list(),
+        "score": None if verdict.score is None else round(verdict.score, 6),
+        "label": label(verdict, synthetic_threshold),
+        "detections": detections,
+        "attribution": [d["attribution"][0] for d in detections if d["attribution"]],
+        "latency_ms": round(verdict.latency_ms, 3),
+        "model": verdict.model,
+    }
 
 
 def error_event(code: str, message: str, sid: str | None = None) -> dict:

@@ -12,37 +12,47 @@ seq was already seen in the range is skipped. Streams still open at the end of
 the range are closed there: their open spans go into ``predictions.json``.
 Imports no torch.
 """
+
 from __future__ import annotations
 
-import sys
+import logging
 import time
 
 from kafka import TopicPartition
-from tqdm import tqdm
 
-from dfstream.engine.core.config import KafkaConfig
 from dfstream.engine.core.errors import DfstreamError
+from dfstream.engine.core.progress import SILENT, Progress
 from dfstream.engine.core.types import error_record
-from dfstream.reports.timeline import StreamTimeline
 from dfstream.streams import kafka_io
+from dfstream.streams.config import KafkaConfig
 from dfstream.streams.kafka_contract import BadRecord, parse_record
-from dfstream.streams.replay import FileResult
+from dfstream.streams.replay import FileResult, Observer
 from dfstream.streams.results import ResultWriter
 
+log = logging.getLogger(__name__)
 
-def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: int,
-                 from_offset: int | None = None, to_offset: int | None = None,
-                 from_ms: int | None = None, to_ms: int | None = None,
-                 progress: bool = True, timelines: dict | None = None) -> dict[str, FileResult]:
+
+def replay_topic(
+    processor,
+    cfg: KafkaConfig,
+    topic: str,
+    out_dir,
+    max_bytes: int,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    progress: Progress = SILENT,
+    observer: Observer | None = None,
+) -> dict[str, FileResult]:
     """Score the records of ``topic`` in the range; returns results per stream id.
 
-    With ``timelines`` (a dict), each stream's :class:`dfstream.reports.timeline.StreamTimeline`
-    is recorded there for a report."""
+    ``progress`` counts records; the ``observer`` sees each stream's verdicts and errors."""
     reader = kafka_io.consumer(cfg, None, max_bytes)
     writer = ResultWriter(out_dir)
     results: dict[str, FileResult] = {}
     last_seq: dict[str, int] = {}
-    bar = tqdm(unit="chunk", disable=not progress, mininterval=0.5, desc=f"replay {topic}")
+    task = progress.task(f"replay {topic}", None, "chunk")
     try:
         tps = [TopicPartition(topic, p) for p in range(kafka_io.partition_count(reader, topic))]
         for tp in tps:
@@ -51,21 +61,21 @@ def replay_topic(processor, cfg: KafkaConfig, topic: str, out_dir, max_bytes: in
                     break
                 if from_ms is not None and record.timestamp < from_ms:
                     continue
-                _one(record, processor, writer, results, last_seq, max_bytes, timelines)
-                bar.update(1)
+                _one(record, processor, writer, results, last_seq, max_bytes, observer)
+                task.advance()
         for sid in list(processor.states):
             closed = processor.finish(sid)
             results.setdefault(sid, FileResult(sid)).detections += closed
-            if timelines is not None:
-                timelines.setdefault(sid, StreamTimeline(sid)).add_detections(closed)
+            if observer is not None:
+                observer.detections(sid, closed)
     finally:
-        bar.close()
+        task.close()
         reader.close()
         writer.finish(results)
     return results
 
 
-def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> None:
+def _one(record, processor, writer, results, last_seq, max_bytes, observer: Observer | None) -> None:
     try:
         chunk = parse_record(record.key, record.value, list(record.headers or ()), max_bytes)
     except BadRecord as e:
@@ -75,6 +85,8 @@ def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> 
     if chunk.seq <= last_seq.get(chunk.stream_id, -1):
         return
     last_seq[chunk.stream_id] = chunk.seq
+    if chunk.stream_id not in results and observer is not None:
+        observer.stream(chunk.stream_id)
     result = results.setdefault(chunk.stream_id, FileResult(chunk.stream_id))
     started = time.perf_counter()
     try:
@@ -82,14 +94,13 @@ def _one(record, processor, writer, results, last_seq, max_bytes, timelines) -> 
         verdict = processor.feed(chunk.stream_id, chunk.seq, block, chunk.final, started)
     except DfstreamError as e:
         writer.record(error_record(chunk.stream_id, str(e), chunk.seq))
-        if timelines is not None:
-            timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).errors.append(
-                f"seq {chunk.seq}: {e}")
-        tqdm.write(f"dfstream: {chunk.stream_id} seq {chunk.seq}: {e}", file=sys.stderr)
+        if observer is not None:
+            observer.error(chunk.stream_id, f"seq {chunk.seq}: {e}")
+        log.warning("%s seq %d: %s", chunk.stream_id, chunk.seq, e)
         return
     if verdict.final:
         last_seq.pop(chunk.stream_id, None)
     writer.verdict(verdict)
     result.add(verdict)
-    if timelines is not None:
-        timelines.setdefault(chunk.stream_id, StreamTimeline(chunk.stream_id)).add(verdict)
+    if observer is not None:
+        observer.verdict(verdict)

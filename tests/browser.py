@@ -1,4 +1,5 @@
 """Open a report in headless Chromium (Debian's, driven by Playwright) and say what loaded."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,10 @@ def chromium() -> str:
     """The Chromium binary: $DFSTREAM_CHROMIUM, else chromium on PATH (`make test` installs Debian's)."""
     path = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        pytest.fail("no Chromium: `make test` installs Debian's chromium (apt-get install chromium); "
-                    f"or point {CHROMIUM_ENV} at a Chromium binary")
+        pytest.fail(
+            "no Chromium: `make test` installs Debian's chromium (apt-get install chromium); "
+            f"or point {CHROMIUM_ENV} at a Chromium binary"
+        )
     return path
 
 
@@ -29,6 +32,7 @@ def open_report(path: Path, screenshot: Path) -> dict:
     screenshot to ``screenshot``.
     """
     from playwright.sync_api import sync_playwright
+
     errors, requests = [], []
     own = path.resolve().as_uri()
     with sync_playwright() as p:
@@ -38,7 +42,9 @@ def open_report(path: Path, screenshot: Path) -> dict:
             page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(f"page: {e}"))
             page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-            page.on("request", lambda r: requests.append(r.url) if r.url != own and not r.url.startswith("data:") else None)
+            page.on(
+                "request", lambda r: requests.append(r.url) if r.url != own and not r.url.startswith("data:") else None
+            )
             page.goto(own, wait_until="load")
             found = page.evaluate("""() => ({
                 sections: [...document.querySelectorAll('section[id]')].map(s => s.id),

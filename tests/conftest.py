@@ -4,6 +4,7 @@
 example one from ``bin/dev-broker start``); otherwise the session starts its own
 memory-mode development broker on a free loopback port and stops it at the end.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,13 @@ EXTERNAL_BOOTSTRAP = "DFSTREAM_KAFKA_BOOTSTRAP"
 def clip(tmp_path_factory):
     """A 7.37 s stereo 44.1 kHz FLAC-in-Matroska of noise bursts with PTS starting at 3 s."""
     from helpers import encode
+
     rng = np.random.default_rng(1)
     rate = 44100
     t = np.arange(int(7.37 * rate)) / rate
-    signal = (rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0)
-              + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    signal = (
+        rng.normal(0, 0.2, len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0) + 0.3 * np.sin(2 * np.pi * 220 * t)
+    ).astype(np.float32)
     path = tmp_path_factory.mktemp("clip") / "clip.mkv"
     encode(str(path), "matroska", "flac", rate, 2, signal, start=3.0)
     return path
@@ -77,6 +80,7 @@ def _torch_threads():
     import torch
 
     from dfstream.engine.runtime.device import DEFAULT_THREADS
+
     torch.set_num_threads(DEFAULT_THREADS)
     yield
 
@@ -87,4 +91,5 @@ def _float32_by_default(monkeypatch):
     is: tests compare scores exactly and must not change with the CPU CI draws. The choice itself is tested
     with explicit flags (test_precision.py); subprocesses get float32 from the tiny configs (helpers.TINY)."""
     import dfstream.engine.runtime.device
+
     monkeypatch.setattr(dfstream.engine.runtime.device, "cpu_flags", lambda *args: frozenset())

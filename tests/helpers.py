@@ -1,4 +1,5 @@
 """Test media made with PyAV, and tiny models."""
+
 from __future__ import annotations
 
 import io
@@ -8,18 +9,43 @@ import av
 import numpy as np
 import torch
 
-from dfstream.engine.core.config import config_from_dict, replace
-from dfstream.engine.media.decode import decode_audio
+from dfstream.app.config import app_config
+from dfstream.engine.core.branch import BranchInput, Prepared
+from dfstream.engine.core.config import replace
+from dfstream.engine.media.blocks import MediaRequest, VideoSampling
+from dfstream.engine.media.decode import AudioBlock, decode_audio
+from dfstream.engine.runtime.config import config_from_dict
 from dfstream.engine.runtime.detector import Detector
 
-TINY = {"audio": {"encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
-                              "intermediate_size": 64, "conv_dim": 32},
-                  "mel_bands": 16, "mel_channels": 8, "backend_dim": 16, "backend_layers": 1},
-        "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4, "dtype": "float32"}}
+TINY = {
+    "audio": {
+        "encoder": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "conv_dim": 32},
+        "mel_bands": 16,
+        "mel_channels": 8,
+        "backend_dim": 16,
+        "backend_layers": 1,
+    },
+    "inference": {"hop_seconds": 0.5, "context_seconds": 0.5, "batch_size": 4, "dtype": "float32"},
+}
 
 
-TINY_VISUAL = {"encoder": {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                           "intermediate_size": 64}, "mouth_channels": 8, "backend_dim": 16, "fps": 10.0}
+TINY_VISUAL = {
+    "encoder": {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_layers": 1,
+        "num_heads": 2,
+        "intermediate_size": 64,
+    },
+    "mouth_channels": 8,
+    "backend_dim": 16,
+    "fps": 10.0,
+}
+
+
+TINY_AV_MEDIA = MediaRequest(audio=True, video=VideoSampling(TINY_VISUAL["fps"], 320))
+"""What the tiny audio-visual model's branches read (``Detector.media``)."""
 
 
 def tiny_av_config(**sections):
@@ -56,11 +82,26 @@ def assert_same_verdict(got, expected, tol: float = SCORE_TOLERANCE) -> None:
     _close({k: v for k, v in a.items() if k != "latency_ms"}, {k: v for k, v in b.items() if k != "latency_ms"}, tol)
 
 
-def tiny_config(**sections):
+def _tiny(sections: dict) -> dict:
     data = {k: dict(v) for k, v in TINY.items()}
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    return config_from_dict(data)
+    return data
+
+
+def tiny_config(**sections):
+    """A tiny model's config (:class:`ModelConfig`), ``sections`` merged over :data:`TINY`."""
+    return config_from_dict(_tiny(sections))
+
+
+def tiny_app(**sections):
+    """The whole config of a tiny model (:class:`AppConfig`: also ``train``, ``call_hook``, ...)."""
+    return app_config(_tiny(sections))
+
+
+def tiny_av_app(**sections):
+    """:func:`tiny_app` of the tiny audio+visual model."""
+    return tiny_app(branches=("audio", "visual"), visual=TINY_VISUAL, **sections)
 
 
 def burst(rate: int, seconds: float, on: float, off: float, freq: float = 440.0) -> np.ndarray:
@@ -69,8 +110,17 @@ def burst(rate: int, seconds: float, on: float, off: float, freq: float = 440.0)
     return (0.5 * np.sin(2 * np.pi * freq * t) * ((t >= on) & (t < off))).astype(np.float32)
 
 
-def encode(target, fmt: str, codec: str, rate: int, channels: int, signal: np.ndarray,
-           start: float = 0.0, video: bool = False, vcodec: str = "libx264") -> None:
+def encode(
+    target,
+    fmt: str,
+    codec: str,
+    rate: int,
+    channels: int,
+    signal: np.ndarray,
+    start: float = 0.0,
+    video: bool = False,
+    vcodec: str = "libx264",
+) -> None:
     """Encode mono ``signal`` (duplicated to ``channels``) into ``target`` (path or file object); with
     ``video``, also 64x64 frames at 10 fps in ``vcodec``, each a flat gray that steps 10 levels a frame."""
     layout = "mono" if channels == 1 else "stereo"
@@ -84,7 +134,9 @@ def encode(target, fmt: str, codec: str, rate: int, channels: int, signal: np.nd
         data = np.tile(signal, (channels, 1))
         offset = round(start * rate)
         for i in range(0, data.shape[1], size):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, i:i + size]), format="fltp", layout=layout)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(data[:, i : i + size]), format="fltp", layout=layout
+            )
             frame.sample_rate, frame.pts, frame.time_base = rate, offset + i, Fraction(1, rate)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
@@ -117,7 +169,7 @@ def onset(samples: np.ndarray, rate: int = 16000, level: float = 0.1) -> float:
     """Seconds at which the 5 ms RMS envelope first exceeds ``level``."""
     hop = rate // 200
     frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
-    rms = np.sqrt((frames ** 2).mean(axis=1))
+    rms = np.sqrt((frames**2).mean(axis=1))
     return float(np.flatnonzero(rms > level)[0] * hop / rate)
 
 
@@ -136,3 +188,18 @@ def busy_detector(clip):
     config = replace(replace(det.config, "localizer.onset", median), "localizer.offset", median - 1e-4)
     config = replace(replace(config, "localizer.min_duration", 0.04), "localizer.merge_gap", 0.02)
     return Detector(config, det.model, det.model_id, None)
+
+
+def crops(images: np.ndarray, faces: np.ndarray, t0: float, fps: float, dropped: int = 0) -> BranchInput:
+    """A visual branch's input as its ``prepare`` makes it: crops ``(N, S, S, 3)``, faces ``(N,)``."""
+    return BranchInput(images, np.asarray(faces, bool), t0, fps, "visual", dropped)
+
+
+def prepared(audio: AudioBlock | None = None, video: BranchInput | None = None) -> Prepared:
+    """A block ready for the branches ``audio`` and ``visual`` (either may be missing)."""
+    inputs = {}
+    if audio is not None:
+        inputs["audio"] = BranchInput(audio.samples, np.ones(len(audio.samples), bool), audio.t0, 16000, "audio")
+    if video is not None:
+        inputs["visual"] = video
+    return Prepared(inputs)

@@ -1,4 +1,5 @@
 """Helpers for the serve integration tests: topics, records, workers in threads and processes."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from dfstream.engine.core.config import KafkaConfig, ServeConfig
 from dfstream.streams import kafka_io
+from dfstream.streams.config import KafkaConfig, ServeConfig
 from dfstream.streams.kafka_contract import chunk_headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,13 +23,20 @@ FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "reques
 def names(prefix: str = "t") -> dict:
     """Unique topic and group names for one test."""
     tag = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    return {"in_topic": f"{tag}.in", "out_topic": f"{tag}.out", "dlq_topic": f"{tag}.dlq",
-            "state_topic": f"{tag}.state", "group": f"{tag}-g"}
+    return {
+        "in_topic": f"{tag}.in",
+        "out_topic": f"{tag}.out",
+        "dlq_topic": f"{tag}.dlq",
+        "state_topic": f"{tag}.state",
+        "group": f"{tag}-g",
+    }
 
 
 def configs(bootstrap: str, topic_names: dict, **serve) -> tuple[KafkaConfig, ServeConfig]:
-    return (KafkaConfig(bootstrap_servers=bootstrap, **FAST_GROUP),
-            ServeConfig(**topic_names, **{"partitions": 2, **serve}))
+    return (
+        KafkaConfig(bootstrap_servers=bootstrap, **FAST_GROUP),
+        ServeConfig(**topic_names, **{"partitions": 2, **serve}),
+    )
 
 
 def send(bootstrap: str, topic: str, records) -> None:
@@ -45,12 +53,12 @@ def send(bootstrap: str, topic: str, records) -> None:
 
 def read_all(bootstrap: str, topic: str) -> list:
     """Every record of ``topic`` now (all partitions)."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                           max_partition_fetch_bytes=16 * 1024 * 1024)
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024
+    )
     try:
         count = kafka_io.partition_count(reader, topic)
-        return [r for p in range(count) for r in kafka_io.read_partition(reader, TopicPartition(topic, p),
-                                                                         timeout=20)]
+        return [r for p in range(count) for r in kafka_io.read_partition(reader, TopicPartition(topic, p), timeout=20)]
     finally:
         reader.close()
 
@@ -58,6 +66,7 @@ def read_all(bootstrap: str, topic: str) -> list:
 def free_port() -> int:
     """A loopback port nobody listens on (now)."""
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -87,6 +96,7 @@ class ThreadWorker:
 
     def __init__(self, processor, kcfg, scfg):
         from dfstream.streams.serve import Worker
+
         self.worker = Worker(processor, kcfg, scfg)
         self.stop = threading.Event()
         self.error = None
@@ -110,13 +120,29 @@ class ThreadWorker:
 def serve_process(bootstrap: str, config_path: Path, model_dir: Path, log_path: Path) -> subprocess.Popen:
     """``dfstream serve`` as a separate process (for SIGKILL / SIGTERM tests)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "dfstream", "serve", "--bootstrap", bootstrap,
-                             "--config", str(config_path), "--model", str(model_dir)],
-                            stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfstream",
+            "serve",
+            "--bootstrap",
+            bootstrap,
+            "--config",
+            str(config_path),
+            "--model",
+            str(model_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def verdicts_by_key(records) -> dict[tuple[str, int], list[dict]]:
     import json
+
     out: dict = {}
     for r in records:
         v = json.loads(r.value)

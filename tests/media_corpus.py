@@ -8,6 +8,7 @@ file is valid: it plays whole in a player. The picture is a flat gray whose
 level steps every frame, the sound a 440 Hz tone, so both decode to known
 content.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,33 +37,82 @@ class Case:
     audio: Track | None = None
     video: Track | None = None
     note: str = ""
-    vfr: bool = False       # frame durations alternate 50 ms and 150 ms
-    rotate: int = 0         # display rotation (degrees), in the container's display matrix
-    rate: int = 44100       # audio sample rate (Hz)
+    vfr: bool = False  # frame durations alternate 50 ms and 150 ms
+    rotate: int = 0  # display rotation (degrees), in the container's display matrix
+    rate: int = 44100  # audio sample rate (Hz)
     negative: bool = False  # the muxer keeps negative timestamps (no shift to 0)
 
 
 CASES = (
-    Case("webm_audio_shorter.webm", "webm", Track("libopus", 4.0), Track("libvpx-vp9", 7.5),
-         "VP9 + Opus, audio 4.0 s, video 7.5 s (Matroska audio has no duration of its own)", rate=48000),
-    Case("mkv_video_shorter.mkv", "matroska", Track("aac", 5.0), Track("libx264", 2.0),
-         "H.264 + AAC, video ends 3 s before the audio"),
-    Case("mkv_audio_late.mkv", "matroska", Track("flac", 2.0, start=1.5), Track("libx264", 4.0),
-         "the audio track starts 1.5 s after the video"),
-    Case("mp4_audio_shorter.mp4", "mp4", Track("aac", 2.0), Track("libx264", 5.0),
-         "H.264 + AAC, audio 2 s of a 5 s file (AAC priming: a negative start in the edit list)"),
+    Case(
+        "webm_audio_shorter.webm",
+        "webm",
+        Track("libopus", 4.0),
+        Track("libvpx-vp9", 7.5),
+        "VP9 + Opus, audio 4.0 s, video 7.5 s (Matroska audio has no duration of its own)",
+        rate=48000,
+    ),
+    Case(
+        "mkv_video_shorter.mkv",
+        "matroska",
+        Track("aac", 5.0),
+        Track("libx264", 2.0),
+        "H.264 + AAC, video ends 3 s before the audio",
+    ),
+    Case(
+        "mkv_audio_late.mkv",
+        "matroska",
+        Track("flac", 2.0, start=1.5),
+        Track("libx264", 4.0),
+        "the audio track starts 1.5 s after the video",
+    ),
+    Case(
+        "mp4_audio_shorter.mp4",
+        "mp4",
+        Track("aac", 2.0),
+        Track("libx264", 5.0),
+        "H.264 + AAC, audio 2 s of a 5 s file (AAC priming: a negative start in the edit list)",
+    ),
     Case("mp4_vfr.mp4", "mp4", Track("aac", 3.0), Track("libx264", 3.0), "variable frame rate", vfr=True),
     Case("mov_rotated.mov", "mov", Track("aac", 3.0), Track("libx264", 3.0), "rotated 90 degrees", rotate=90),
-    Case("mov_video_late.mov", "mov", Track("alac", 4.0), Track("mpeg4", 2.0, start=1.0),
-         "MPEG-4 video starting 1 s into the audio"),
-    Case("ts_audio_shorter.ts", "mpegts", Track("mp2", 2.0), Track("mpeg2video", 4.0),
-         "MPEG-TS, MPEG-2 video + MP2 audio, audio half as long"),
-    Case("ts_video_shorter.ts", "mpegts", Track("aac", 4.0), Track("libx264", 1.5),
-         "MPEG-TS, H.264 + AAC, video ends first"),
-    Case("mkv_negative_start.mkv", "matroska", Track("libopus", 3.0, start=-0.5), Track("libx264", 2.5),
-         "the audio starts at -0.5 s (timestamps kept negative)", rate=48000, negative=True),
-    Case("mp4_negative_start.mp4", "mp4", Track("aac", 3.0, start=-0.4), Track("libx264", 2.6),
-         "the audio starts at -0.4 s (an edit list)", negative=True),
+    Case(
+        "mov_video_late.mov",
+        "mov",
+        Track("alac", 4.0),
+        Track("mpeg4", 2.0, start=1.0),
+        "MPEG-4 video starting 1 s into the audio",
+    ),
+    Case(
+        "ts_audio_shorter.ts",
+        "mpegts",
+        Track("mp2", 2.0),
+        Track("mpeg2video", 4.0),
+        "MPEG-TS, MPEG-2 video + MP2 audio, audio half as long",
+    ),
+    Case(
+        "ts_video_shorter.ts",
+        "mpegts",
+        Track("aac", 4.0),
+        Track("libx264", 1.5),
+        "MPEG-TS, H.264 + AAC, video ends first",
+    ),
+    Case(
+        "mkv_negative_start.mkv",
+        "matroska",
+        Track("libopus", 3.0, start=-0.5),
+        Track("libx264", 2.5),
+        "the audio starts at -0.5 s (timestamps kept negative)",
+        rate=48000,
+        negative=True,
+    ),
+    Case(
+        "mp4_negative_start.mp4",
+        "mp4",
+        Track("aac", 3.0, start=-0.4),
+        Track("libx264", 2.6),
+        "the audio starts at -0.4 s (an edit list)",
+        negative=True,
+    ),
     Case("ogg_opus.ogg", "ogg", Track("libopus", 3.0), None, "Ogg/Opus (pre-skip: a negative start)", rate=48000),
     Case("ogg_vorbis_late.ogg", "ogg", Track("vorbis", 2.5, start=0.5), None, "Ogg/Vorbis starting at 0.5 s"),
     Case("m4a_aac.m4a", "ipod", Track("aac", 3.0), None, "M4A (AAC, audio only)"),
@@ -74,9 +124,9 @@ CASES = (
 )
 """The corpus: every container replay accepts (MP4, MOV, M4A, MKV, WebM, MPEG-TS, Ogg, WAV, FLAC, MP3)."""
 
-FPS = 10          # video frames per second (the VFR case alternates 5 and 15 fps frame durations)
-SIDE = (96, 64)   # (width, height) of the coded picture
-TONE = 440.0      # Hz
+FPS = 10  # video frames per second (the VFR case alternates 5 and 15 fps frame durations)
+SIDE = (96, 64)  # (width, height) of the coded picture
+TONE = 440.0  # Hz
 
 
 def _audio(out, track: Track, rate: int) -> list:
@@ -93,7 +143,7 @@ def _audio(out, track: Track, rate: int) -> list:
     offset = round(track.start * rate)
     packets = []
     for i in range(0, n, size):
-        frame = av.AudioFrame.from_ndarray(np.tile(tone[i:i + size], (channels, 1)), format="fltp", layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.tile(tone[i : i + size], (channels, 1)), format="fltp", layout=layout)
         frame.sample_rate, frame.pts, frame.time_base = rate, offset + i, Fraction(1, rate)
         for f in convert.resample(frame):
             f.pts, f.time_base = offset + i, Fraction(1, rate)

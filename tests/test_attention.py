@@ -1,12 +1,14 @@
 """WavLM's attention through torch's fused kernel (modalities/audio/attention.py) against the library's."""
+
 import numpy as np
 import pytest
 import torch
-
-from dfstream.engine.core.config import EncoderConfig, replace
-from dfstream.engine.runtime.detector import Detector
 from helpers import tiny_config
+
+from dfstream.engine.core.config import replace
+from dfstream.engine.runtime.detector import Detector
 from dfstream.modalities.audio.attention import sdpa_attention, use_sdpa
+from dfstream.modalities.audio.config import EncoderConfig
 from dfstream.modalities.audio.encoder import build_encoder
 
 SMALL = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64, "conv_dim": 24}
@@ -72,6 +74,9 @@ def test_training_mode_and_padding_masks_run_the_librarys_path():
 @pytest.mark.parametrize("path", ["fused", "transformers"])
 def test_the_detector_binds_it_with_the_fused_path_only(path):
     det = Detector.from_config(replace(tiny_config(), "inference.feature_extractor", path))
-    bound = [m for m in det.branches["audio"].modules()
-             if getattr(getattr(m, "torch_multi_head_self_attention", None), "__func__", None) is sdpa_attention]
+    bound = [
+        m
+        for m in det.branches["audio"].modules()
+        if getattr(getattr(m, "torch_multi_head_self_attention", None), "__func__", None) is sdpa_attention
+    ]
     assert len(bound) == (det.branches["audio"].encoder.config.num_hidden_layers if path == "fused" else 0)

@@ -1,19 +1,20 @@
 """Attribution: exact open-set decisions on hand-made embeddings, index files, CLI end to end."""
+
 import json
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 
-from dfstream.engine.runtime.checkpoint import save_checkpoint
 from dfstream.app.cli import main
-from dfstream.engine.core.dataset import load_metadata
-from dfstream.engine.core.artifacts import sha256_file
-from dfstream.engine.runtime.detector import Detector
 from dfstream.app.evaluation import attribution_metrics, match_attributions
+from dfstream.engine.core.artifacts import sha256_file
+from dfstream.engine.core.dataset import load_metadata
 from dfstream.engine.core.types import Detection, Span
+from dfstream.engine.runtime.checkpoint import save_checkpoint
+from dfstream.engine.runtime.detector import Detector
 from dfstream.fusion import attribution
 from dfstream.fusion.attribution import AttributionError, AttributionIndex, Attributor, check_model
-from helpers import tiny_config
 
 # Four generators around a common component [0, 0, 5]: centred, they point along +-x and +-y.
 BASE = np.array([[3, 0, 5], [-3, 0, 5], [0, 3, 5], [0, -3, 5]], np.float32)
@@ -118,14 +119,20 @@ def test_attributor_fills_detections_with_embeddings(index):
 
 
 def test_attribution_metrics_exact(tmp_path):
-    meta = [{"file": "k1", "fake_segments": [[0, 1]], "modify_type": "audio_modified", "audio_model": "A"},
-            {"file": "k2", "fake_segments": [[0, 1], [5, 6]], "modify_type": "audio_modified", "audio_model": "B"},
-            {"file": "u", "fake_segments": [[0, 1]], "modify_type": "audio_modified", "audio_model": "Z"}]
+    meta = [
+        {"file": "k1", "fake_segments": [[0, 1]], "modify_type": "audio_modified", "audio_model": "A"},
+        {"file": "k2", "fake_segments": [[0, 1], [5, 6]], "modify_type": "audio_modified", "audio_model": "B"},
+        {"file": "u", "fake_segments": [[0, 1]], "modify_type": "audio_modified", "audio_model": "Z"},
+    ]
     (tmp_path / "m.json").write_text(json.dumps(meta))
-    det = {"k1": [Detection(Span(0, 1), 0.9, "audio", ({"generator": "A", "similarity": 0.9},))],
-           "k2": [Detection(Span(0.1, 1), 0.9, "audio", ({"generator": "unknown", "similarity": 0.3},)),
-                  Detection(Span(3, 4), 0.9, "audio", ({"generator": "B", "similarity": 0.8},))],
-           "u": [Detection(Span(0, 0.9), 0.9, "audio", ({"generator": "unknown", "similarity": 0.4},))]}
+    det = {
+        "k1": [Detection(Span(0, 1), 0.9, "audio", ({"generator": "A", "similarity": 0.9},))],
+        "k2": [
+            Detection(Span(0.1, 1), 0.9, "audio", ({"generator": "unknown", "similarity": 0.3},)),
+            Detection(Span(3, 4), 0.9, "audio", ({"generator": "B", "similarity": 0.8},)),
+        ],
+        "u": [Detection(Span(0, 0.9), 0.9, "audio", ({"generator": "unknown", "similarity": 0.4},))],
+    }
     matches, missed = match_attributions(load_metadata(tmp_path / "m.json"), det, "fake_segments", "audio_model")
     assert [(m["generator"], m["predicted"]) for m in matches] == [("A", "A"), ("B", "unknown"), ("Z", "unknown")]
     result = attribution_metrics(matches, missed, {"A", "B"})
@@ -145,8 +152,22 @@ def test_index_build_add_info_replay_and_eval(tmp_path, capsys):
     ckpt = tmp_path / "ck"
     save_checkpoint(Detector.from_config(tiny_config()), ckpt, {"data": {"description": "random, for plumbing"}})
     index = tmp_path / "ix"
-    assert main(["index", "build", str(index), "--meta", str(data / "known.json"), "--root", str(data),
-                 "--model", str(ckpt)]) == 0
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                str(index),
+                "--meta",
+                str(data / "known.json"),
+                "--root",
+                str(data),
+                "--model",
+                str(ckpt),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "toy-vocoder" in out and "toy-whisper" in out and "toy-robot" not in out
     sidecar = json.loads((index / "dfstream.index.json").read_text())
@@ -158,25 +179,79 @@ def test_index_build_add_info_replay_and_eval(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("localizer: {onset: 0.001, offset: 0.001}\n")
     out_dir = tmp_path / "out"
-    assert main(["replay", str(data / "test"), str(data / "val"), "--root", str(data), "--model", str(ckpt),
-                 "--index", str(index), "--config", str(cfg), "--out", str(out_dir), "--quiet"]) == 0
-    dets = [d for line in (out_dir / "verdicts.jsonl").read_text().splitlines()
-            for d in json.loads(line)["detections"]]
+    assert (
+        main(
+            [
+                "replay",
+                str(data / "test"),
+                str(data / "val"),
+                "--root",
+                str(data),
+                "--model",
+                str(ckpt),
+                "--index",
+                str(index),
+                "--config",
+                str(cfg),
+                "--out",
+                str(out_dir),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    dets = [d for line in (out_dir / "verdicts.jsonl").read_text().splitlines() for d in json.loads(line)["detections"]]
     assert dets and all(d["attribution"] and "similarity" in d["attribution"][0] for d in dets)
     assert " ~ " in capsys.readouterr().out  # the summary names each span's best match
-    assert main(["eval", "--pred", str(out_dir / "predictions.json"), "--meta", str(data / "metadata.json"),
-                 "--verdicts", str(out_dir / "verdicts.jsonl"), "--index", str(index), "--split", "test",
-                 "--out", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--pred",
+                str(out_dir / "predictions.json"),
+                "--meta",
+                str(data / "metadata.json"),
+                "--verdicts",
+                str(out_dir / "verdicts.jsonl"),
+                "--index",
+                str(index),
+                "--split",
+                "test",
+                "--out",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "m.json").read_text())["attribution"]
     assert result["matched_spans"] + result["missed_spans"] == sum(
-        len(m["fake_segments"]) for m in meta if m["split"] == "test")
+        len(m["fake_segments"]) for m in meta if m["split"] == "test"
+    )
     # add the unseen generator's spans; the threshold stays, the counts grow
-    assert main(["index", "add", str(index), "--meta", str(data / "robot.json"), "--root", str(data),
-                 "--model", str(ckpt)]) == 0
+    assert (
+        main(
+            ["index", "add", str(index), "--meta", str(data / "robot.json"), "--root", str(data), "--model", str(ckpt)]
+        )
+        == 0
+    )
     grown = json.loads((index / "dfstream.index.json").read_text())
     assert grown["counts"]["toy-robot"] >= 1 and grown["threshold"] == sidecar["threshold"]
     other = tmp_path / "ck2"
     save_checkpoint(Detector.from_config(tiny_config(audio={"encoder": {"seed": 9}})), other, {"data": {}})
-    assert main(["replay", str(data / "test"), "--model", str(other), "--index", str(index), "--quiet",
-                 "--out", str(tmp_path / "o2")]) == 2
+    assert (
+        main(
+            [
+                "replay",
+                str(data / "test"),
+                "--model",
+                str(other),
+                "--index",
+                str(index),
+                "--quiet",
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
+        == 2
+    )
     assert "rebuild it with" in capsys.readouterr().err

@@ -1,19 +1,20 @@
 """Audio-visual streaming: fusion with a modality missing, span modality, A/V alignment, chunk invariance."""
+
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_AV_MEDIA, assert_same_verdict, crops, prepared, tiny_av_config
 
-from dfstream.engine.core.config import LocalizerConfig
+from dfstream.app.toyvideo import make_toy_av_set
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.blocks import decode_media
 from dfstream.engine.media.decode import AudioBlock
 from dfstream.engine.runtime.detector import Detector
-from dfstream.engine.core.errors import MediaError
-from dfstream.engine.media.blocks import FrameBlock, MediaBlock, decode_media
 from dfstream.engine.runtime.stream import StreamProcessor
-from dfstream.app.toyvideo import make_toy_av_set
-from dfstream.engine.core.types import Chunk
+from dfstream.fusion.config import LocalizerConfig
 from dfstream.fusion.fusion import ABSENT_LOGIT, DynamicFusion, span_modality
 from dfstream.fusion.localizer import Localizer
-from helpers import assert_same_verdict, tiny_av_config
 from dfstream.streams.replay import file_blocks
 
 
@@ -73,11 +74,16 @@ def test_noisy_or_fusion_is_stable_at_the_extremes_and_in_bfloat16():
 
 
 def test_span_modality_rule():
-    assert span_modality({"audio": 0.9, "visual": 0.2}, 0.5) == "audio"
-    assert span_modality({"audio": 0.1, "visual": 0.7}, 0.5) == "visual"
-    assert span_modality({"audio": 0.6, "visual": 0.5}, 0.5) == "audio-visual"
-    assert span_modality({"audio": 0.3, "visual": 0.4}, 0.5) == "visual"   # neither: the stronger
-    assert span_modality({"audio": 0.1}, 0.5) == "audio"                    # one-branch model
+    av = {"audio": "audio", "visual": "visual"}
+    assert span_modality({"audio": 0.9, "visual": 0.2}, av, 0.5) == "audio"
+    assert span_modality({"audio": 0.1, "visual": 0.7}, av, 0.5) == "visual"
+    assert span_modality({"audio": 0.6, "visual": 0.5}, av, 0.5) == "audio-visual"
+    assert span_modality({"audio": 0.3, "visual": 0.4}, av, 0.5) == "visual"  # neither: the stronger
+    assert span_modality({"audio": 0.1}, av, 0.5) == "audio"  # one-branch model
+    # branches are named freely; their modalities decide: two audio branches make audio spans
+    two = {"wavlm": "audio", "energy": "audio", "faces": "visual"}
+    assert span_modality({"wavlm": 0.9, "energy": 0.8, "faces": 0.1}, two, 0.5) == "audio"
+    assert span_modality({"wavlm": 0.9, "energy": 0.1, "faces": 0.8}, two, 0.5) == "audio-visual"
 
 
 def test_localizer_assigns_modality_from_branch_curves():
@@ -85,27 +91,30 @@ def test_localizer_assigns_modality_from_branch_curves():
     fused = np.array([0.1, 0.9, 0.9, 0.1, 0.1, 0.8, 0.8, 0.1, 0.9, 0.9, 0.1])
     audio = np.array([0.0, 0.9, 0.8, 0.0, 0.0, 0.1, 0.2, 0.0, 0.7, 0.6, 0.0])
     visual = np.array([0.0, 0.1, 0.2, 0.0, 0.0, 0.9, 0.7, 0.0, 0.6, 0.9, 0.0])
-    loc = Localizer(params, 0.1, 0.0, ("audio", "visual"))
+    loc = Localizer(params, 0.1, 0.0, {"audio": "audio", "visual": "visual"})
     found = loc.push(fused[:6], None, {"audio": audio[:6], "visual": visual[:6]})
     found += loc.push(fused[6:], None, {"audio": audio[6:], "visual": visual[6:]})
     assert [(round(d.span.start, 6), round(d.span.end, 6), d.modality) for d in found] == [
-        (0.1, 0.3, "audio"), (0.5, 0.7, "visual"), (0.8, 1.0, "audio-visual")]
+        (0.1, 0.3, "audio"),
+        (0.5, 0.7, "visual"),
+        (0.8, 1.0, "audio-visual"),
+    ]
 
 
 def frames_block(n, t0, fps, value=100, faces=True):
     images = np.full((n, 32, 32, 3), value, np.uint8)
-    return FrameBlock(images, np.full(n, faces, bool), t0, fps)
+    return crops(images, np.full(n, faces, bool), t0, fps)
 
 
 def test_audio_and_video_align_on_stream_time_not_on_counts(detector):
     p = StreamProcessor(detector)
-    audio = AudioBlock(np.zeros(16000, np.float32), 0.0)        # 0-1 s
-    video = frames_block(5, 0.5, 10.0)                          # 0.5-1.0 s: starts late
-    v = p.feed("s", 0, MediaBlock(audio, video))
-    visual = v.trace.branches["visual"]                         # 20 ms steps over 0-1 s
+    audio = AudioBlock(np.zeros(16000, np.float32), 0.0)  # 0-1 s
+    video = frames_block(5, 0.5, 10.0)  # 0.5-1.0 s: starts late
+    v = p.feed("s", 0, prepared(audio, video))
+    visual = v.trace.branches["visual"]  # 20 ms steps over 0-1 s
     assert len(visual) == 50 and np.all(visual[:25] == 0) and np.all(visual[25:] > 0)
     # the next video frames come at 1.3 s: the gap is absent, not shifted onto 1.0 s
-    v = p.feed("s", 1, MediaBlock(AudioBlock(np.zeros(8000, np.float32), 1.0), frames_block(2, 1.3, 10.0)))
+    v = p.feed("s", 1, prepared(AudioBlock(np.zeros(8000, np.float32), 1.0), frames_block(2, 1.3, 10.0)))
     visual = v.trace.branches["visual"]
     assert v.scored.start == pytest.approx(1.0) and len(visual) == 25
     assert np.all(visual[:15] == 0) and np.all(visual[15:] > 0)
@@ -129,7 +138,7 @@ def test_a_video_without_audio_runs_the_visual_branch_alone(detector, monkeypatc
     branch = detector.branches["audio"]
     monkeypatch.setattr(branch, "head_forward", lambda x: calls.append(1) or None)  # ends every audio path
     p = StreamProcessor(detector)
-    v = p.feed("v", 0, MediaBlock(None, frames_block(15, 0.0, 10.0)), True)
+    v = p.feed("v", 0, prepared(None, frames_block(15, 0.0, 10.0)), True)
     assert calls == [] and v.scored.duration == pytest.approx(1.5)
     assert np.all(v.trace.branches["audio"] == 0)
     assert np.allclose(v.trace.fused, v.trace.branches["visual"], atol=1e-6)
@@ -138,8 +147,8 @@ def test_a_video_without_audio_runs_the_visual_branch_alone(detector, monkeypatc
 def test_frames_without_a_face_count_as_absent_visual_evidence(detector):
     p = StreamProcessor(detector)
     faces = np.array([True] * 5 + [False] * 5)
-    block = FrameBlock(np.full((10, 32, 32, 3), 90, np.uint8), faces, 0.0, 10.0)
-    v = p.feed("f", 0, MediaBlock(None, block), True)
+    block = crops(np.full((10, 32, 32, 3), 90, np.uint8), faces, 0.0, 10.0)
+    v = p.feed("f", 0, prepared(None, block), True)
     per_frame = v.trace.branches["visual"].reshape(10, 5)  # a 10 fps frame covers five 20 ms steps
     assert np.all(per_frame[:5] > 0) and np.all(per_frame[5:] == 0) and np.all(v.trace.fused[25:] == 0)
 
@@ -148,14 +157,16 @@ def test_frames_without_a_face_count_as_absent_visual_evidence(detector):
 def test_av_file_chunked_equals_whole(av_set, detector, chunk_seconds):
     root, _ = av_set
     path = next(root.glob("train/*.mp4"))
-    config = detector.config
 
     def run(seconds):
         p = StreamProcessor(detector)
-        verdicts = [p.feed("x", seq, p.admit("x", block), final)
-                    for seq, (block, final) in enumerate(file_blocks(path, seconds, config))]
+        verdicts = [
+            p.feed("x", seq, p.admit("x", block), final)
+            for seq, (block, final) in enumerate(file_blocks(path, seconds, detector.media))
+        ]
         fused = np.concatenate([v.trace.fused for v in verdicts if v.trace is not None])
         return verdicts, fused
+
     whole, fused_whole = run(100.0)
     chunked, fused_chunked = run(chunk_seconds)
     assert len(whole) == 1 and len(chunked) > 2
@@ -167,7 +178,7 @@ def test_av_file_chunked_equals_whole(av_set, detector, chunk_seconds):
 def test_state_moves_between_processors_mid_stream(av_set, detector):
     root, _ = av_set
     path = sorted(root.glob("*/*.mp4"))[0]
-    blocks = list(file_blocks(path, 0.5, detector.config))
+    blocks = list(file_blocks(path, 0.5, detector.media))
     one = StreamProcessor(detector)
     expected = [one.feed("s", i, one.admit("s", b), f) for i, (b, f) in enumerate(blocks)]
     first, second = StreamProcessor(detector), StreamProcessor(detector)
@@ -182,48 +193,57 @@ def test_video_chunk_bytes_decode_with_t0_override(av_set):
     root, _ = av_set
     path = sorted(root.glob("*/*.mp4"))[0]
     config = tiny_av_config()
-    block = decode_media(Chunk("s", 0, path.read_bytes(), "video/mp4", t0=10.0), config)
+    block = decode_media(Chunk("s", 0, path.read_bytes(), "video/mp4", t0=10.0), TINY_AV_MEDIA, config.limits)
     assert block.audio is not None and block.video is not None
     assert block.t0 == pytest.approx(10.0) and block.video.fps == 10.0
     assert abs(block.video.t0 - block.audio.t0) < 0.1  # the container's own A/V offset is kept
-
 
 
 def test_an_audio_visual_chunk_is_opened_once_and_decodes_as_each_track_alone(av_set, monkeypatch):
     """decode_media opens the payload once for both decoders (dfstream.engine.media.decode.Demuxed): the same samples
     and frames as decoding each track from its own open; a payload cut short fails both alike."""
     import av
+
     from dfstream.engine.media.decode import decode_audio
     from dfstream.engine.media.video import decode_video
+
     root, _ = av_set
     payload = sorted(root.glob("*/*.mp4"))[0].read_bytes()
     config = tiny_av_config()
     opened, real_open = [], av.open
     monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
-    block = decode_media(Chunk("s", 0, payload, "video/mp4"), config)
+    block = decode_media(Chunk("s", 0, payload, "video/mp4"), TINY_AV_MEDIA, config.limits)
     assert len(opened) == 1
     audio = decode_audio(payload, config.limits)
-    video = decode_video(payload, config.visual.fps, config.visual.decode_side, config.limits)
+    video = decode_video(payload, config.branch("visual").fps, config.branch("visual").decode_side, config.limits)
     assert np.array_equal(block.audio.samples, audio.samples) and block.audio.t0 == audio.t0
     assert np.array_equal(block.video.frames, video.frames) and block.video.t0 == video.t0
     for cut in (len(payload) // 3, 2 * len(payload) // 3):
         try:
-            alone = (decode_video(payload[:cut], config.visual.fps, config.visual.decode_side, config.limits),
-                     decode_audio(payload[:cut], config.limits))
+            alone = (
+                decode_video(
+                    payload[:cut], config.branch("visual").fps, config.branch("visual").decode_side, config.limits
+                ),
+                decode_audio(payload[:cut], config.limits),
+            )
         except MediaError as e:
             with pytest.raises(MediaError) as got:
-                decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), config)
+                decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), TINY_AV_MEDIA, config.limits)
             assert (got.value.reason, str(got.value)) == (e.reason, str(e))
         else:
-            together = decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), config)
+            together = decode_media(Chunk("s", 0, payload[:cut], "video/mp4"), TINY_AV_MEDIA, config.limits)
             assert np.array_equal(together.audio.samples, alone[1].samples)
+
 
 @pytest.mark.slow
 def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
     import json
+
     import yaml
-    from dfstream.app.cli import main
     from helpers import TINY, TINY_VISUAL
+
+    from dfstream.app.cli import main
+
     data = tmp_path / "av"
     assert main(["toyset", "--video", "--out", str(data), "--files", "12", "--seed", "5"]) == 0
     entries = json.loads((data / "metadata.json").read_text())
@@ -231,21 +251,57 @@ def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
     assert {e["modify_type"] for e in visual_only} == {"real", "visual_modified"}
     (data / "visual_only.json").write_text(json.dumps(visual_only))
     cfg = tmp_path / "av.yaml"
-    cfg.write_text(yaml.safe_dump({**TINY, "branches": ["audio", "visual"], "visual": TINY_VISUAL,
-                                   "train": {"epochs": 2}}))
-    assert main(["train", "--meta", str(data / "visual_only.json"), "--root", str(data), "--out",
-                 str(tmp_path / "ck"), "--config", str(cfg), "--data-description", "SYNTHETIC toy AV"]) == 0
+    cfg.write_text(
+        yaml.safe_dump({**TINY, "branches": ["audio", "visual"], "visual": TINY_VISUAL, "train": {"epochs": 2}})
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--meta",
+                str(data / "visual_only.json"),
+                "--root",
+                str(data),
+                "--out",
+                str(tmp_path / "ck"),
+                "--config",
+                str(cfg),
+                "--data-description",
+                "SYNTHETIC toy AV",
+            ]
+        )
+        == 0
+    )
     card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())
     assert card["training"]["data"]["labels"] == "fake_segments"
     assert set(card["architecture"]) == {"audio", "visual"} and card["specifications"]["visual"]["sample_rate"] == 10.0
     out = tmp_path / "out"
-    assert main(["replay", str(data), "--root", str(data), "--model", str(tmp_path / "ck"), "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["replay", str(data), "--root", str(data), "--model", str(tmp_path / "ck"), "--out", str(out), "--quiet"])
+        == 0
+    )
     verdicts = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
-    assert {v["stream_id"] for v in verdicts} == {e["file"] for e in entries} and all("error" not in v for v in verdicts)
-    assert main(["eval", "--pred", str(out / "predictions.json"), "--scores", str(out / "scores.csv"),
-                 "--meta", str(data / "visual_only.json"), "--verdicts", str(out / "verdicts.jsonl"),
-                 "--out", str(out / "m.json")]) == 0
+    assert {v["stream_id"] for v in verdicts} == {e["file"] for e in entries} and all(
+        "error" not in v for v in verdicts
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "--pred",
+                str(out / "predictions.json"),
+                "--scores",
+                str(out / "scores.csv"),
+                "--meta",
+                str(data / "visual_only.json"),
+                "--verdicts",
+                str(out / "verdicts.jsonl"),
+                "--out",
+                str(out / "m.json"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "m.json").read_text())
     assert set(metrics["by_modality"]) == {"visual"}  # no audio labels in a visual-only set
     visual = metrics["by_modality"]["visual"]
@@ -256,9 +312,9 @@ def test_train_and_eval_on_visual_only_fakes(tmp_path, capsys):
 
 def test_audio_and_video_of_very_different_lengths(detector):
     p = StreamProcessor(detector)
-    audio = AudioBlock(np.random.default_rng(1).normal(0, 0.1, 48000).astype(np.float32), 0.0)   # 3 s
-    video = FrameBlock(np.full((10, 32, 32, 3), 90, np.uint8), np.ones(10, bool), 0.0, 10.0, dropped=2)  # 1 s
-    v = p.feed("s", 0, MediaBlock(audio, video), final=True)
+    audio = AudioBlock(np.random.default_rng(1).normal(0, 0.1, 48000).astype(np.float32), 0.0)  # 3 s
+    video = crops(np.full((10, 32, 32, 3), 90, np.uint8), np.ones(10, bool), 0.0, 10.0, dropped=2)  # 1 s
+    v = p.feed("s", 0, prepared(audio, video), final=True)
     assert v.span.to_list() == [0.0, 3.0] and v.scored.to_list() == [0.0, 3.0] and v.dropped_frames == 2
     visual = v.trace.branches["visual"]
     assert len(visual) == 150 and np.all(visual[:50] > 0) and np.all(visual[50:] == 0)
@@ -278,20 +334,22 @@ def test_a_video_chunk_goes_through_the_live_path(av_set, detector):
 
 def json_round_trip(verdict):
     import json
+
     from dfstream.engine.core.types import Verdict
+
     return Verdict.from_dict(json.loads(verdict.to_json())).to_dict()
 
 
 def test_tracks_far_apart_inside_one_block_are_refused_before_any_state_changes(detector):
     p = StreamProcessor(detector)
-    far = MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(2, 700.0, 10.0))
+    far = prepared(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(2, 700.0, 10.0))
     with pytest.raises(MediaError) as e:
-        p.admit("s", far)            # fuzzing found this one: 700 s of absent video before the first frame
+        p.admit("s", far)  # fuzzing found this one: 700 s of absent video before the first frame
     assert e.value.reason == "timestamp-jump" and p.states == {}
-    p.feed("s", 0, MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(1, 0.0, 10.0)))
-    late = MediaBlock(AudioBlock(np.zeros(1600, np.float32), 0.1), frames_block(1, 650.0, 10.0))
+    p.feed("s", 0, prepared(AudioBlock(np.zeros(1600, np.float32), 0.0), frames_block(1, 0.0, 10.0)))
+    late = prepared(AudioBlock(np.zeros(1600, np.float32), 0.1), frames_block(1, 650.0, 10.0))
     with pytest.raises(MediaError):
-        p.admit("s", late)           # the video track of a running stream jumps
+        p.admit("s", late)  # the video track of a running stream jumps
     assert p.states["s"].tracks["visual"].received == 1
 
 
@@ -299,25 +357,29 @@ def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector
     """Each branch on its own thread (inference.parallel_branches, the default) computes what it computes
     alone: the verdicts of a batch of streams, carried frames included, equal the one-after-another ones."""
     from dfstream.engine.core.config import replace
+
     assert detector.parallel and detector._pool is not None
     # one torch thread per branch in both: torch's kernels may round differently on another number of
     # threads (branches in turn get all of them by default; seen: 6e-8 apart in 3 of 6 random weight draws)
     config = replace(detector.config, "inference.threads", 1)
     detector = Detector(config, detector.model, "dfstream-random", None)
-    sequential = Detector(replace(config, "inference.parallel_branches", False), detector.model,
-                          "dfstream-random", None)
+    sequential = Detector(
+        replace(config, "inference.parallel_branches", False), detector.model, "dfstream-random", None
+    )
     assert detector.parallel and not sequential.parallel and sequential._pool is None
     assert detector.threads_parallel == sequential.threads == 1
     root, _ = av_set
     paths = sorted(root.glob("*/*.mp4"))[:3]
+
     def run(det):
         p = StreamProcessor(det)
-        blocks = {f"s{i}": list(file_blocks(path, 0.5, det.config)) for i, path in enumerate(paths)}
+        blocks = {f"s{i}": list(file_blocks(path, 0.5, det.media)) for i, path in enumerate(paths)}
         out = []
         for k in range(max(len(b) for b in blocks.values())):  # a batch holds one chunk of every stream
             items = [(sid, k, b[k][0], b[k][1]) for sid, b in blocks.items() if k < len(b)]
             out += p.feed_many(items)
         return out
+
     got, expected = run(detector), run(sequential)
     assert len(got) > 6
     for a, b in zip(got, expected, strict=True):
@@ -326,19 +388,29 @@ def test_parallel_branches_give_exactly_the_sequential_verdicts(av_set, detector
 
 
 def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branches_at_once(detector):
-    from dfstream.engine.core.config import SchedulerConfig, replace
+    from dfstream.engine.core.config import replace
     from dfstream.engine.runtime.device import DEFAULT_THREADS, intra_op_threads
     from dfstream.engine.runtime.scheduler import Scheduler
+    from dfstream.engine.runtime.sections import SchedulerConfig
+
     assert intra_op_threads(3, 2, 5) == 3 and intra_op_threads(0, 1) == DEFAULT_THREADS
     assert intra_op_threads(0, 2) == max(1, DEFAULT_THREADS // 2) and intra_op_threads(0, 10**6) == 1
     assert intra_op_threads(0, 2, 2) == max(1, (DEFAULT_THREADS - 2) // 2) and intra_op_threads(0, 1, 10**6) == 1
     det = Detector(detector.config, detector.model, "dfstream-random", None)
     assert det.threads == DEFAULT_THREADS and det.threads_parallel == max(1, DEFAULT_THREADS // 2)
     seen = []  # (branch, torch's threads in the thread that runs it): torch's count is per thread
-    hooks = [det.branches[name].encoder.register_forward_pre_hook(
-        lambda module, args, name=name: seen.append((name, torch.get_num_threads()))) for name in det.branches]
-    both = {name: np.zeros((2, plan.length) + det.branches[name].empty_input(0).shape[1:],
-                           det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    hooks = [
+        det.branches[name].encoder.register_forward_pre_hook(
+            lambda module, args, name=name: seen.append((name, torch.get_num_threads()))
+        )
+        for name in det.branches
+    ]
+    both = {
+        name: np.zeros(
+            (2, plan.length) + det.branches[name].empty_input(0).shape[1:], det.branches[name].empty_input(0).dtype
+        )
+        for name, plan in det.plans.items()
+    }
     try:
         det.score(both)
         assert sorted(seen) == [("audio", det.threads_parallel), ("visual", det.threads_parallel)]
@@ -363,9 +435,14 @@ def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branch
 
 def test_a_detectors_branch_threads_end_with_it(detector):
     import gc
+
     det = Detector(detector.config, detector.model, "dfstream-random", None)
-    both = {name: np.zeros((1, plan.length) + det.branches[name].empty_input(0).shape[1:],
-                           det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    both = {
+        name: np.zeros(
+            (1, plan.length) + det.branches[name].empty_input(0).shape[1:], det.branches[name].empty_input(0).dtype
+        )
+        for name, plan in det.plans.items()
+    }
     det.score(both)
     threads = list(det._pool._threads)
     assert threads and all(t.is_alive() for t in threads)

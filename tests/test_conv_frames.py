@@ -1,11 +1,13 @@
 """The fused feature extractor (modalities/audio/conv_frames.py) against the library's module."""
+
 import numpy as np
 import pytest
 import torch
-
-from dfstream.engine.core.config import EncoderConfig, replace
-from dfstream.engine.runtime.detector import Detector
 from helpers import tiny_config
+
+from dfstream.engine.core.config import replace
+from dfstream.engine.runtime.detector import Detector
+from dfstream.modalities.audio.config import EncoderConfig
 from dfstream.modalities.audio.conv_frames import conv_frames
 from dfstream.modalities.audio.encoder import build_encoder
 

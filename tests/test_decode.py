@@ -1,12 +1,20 @@
 """PyAV decoding: every container, paths and bytes, PTS, resampling, raw PCM, bad input."""
+
 import numpy as np
 import pytest
+from helpers import burst, encode, encode_bytes, onset, video_only
 
-from dfstream.engine.media.decode import (SAMPLE_RATE, AudioBlock, decode_audio, decode_chunk, iter_audio, place,
-                           raw_pcm_content_type)
 from dfstream.engine.core.errors import MediaError
 from dfstream.engine.core.types import Chunk
-from helpers import burst, encode, encode_bytes, onset, video_only
+from dfstream.engine.media.decode import (
+    SAMPLE_RATE,
+    AudioBlock,
+    decode_audio,
+    decode_chunk,
+    iter_audio,
+    place,
+    raw_pcm_content_type,
+)
 
 # (container format, file suffix, codec, sample rate, channels, timing tolerance in s)
 CONTAINERS = [
@@ -90,9 +98,14 @@ def test_place_fills_gaps_and_trims_overlaps():
     assert len(place(x, 95, 100, 1000)) == 5
 
 
-@pytest.mark.parametrize("content_type,dtype,scale", [
-    ("audio/L16;rate=16000", ">i2", 32768), ("audio/pcm;format=s16le;rate=16000", "<i2", 32768),
-    ("audio/pcm;format=f32le;rate=16000", "<f4", 1)])
+@pytest.mark.parametrize(
+    "content_type,dtype,scale",
+    [
+        ("audio/L16;rate=16000", ">i2", 32768),
+        ("audio/pcm;format=s16le;rate=16000", "<i2", 32768),
+        ("audio/pcm;format=f32le;rate=16000", "<f4", 1),
+    ],
+)
 def test_raw_pcm_chunks(content_type, dtype, scale):
     x = (burst(16000, 0.5, 0.1, 0.3) * scale).astype(dtype)
     block = decode_chunk(Chunk("s", 0, x.tobytes(), content_type, t0=3.0))
@@ -128,9 +141,13 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "text.mp3").write_text("this is not media at all\n" * 20)
     video_only(tmp_path / "silent.mp4")
-    cases = {tmp_path / "missing.wav": "no such file", tmp_path / "empty.wav": "empty",
-             tmp_path / "text.mp3": "not a readable media", tmp_path / "silent.mp4": "no audio stream",
-             tmp_path: "directory"}
+    cases = {
+        tmp_path / "missing.wav": "no such file",
+        tmp_path / "empty.wav": "empty",
+        tmp_path / "text.mp3": "not a readable media",
+        tmp_path / "silent.mp4": "no audio stream",
+        tmp_path: "directory",
+    }
     for path, message in cases.items():
         with pytest.raises(MediaError, match=message):
             decode_audio(path)

@@ -1,4 +1,5 @@
 """The development broker: real Tansu (and SeaweedFS) processes, real kafka-python clients."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from dfstream.engine.core.config import KafkaConfig
+from dfstream.streams.config import KafkaConfig
 from dfstream.streams.dev_broker import BrokerError, DevBroker, free_port, process_alive, tansu_env
 from dfstream.streams.kafka_io import ensure_topics
 
@@ -21,8 +22,10 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> l
     """Send keyed records with :data:`HEADERS`, wait for each acknowledgement; their partitions."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        return [producer.send(topic, key=key, value=value, headers=HEADERS).get(timeout=10).partition
-                for key, value in records]
+        return [
+            producer.send(topic, key=key, value=value, headers=HEADERS).get(timeout=10).partition
+            for key, value in records
+        ]
     finally:
         producer.close()
 
@@ -70,8 +73,13 @@ def test_session_broker_fixture_and_ensure_topics_is_idempotent(kafka_bootstrap)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bin" / "dev-broker"), *args],
-                          check=False, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "dev-broker"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.kafka
@@ -94,8 +102,14 @@ def test_cli_start_status_stop(tmp_path):
 
 
 def test_refuses_s3_engine_without_loopback_endpoint(tmp_path, monkeypatch):
-    for endpoint in (None, "", "http://169.254.169.254", "https://s3.amazonaws.com",
-                     "http://127.0.0.1.example.com:8333", "file://127.0.0.1/x"):
+    for endpoint in (
+        None,
+        "",
+        "http://169.254.169.254",
+        "https://s3.amazonaws.com",
+        "http://127.0.0.1.example.com:8333",
+        "file://127.0.0.1/x",
+    ):
         with pytest.raises(BrokerError, match="refusing to start Tansu"):
             tansu_env("s3://tansu/", endpoint)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "a real secret")
@@ -119,6 +133,5 @@ def test_durable_broker_keeps_records_across_a_restart(durable_broker):
     assert durable_broker.read_record()["pid"] != pid and not process_alive(pid, "tansu")
     assert durable_broker.bootstrap == bootstrap
     records = consume(bootstrap, "durable", 0, 3)
-    assert [(r.offset, r.key, r.value) for r in records] == [(i, b"stream-%d" % i, b"chunk %d" % i)
-                                                             for i in range(3)]
+    assert [(r.offset, r.key, r.value) for r in records] == [(i, b"stream-%d" % i, b"chunk %d" % i) for i in range(3)]
     assert all([(k, v) for k, v in r.headers] == HEADERS for r in records)

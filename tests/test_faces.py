@@ -1,8 +1,9 @@
 """Face detection, tracking and crops (modalities/visual/faces.py).
 
-``draw_face`` paints the toy set's synthetic face (engine/toyvideo.py), which
+``draw_face`` paints the toy set's synthetic face (dfstream/app/toyvideo.py), which
 OpenCV's frontal-face Haar cascade detects.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfstream.engine.core.errors import RegistryError
 from dfstream.app.toyvideo import draw_face as toy_face
+from dfstream.engine.core.errors import RegistryError
 from dfstream.modalities.visual.faces import FACE_DETECTORS, Crops, HaarFaceDetector, crop_faces, face_detector
+
 
 def draw_face(canvas: np.ndarray, cx: float, cy: float, height: float, mouth_open: float = 0.0) -> np.ndarray:
     """The toy set's face (:func:`dfstream.app.toyvideo.draw_face`) painted in place; returns ``canvas``."""
@@ -43,8 +45,10 @@ class Script:
         return self.boxes[self.calls - 1]
 
 
-@pytest.mark.parametrize("cx, cy, height, mouth", [
-    (160, 120, 100, 0.0), (100, 110, 80, 1.0), (220, 130, 120, 0.5), (160, 120, 160, 0.0), (150, 140, 90, 1.0)])
+@pytest.mark.parametrize(
+    "cx, cy, height, mouth",
+    [(160, 120, 100, 0.0), (100, 110, 80, 1.0), (220, 130, 120, 0.5), (160, 120, 160, 0.0), (150, 140, 90, 1.0)],
+)
 def test_detects_drawn_face(haar, cx, cy, height, mouth):
     frame = draw_face(gray(), cx, cy, height, mouth)
     boxes = haar.detect(frame)
@@ -56,7 +60,7 @@ def test_detects_drawn_face(haar, cx, cy, height, mouth):
 
 def test_boxes_are_in_input_pixels_after_downscale(haar):
     frame = draw_face(gray(480, 640), 400, 260, 200)
-    (x0, y0, x1, y1), = haar.detect(frame)
+    ((x0, y0, x1, y1),) = haar.detect(frame)
     assert x0 < 400 < x1 and y0 < 260 < y1 and 140 < x1 - x0 < 260
 
 
@@ -138,18 +142,22 @@ def test_crop_geometry_and_tracking_rules_exact():
     ys, xs = np.mgrid[0:120, 0:160]
     frame = np.stack([xs, ys, (xs + ys) % 256], axis=-1).astype(np.uint8)
     frames = np.stack([frame] * 6)
-    script = Script([
-        [[40, 40, 80, 80], [90, 10, 150, 70]],   # largest = the 60 px box
-        [[40, 40, 80, 80], [95, 12, 151, 68]],   # tracked: IoU 0.84 with the kept box
-        [[30, 40, 90, 100], [96, 14, 150, 68]],  # tracked (IoU 0.93) although the other is larger now
-        [],                                      # held (hold=1)
-        [],                                      # lost
-        [[0, 0, 20, 20]],                        # re-acquired near the corner: shifted inside the frame
-    ])
+    script = Script(
+        [
+            [[40, 40, 80, 80], [90, 10, 150, 70]],  # largest = the 60 px box
+            [[40, 40, 80, 80], [95, 12, 151, 68]],  # tracked: IoU 0.84 with the kept box
+            [[30, 40, 90, 100], [96, 14, 150, 68]],  # tracked (IoU 0.93) although the other is larger now
+            [],  # held (hold=1)
+            [],  # lost
+            [[0, 0, 20, 20]],  # re-acquired near the corner: shifted inside the frame
+        ]
+    )
     crops = crop_faces(frames, 30, script, margin=0.25, hold=1)
     assert crops.faces.tolist() == [True, True, True, True, False, True]
     # box (90,10,150,70) grown by 15 px per side -> 90 px square centred (120, 40), shifted to x 70..160, y 0..90
-    np.testing.assert_array_equal(crops.images[0], cv2.resize(frame[0:90, 70:160], (30, 30), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(
+        crops.images[0], cv2.resize(frame[0:90, 70:160], (30, 30), interpolation=cv2.INTER_AREA)
+    )
     np.testing.assert_array_equal(crops.images[2], crops.images[3])
     np.testing.assert_array_equal(crops.images[4], cv2.resize(frame, (30, 30), interpolation=cv2.INTER_AREA))
     # box (0,0,20,20) grown to 30 px square centred (10, 10), shifted to 0..30: same size, copied exactly
@@ -210,9 +218,9 @@ def test_detect_every_keeps_the_tracked_box_between_detections():
     every = Script([box] * 3)
     sparse = crop_faces(frames, 16, every, detect_every=2)
     dense = crop_faces(frames, 16, Script([box] * 6))
-    assert every.calls == 3 and sparse.faces.all()      # frames 0, 2 and 4 searched
+    assert every.calls == 3 and sparse.faces.all()  # frames 0, 2 and 4 searched
     np.testing.assert_array_equal(sparse.images, dense.images)
-    lost = Script([[]] * 6)                              # no track: every frame is searched
+    lost = Script([[]] * 6)  # no track: every frame is searched
     assert not crop_faces(frames, 16, lost, detect_every=3).faces.any() and lost.calls == 6
 
 
@@ -234,8 +242,7 @@ class Counting(HaarFaceDetector):
 
 def test_tracked_search_gives_the_full_searchs_crops(haar):
     rng = np.random.default_rng(4)
-    frames = np.stack([draw_face(gray(), 110 + 12 * i + rng.uniform(-3, 3), 115 + 3 * i, 95 + 4 * i)
-                       for i in range(8)])
+    frames = np.stack([draw_face(gray(), 110 + 12 * i + rng.uniform(-3, 3), 115 + 3 * i, 95 + 4 * i) for i in range(8)])
     frames[5] = gray()  # the face leaves for a frame: held, then searched for in the whole frame again
     counting = Counting()
     tracked = crop_faces(frames, 48, counting, search="tracked")

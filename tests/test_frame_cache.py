@@ -1,12 +1,12 @@
 """Feature-extractor frames carried between a stream's windows: the same verdicts, less audio encoded."""
+
 import numpy as np
 import pytest
+from helpers import assert_same_verdict, busy_detector, tiny_config
 
-from dfstream.engine.core.config import replace
 from dfstream.engine.media.decode import AudioBlock, decode_audio
 from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.stream import StreamProcessor
-from helpers import assert_same_verdict, busy_detector, tiny_config
 from dfstream.streams.replay import file_chunks
 
 
@@ -15,9 +15,11 @@ def counting(processor):
     from scratch go through it too: the branch is shared, so copy the list before scoring any)."""
     branch, seen = processor.detector.branches["audio"], []
     real = branch.frontend
+
     def frontend(wav):
         seen.extend([wav.shape[-1]] * len(wav))
         return real(wav)
+
     branch.frontend = frontend
     return seen
 
@@ -46,8 +48,11 @@ def test_interleaved_streams_in_one_batch_and_a_stream_that_restarts(clip):
     det = busy_detector(clip)
     audio = decode_audio(clip).samples
     hop = det.plan.hop
-    items = [(sid, k, AudioBlock(audio[k * hop:(k + 1) * hop], k * hop / 16000), False)
-             for k in range(4) for sid in ("a", "b")]
+    items = [
+        (sid, k, AudioBlock(audio[k * hop : (k + 1) * hop], k * hop / 16000), False)
+        for k in range(4)
+        for sid in ("a", "b")
+    ]
     cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
     seen = counting(cached)
     got = cached.feed_many(items)  # four windows of each of two streams in one batch
@@ -62,7 +67,7 @@ def test_interleaved_streams_in_one_batch_and_a_stream_that_restarts(clip):
     moved = StreamProcessor(det)
     moved.import_state("a", cached.export_state("a"))
     seen = counting(moved)
-    more = (("a", 4, AudioBlock(audio[4 * hop:5 * hop], 4 * hop / 16000), True))
+    more = ("a", 4, AudioBlock(audio[4 * hop : 5 * hop], 4 * hop / 16000), True)
     assert_same_verdict(moved.feed(*more), scratch.feed(*more))
     assert seen[0] == plan.length
     cached.close("b")
@@ -78,12 +83,17 @@ def test_per_window_normalisation_shares_nothing():
 
 def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
     det = busy_detector(clip)
+
     def gate(hops):  # windows 1, 4, 7, ... of the stream are "not speech"
         n = np.arange(gate.seen, gate.seen + len(hops))
         gate.seen += len(hops)
         return n % 3 != 1
+
     gate.seen = 0
-    cached, scratch = StreamProcessor(det, gate=gate), StreamProcessor(det, gate=gate, reuse_frames=False)
+    cached, scratch = (
+        StreamProcessor(det, gate=gate, gate_branch="audio"),
+        StreamProcessor(det, gate=gate, gate_branch="audio", reuse_frames=False),
+    )
     seen = counting(cached)
     chunks = list(file_chunks(clip, "s", 0.5))  # one window per chunk
     got = [cached.process(c) for c in chunks]
@@ -100,17 +110,18 @@ def test_windows_the_gate_turns_away_still_carry_their_frames(clip):
 def test_audio_visual_streams_carry_both_branches_frames(tmp_path):
     """Video frames are encoded once too (the ViT sees each frame alone); a chunk without video ends
     the visual chain instead of encoding its black filler."""
-    from dfstream.engine.media.blocks import FrameBlock, MediaBlock
-    from helpers import tiny_av_config
+    from helpers import crops, prepared, tiny_av_config
+
     det = Detector.from_config(tiny_av_config())
     assert det.cacheable == ("audio", "visual")
     rng = np.random.default_rng(4)
     blocks = []
     for k in range(8):  # 0.5 s chunks: audio always, video in all but chunk 5
         audio = AudioBlock(rng.normal(0, 0.1, 8000).astype(np.float32), k * 0.5)
-        video = None if k == 5 else FrameBlock(rng.integers(0, 255, (5, 32, 32, 3), np.uint8),
-                                              np.arange(5) != 2, k * 0.5, 10.0)
-        blocks.append(MediaBlock(audio, video))
+        video = (
+            None if k == 5 else crops(rng.integers(0, 255, (5, 32, 32, 3), np.uint8), np.arange(5) != 2, k * 0.5, 10.0)
+        )
+        blocks.append(prepared(audio, video))
     cached, scratch = StreamProcessor(det), StreamProcessor(det, reuse_frames=False)
     vit, frames_seen = det.branches["visual"], []
     real = vit.encode

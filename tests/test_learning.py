@@ -1,4 +1,5 @@
 """The default architecture learns the synthetic toy task end to end (slow)."""
+
 import json
 
 import pytest
@@ -10,13 +11,57 @@ from dfstream.app.cli import main
 def test_default_model_learns_toy_task(tmp_path, capsys):
     data = tmp_path / "toy"
     main(["toyset", "--out", str(data), "--files", "96", "--seed", "3"])
-    assert main(["train", "--meta", str(data / "metadata.json"), "--root", str(data),
-                 "--out", str(tmp_path / "ck"), "--data-description", "SYNTHETIC toy"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--meta",
+                str(data / "metadata.json"),
+                "--root",
+                str(data),
+                "--out",
+                str(tmp_path / "ck"),
+                "--data-description",
+                "SYNTHETIC toy",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "out"
-    assert main(["replay", str(data / "test"), "--root", str(data), "--model", str(tmp_path / "ck"),
-                 "--out", str(out), "--quiet"]) == 0
-    assert main(["eval", "--pred", str(out / "predictions.json"), "--scores", str(out / "scores.csv"),
-                 "--meta", str(data / "metadata.json"), "--split", "test", "--out", str(out / "m.json")]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(data / "test"),
+                "--root",
+                str(data),
+                "--model",
+                str(tmp_path / "ck"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "--pred",
+                str(out / "predictions.json"),
+                "--scores",
+                str(out / "scores.csv"),
+                "--meta",
+                str(data / "metadata.json"),
+                "--split",
+                "test",
+                "--out",
+                str(out / "m.json"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "m.json").read_text())
     card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())["training"]
     assert card["best_epoch"]["frame_auc"] > 0.9

@@ -1,16 +1,21 @@
 """Localizer decoding on hand-made score curves (exact), and chunk invariance."""
+
 import numpy as np
 import pytest
 
-from dfstream.engine.core.config import LocalizerConfig
+from dfstream.fusion.config import LocalizerConfig
 from dfstream.fusion.localizer import Localizer
 
 STEP = 0.1  # seconds per frame in these curves: frame i spans [i/10, (i+1)/10)
 
 
 def spans(probs, origin=0.0, end_time=None, pieces=None, **params):
-    loc = Localizer(LocalizerConfig(**{"onset": 0.5, "offset": 0.3, "min_duration": 0.0, "merge_gap": 0.0,
-                                       **params}), STEP, origin, ("audio",))
+    loc = Localizer(
+        LocalizerConfig(**{"onset": 0.5, "offset": 0.3, "min_duration": 0.0, "merge_gap": 0.0, **params}),
+        STEP,
+        origin,
+        {"audio": "audio"},
+    )
     probs = np.asarray(probs, float)
     found = []
     for part in np.split(probs, pieces or []):
@@ -56,7 +61,7 @@ def test_min_duration():
 
 
 def test_embedding_is_mean_of_span_frames():
-    loc = Localizer(LocalizerConfig(0.5, 0.3, 0.0, 0.0), STEP, 0.0, ("visual",))
+    loc = Localizer(LocalizerConfig(0.5, 0.3, 0.0, 0.0), STEP, 0.0, {"visual": "visual"})
     emb = np.arange(8, dtype=np.float32).reshape(4, 2)
     (d,) = loc.push(np.array([0.1, 0.9, 0.7, 0.1]), emb)
     assert d.modality == "visual"

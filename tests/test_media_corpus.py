@@ -3,6 +3,7 @@
 The corpus (tests/media_corpus.py) has tracks of unequal length both ways, tracks that start late,
 negative start times, variable frame rate, a rotation, audio only and video only.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,14 @@ import math
 import av
 import numpy as np
 import pytest
-
-from dfstream.engine.core.config import config_from_dict
-from dfstream.engine.media.decode import decode_audio
-from dfstream.engine.core.errors import MediaError
-from dfstream.engine.media.blocks import iter_media
-from dfstream.engine.media.video import decode_video
 from media_corpus import CASES, SIDE, Case, Track, write, write_corpus
 
-AV = config_from_dict({"branches": ["audio", "visual"], "visual": {"fps": 5.0}})
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import MediaRequest, VideoSampling, iter_media
+from dfstream.engine.media.decode import decode_audio
+from dfstream.engine.media.video import decode_video
+
+AV = MediaRequest(audio=True, video=VideoSampling(5.0, 320))
 BLOCK = 2.0
 AUDIO_SLACK = 0.07  # s: encoder priming and padding (AAC 1024 + 1024 samples at 44.1 kHz, Opus pre-skip)
 
@@ -48,12 +48,18 @@ def test_every_valid_file_decodes_whole_in_blocks_on_one_grid(corpus, case: Case
     if case.audio is not None:
         start, seconds = audio[0].t0, sum(b.duration for b in audio)
         expected = case.audio.start if case.fmt != "mp4" else max(0.0, case.audio.start)  # MP4: an edit list
-        shift = 0.2 if case.fmt == "mpegts" else 0.0   # the TS muxer delays every track
+        shift = 0.2 if case.fmt == "mpegts" else 0.0  # the TS muxer delays every track
         assert expected - 0.03 <= start <= expected + shift + 0.03, (start, case.audio)
-        end = case.video.start + case.video.seconds if case.fmt == "mp4" and case.audio.start < 0 else \
-            case.audio.start + case.audio.seconds  # the MP4 muxer's edit list ends the audio with the video
-        assert abs((start + seconds) - (end + shift * (start > expected + 0.03))) < AUDIO_SLACK + shift, \
-            (start, seconds, case.audio)
+        end = (
+            case.video.start + case.video.seconds
+            if case.fmt == "mp4" and case.audio.start < 0
+            else case.audio.start + case.audio.seconds
+        )  # the MP4 muxer's edit list ends the audio with the video
+        assert abs((start + seconds) - (end + shift * (start > expected + 0.03))) < AUDIO_SLACK + shift, (
+            start,
+            seconds,
+            case.audio,
+        )
         for a, b in zip(audio, audio[1:]):  # gapless
             assert math.isclose(a.t0 + a.duration, b.t0, abs_tol=1e-9)
     if case.video is not None:
@@ -62,11 +68,11 @@ def test_every_valid_file_decodes_whole_in_blocks_on_one_grid(corpus, case: Case
         assert (h, w) == ((SIDE[0], SIDE[1]) if case.rotate % 180 else (SIDE[1], SIDE[0]))
         if case.rotate:  # the corner mark, top left in the coded picture, turned a quarter counter-clockwise
             mark = frames[0, ..., 0] > 200
-            assert mark[-h // 4:, : w // 4].all() and not mark[: h // 4].any()
+            assert mark[-h // 4 :, : w // 4].all() and not mark[: h // 4].any()
         start, seconds = video[0].t0, sum(b.duration for b in video)
         shift = 0.2 if case.fmt == "mpegts" else 0.0
         assert case.video.start - 1e-6 <= start <= case.video.start + shift + 1e-6
-        assert abs(seconds - case.video.seconds) <= 0.2 + 1e-6   # one grid step at 5 fps
+        assert abs(seconds - case.video.seconds) <= 0.2 + 1e-6  # one grid step at 5 fps
     # every block holds what each track has in one interval [origin + k * BLOCK, origin + (k + 1) * BLOCK)
     blocks = list(iter_media(folder / case.name, BLOCK, AV))
     origin = min(b.t0 for b in blocks)
@@ -75,8 +81,11 @@ def test_every_valid_file_decodes_whole_in_blocks_on_one_grid(corpus, case: Case
         for track in (block.audio, block.video):
             if track is not None:
                 assert origin + k * BLOCK - 1e-6 <= track.t0 < origin + (k + 1) * BLOCK
-                last = track.t0 + (len(track.samples) - 1) / 16000 if track is block.audio else \
-                    track.t0 + (len(track.frames) - 1) / track.fps
+                last = (
+                    track.t0 + (len(track.samples) - 1) / 16000
+                    if track is block.audio
+                    else track.t0 + (len(track.frames) - 1) / track.fps
+                )
                 assert last < origin + (k + 1) * BLOCK
 
 
@@ -93,8 +102,16 @@ def test_the_video_path_alone_takes_every_file_with_video(corpus, case):
     assert decode_video(folder / case.name, 5.0, 320).duration >= case.video.seconds - 0.2
 
 
-@pytest.mark.parametrize("name", ["webm_audio_shorter.webm", "mkv_audio_late.mkv", "mkv_video_shorter.mkv",
-                                  "mkv_negative_start.mkv", "webm_video_only.webm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "webm_audio_shorter.webm",
+        "mkv_audio_late.mkv",
+        "mkv_video_shorter.mkv",
+        "mkv_negative_start.mkv",
+        "webm_video_only.webm",
+    ],
+)
 def test_a_matroska_file_cut_short_is_truncated_on_both_paths(corpus, tmp_path, name):
     """Matroska declares only the file's duration: data that ends well before it is truncated."""
     folder, cases = corpus

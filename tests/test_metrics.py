@@ -1,4 +1,5 @@
 """AV-Deepfake1M metrics against hand-computed cases, including the edge cases."""
+
 import json
 
 import numpy as np
@@ -88,10 +89,12 @@ def test_auc_and_eer():
 
 
 def test_evaluate_files(tmp_path):
-    meta = [{"file": "a", "split": "test", "modify_type": "audio_modified", "fake_segments": [[0, 10]]},
-            {"file": "b", "split": "test", "fake_segments": [[0, 5], [10, 15]], "modify_type": "both_modified"},
-            {"file": "r", "split": "test", "fake_segments": [], "modify_type": "real"},
-            {"file": "x", "split": "train", "fake_segments": [[0, 1]], "modify_type": "audio_modified"}]
+    meta = [
+        {"file": "a", "split": "test", "modify_type": "audio_modified", "fake_segments": [[0, 10]]},
+        {"file": "b", "split": "test", "fake_segments": [[0, 5], [10, 15]], "modify_type": "both_modified"},
+        {"file": "r", "split": "test", "fake_segments": [], "modify_type": "real"},
+        {"file": "x", "split": "train", "fake_segments": [[0, 1]], "modify_type": "audio_modified"},
+    ]
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "pred.json").write_text(json.dumps({**PREDS, "r": []}))
     (tmp_path / "scores.csv").write_text("a;0.9\nb;0.6\nr;0.7\n")

@@ -1,11 +1,12 @@
 """The visual branch's mouth path (modalities/visual/mouth.py)."""
+
 import pytest
 import torch
+from helpers import tiny_av_config
 
 from dfstream.engine.core.config import replace
-from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.core.errors import ConfigError
-from helpers import tiny_av_config
+from dfstream.engine.runtime.detector import Detector
 from dfstream.modalities.visual.mouth import MouthCNN, mouth_region
 
 

@@ -1,4 +1,5 @@
 """What a new user meets first: the shipped model by default, found without a checkout, on mixed real files."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from media_corpus import CASES, write_corpus
 
 from dfstream.app.cli import build_parser, main
 from dfstream.engine.core.model_store import RANDOM, model_index, resolve_model, shipped_model
-from media_corpus import CASES, write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,30 +60,72 @@ def test_the_shipped_model_is_the_default_and_random_weights_only_by_name():
 def test_the_wheel_carries_the_shipped_model_and_it_loads_without_a_checkout(tmp_path):
     """A built wheel holds the model as package data; unpacked away from the source tree, the package
     finds it there (no source checkout, no editable install)."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("dfstream-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-        assert {"dfstream/models/default/model.safetensors", "dfstream/models/default/dfstream.json",
-                "dfstream/models/default/index/index.faiss"} <= names
+        assert {
+            "dfstream/models/default/model.safetensors",
+            "dfstream/models/default/dfstream.json",
+            "dfstream/models/default/index/index.faiss",
+        } <= names
         z.extractall(site)
-    code = ("from dfstream.engine.core.model_store import shipped_model; from dfstream.engine.runtime.checkpoint import read_metadata; "
-            "p = shipped_model(); print(p); print(read_metadata(p)['model_id'])")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(site)})
+    code = (
+        "from dfstream.engine.core.model_store import shipped_model; "
+        "from dfstream.engine.runtime.checkpoint import read_metadata; "
+        "p = shipped_model(); print(p); print(read_metadata(p)['model_id'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     folder, model_id = result.stdout.split()
     assert Path(folder) == site / "dfstream" / "models" / "default"
     assert model_id == json.loads((shipped_model() / "dfstream.json").read_text())["model_id"]
 
 
-@pytest.mark.parametrize("module", ["dfstream.streams.replay", "dfstream.streams.serve", "dfstream.streams.call_hook", "dfstream.streams.topic_replay",
-                                    "dfstream.engine.runtime.scheduler", "dfstream.engine.media.blocks", "dfstream.reports.timeline"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "dfstream.streams.replay",
+        "dfstream.streams.serve",
+        "dfstream.streams.call_hook",
+        "dfstream.streams.topic_replay",
+        "dfstream.engine.runtime.scheduler",
+        "dfstream.engine.media.blocks",
+        "dfstream.reports.timeline",
+    ],
+)
 def test_transport_and_media_modules_import_no_torch(module):
     """streams/replay.py says it imports no torch: it is true (the processor is handed in)."""
-    result = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('torch' in sys.modules)"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys, {module}; print('torch' in sys.modules)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"

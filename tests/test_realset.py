@@ -1,6 +1,7 @@
 """The real-material set builder (bench/make_dataset.py, bench/realset/), on a tiny stand-in material
 folder: toy syllables for speech pools and drawn faces for the face videos, with the generators that need
 no installed program (Griffin-Lim resynthesis; the mouth-region edits)."""
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from dfstream.engine.core.dataset import load_metadata  # noqa: E402
-from dfstream.engine.media.decode import decode_audio  # noqa: E402
-from dfstream.app.toyset import _signal, _write_wav  # noqa: E402
-from dfstream.app.toyvideo import draw_face, encode_mp4  # noqa: E402
 from realset import speech, video  # noqa: E402
 from realset.build import Generators, build  # noqa: E402
 from realset.sources import FACE_VIDEOS, RATE, load_frames, speech_pools  # noqa: E402
+
+from dfstream.app.toyset import toy_signal, write_wav  # noqa: E402
+from dfstream.app.toyvideo import draw_face, encode_mp4  # noqa: E402
+from dfstream.engine.core.dataset import load_metadata  # noqa: E402
+from dfstream.engine.media.decode import decode_audio  # noqa: E402
 
 GENS = Generators(("griffinlim",), (), ("mouth-freeze", "mouth-warp"), ("mouth-shuffle",))
 
@@ -28,8 +30,14 @@ def _face_frames(seconds: float = 2.0, fps: int = 25, seed: int = 0) -> np.ndarr
     frames = []
     for j in range(round(seconds * fps)):
         canvas = np.full((240, 320, 3), 60, np.uint8)
-        draw_face(canvas, 160 + 10 * np.sin(j / 9), 120, 150, mouth_open=0.5 + 0.5 * np.sin(j / 2),
-                  tone=tuple(int(c) for c in rng.integers(170, 220, 3)) if j == 0 else (200, 160, 130))
+        draw_face(
+            canvas,
+            160 + 10 * np.sin(j / 9),
+            120,
+            150,
+            mouth_open=0.5 + 0.5 * np.sin(j / 2),
+            tone=tuple(int(c) for c in rng.integers(170, 220, 3)) if j == 0 else (200, 160, 130),
+        )
         frames.append(canvas)
     return np.stack(frames)
 
@@ -42,8 +50,8 @@ def material(tmp_path_factory) -> Path:
         folder = root / "deb/x-ktuberling-data/usr/share/ktuberling/sounds" / lang
         folder.mkdir(parents=True)
         for k in range(4):
-            genuine, _ = _signal(rng, RATE // 2, "toy-vocoder")
-            _write_wav(folder / f"w{k}.wav", 0.1 * genuine)
+            genuine, _ = toy_signal(rng, RATE // 2, "toy-vocoder")
+            write_wav(folder / f"w{k}.wav", 0.1 * genuine)
     for seed, rel in enumerate(FACE_VIDEOS.values()):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         encode_mp4(root / rel, _face_frames(seed=seed), np.zeros(2 * RATE, np.float32), 25)
@@ -52,7 +60,7 @@ def material(tmp_path_factory) -> Path:
 
 def _utterance(seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    units = [0.1 * _signal(rng, RATE // 2, "toy-vocoder")[0].astype(np.float32) for _ in range(6)]
+    units = [0.1 * toy_signal(rng, RATE // 2, "toy-vocoder")[0].astype(np.float32) for _ in range(6)]
     return speech.compose(units, 3.0, rng)
 
 
@@ -71,7 +79,7 @@ def test_splice_changes_only_its_stretch_at_the_same_level(generator):
     before = audio.copy()
     a, b = speech.choose_spans(audio, 1, np.random.default_rng(0))[0]
     rng = np.random.default_rng(2)
-    bank = {f"w{k}": 0.3 * _signal(rng, RATE // 3, "toy-robot")[1].astype(np.float32) for k in range(5)}
+    bank = {f"w{k}": 0.3 * toy_signal(rng, RATE // 3, "toy-robot")[1].astype(np.float32) for k in range(5)}
     words = speech.splice(audio, a, b, "griffinlim" if generator == "griffinlim" else "x", bank, rng)
     assert np.array_equal(audio[:a], before[:a]) and np.array_equal(audio[b:], before[b:])
     assert not np.allclose(audio[a:b], before[a:b])
@@ -82,7 +90,7 @@ def test_splice_changes_only_its_stretch_at_the_same_level(generator):
 
 def test_fit_phrase_fills_exactly_and_opens_and_closes_in_speech():
     rng = np.random.default_rng(3)
-    bank = {f"w{k}": 0.3 * _signal(rng, RATE // 4, "toy-vocoder")[0].astype(np.float32) for k in range(6)}
+    bank = {f"w{k}": 0.3 * toy_signal(rng, RATE // 4, "toy-vocoder")[0].astype(np.float32) for k in range(6)}
     words, phrase = speech.fit_phrase(bank, RATE, 0.6, np.random.default_rng(0))
     assert len(phrase) == RATE and words
     assert np.abs(phrase[:80]).max() > 0  # opens with a word, no leading silence
@@ -120,8 +128,12 @@ def test_build_writes_an_av1m_set_deterministically(material, tmp_path):
             assert all(0 <= s < t <= seconds + 1e-6 for s, t in e[key])
         assert bool(e["audio_fake_segments"]) == (e["audio_model"] is not None)
         assert bool(e["visual_fake_segments"]) == (e["visual_model"] is not None)
-        assert e["modify_type"] == {(0, 0): "real", (1, 0): "audio_modified", (0, 1): "visual_modified",
-                                    (1, 1): "both_modified"}[(bool(e["audio_model"]), bool(e["visual_model"]))]
+        assert (
+            e["modify_type"]
+            == {(0, 0): "real", (1, 0): "audio_modified", (0, 1): "visual_modified", (1, 1): "both_modified"}[
+                (bool(e["audio_model"]), bool(e["visual_model"]))
+            ]
+        )
         if e["visual_model"] == "mouth-shuffle":
             assert e["split"] == "test"
     pools = {p.name: p.group for p in speech_pools(material)}
@@ -142,14 +154,20 @@ def test_build_refuses_unknown_or_overlapping_generators(material, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_recipe(material, tmp_path_factory) -> tuple[Path, Path]:
     """A 12-clip set of the stand-in material and a tiny audio-visual model trained on it for 1 epoch."""
-    from dfstream.engine.core.config import replace
+    from helpers import tiny_av_app
+
     from dfstream.app.training import train
-    from helpers import tiny_av_config
+    from dfstream.engine.core.config import replace
 
     root = tmp_path_factory.mktemp("recipe")
     build(root / "data", 12, 3, material, GENS, workers=1)
-    train(root / "data/metadata.json", root / "data", root / "model", replace(tiny_av_config(), "train.epochs", 1),
-          "tiny stand-in material")
+    train(
+        root / "data/metadata.json",
+        root / "data",
+        root / "model",
+        replace(tiny_av_app(), "train.epochs", 1),
+        "tiny stand-in material",
+    )
     return root / "data", root / "model"
 
 
@@ -157,15 +175,16 @@ def test_tiny_model_recipe_trains_replays_and_writes_its_card(tiny_recipe, tmp_p
     """`make model` in miniature: the set, training (1 epoch, a tiny audio-visual model), replay of the
     test split, and the model card, whose numbers are the evaluation's."""
     import model_card
+
     from dfstream.app.evaluation import evaluate
+    from dfstream.engine.runtime.checkpoint import load_checkpoint
     from dfstream.engine.runtime.stream import StreamProcessor
     from dfstream.streams.replay import expand_inputs, replay
-    from dfstream.engine.runtime.checkpoint import load_checkpoint
 
     data, model = tiny_recipe
     detector = load_checkpoint(model)
     out = tmp_path / "out"
-    replay(expand_inputs([str(data / "test")], data), StreamProcessor(detector), out, 2.0, progress=False)
+    replay(expand_inputs([str(data / "test")], data), StreamProcessor(detector), out, 2.0)
     commands = {k: f"<{k} command>" for k in ("dataset", "train", "index", "replay", "eval", "robustness")}
     text = model_card.card(model, data, out, None, None, commands)
     expected = evaluate(out / "predictions.json", data / "metadata.json", out / "scores.csv", split="test")
@@ -181,13 +200,17 @@ def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path
     """bench/branch_probe.py on the tiny trained model: its fused frame AUC is the one training's
     validation computes over the same files, batched the training way."""
     import branch_probe
+
+    from dfstream.app.config import TrainConfig
+    from dfstream.app.training import Trainer, training_windows
     from dfstream.engine.runtime.checkpoint import load_checkpoint
-    from dfstream.app.training import _Trainer, _windows
 
     data, model = tiny_recipe
     out = tmp_path / "probe.json"
-    assert branch_probe.main(["--data", str(data), "--model", str(model), "--splits", "train,test",
-                              "--out", str(out)]) == 0
+    assert (
+        branch_probe.main(["--data", str(data), "--model", str(model), "--splits", "train,test", "--out", str(out)])
+        == 0
+    )
     result = json.loads(out.read_text())
     assert set(result["splits"]) == {"train", "test"}
     test = result["splits"]["test"]
@@ -196,21 +219,26 @@ def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path
     assert set(test["audio"]["by_generator"]) <= {"griffinlim"}
     detector = load_checkpoint(model, {"inference": {"dtype": "float32"}})
     items = [i for i in load_metadata(data / "metadata.json") if i.split == "test"]
-    windows = _windows(items, data, detector, "fake_segments", "test")
-    whole = _Trainer(detector, detector.config).evaluate(windows, "test")
+    windows = training_windows(items, data, detector, "fake_segments", "test")
+    whole = Trainer(detector, TrainConfig()).evaluate(windows, "test")
     assert test["files"] == len(items)
-    assert test["fused"]["frames"] == int((windows.mask.astype(bool)
-                                           & np.any(list(windows.present_frames.values()), axis=0)).sum())
+    assert test["fused"]["frames"] == int(
+        (windows.mask.astype(bool) & np.any(list(windows.present_frames.values()), axis=0)).sum()
+    )
     assert test["fused"]["frame_auc"] == pytest.approx(whole["frame_auc"], abs=2e-4)
     import model_card
+
     section = model_card._branches(out, detector.model_id)
-    assert (f"| test | {len(items)} | {test['fused']['frame_auc']:.4f} | {test['audio']['frame_auc']:.4f} | "
-            f"{test['visual']['frame_auc']:.4f} |") in section
+    assert (
+        f"| test | {len(items)} | {test['fused']['frame_auc']:.4f} | {test['audio']['frame_auc']:.4f} | "
+        f"{test['visual']['frame_auc']:.4f} |"
+    ) in section
     assert model_card._branches(out, "dfstream-other").startswith("Not measured")
 
 
 def test_card_names_each_augmentation_and_the_robustness_condition_training_saw():
     import model_card
+
     assert model_card._augmented({}) == "" and model_card._seen_conditions({"augment": True}) == ""
     both = model_card._augmented({"augment": True, "degrade": 0.5})
     assert "`train.degrade` 0.5" in both and "telephone line" in both and "mouth regions" in both

@@ -1,12 +1,12 @@
 """bench/robustness.py (bench/robust/): each condition's re-encoding on 1-second generated files (codec, rate,
 size, timing)."""
+
 import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-
 from helpers import burst, encode
 
 from dfstream.engine.media.video import video_stream
@@ -62,7 +62,7 @@ def test_noise_is_20db_below_the_signal(tmp_path):
     dst = tmp_path / "noisy.wav"
     degrade(CONDITIONS["noise-20db"], src, dst, [0, 1])
     clean, noisy = read_audio(src)[0], read_audio(dst)[0]
-    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((noisy - clean) ** 2))
+    snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
     assert abs(snr - 20) < 0.3
     again = tmp_path / "again.wav"
     degrade(CONDITIONS["noise-20db"], src, again, [0, 1])
@@ -112,6 +112,7 @@ def test_conditions_start_with_clean_and_unknown_ones_list_the_valid():
 
 def test_the_runner_imports_its_parts_and_explains_itself():
     import subprocess
+
     script = Path(__file__).resolve().parent.parent / "bench" / "robustness.py"
     out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
     assert "--conditions" in out.stdout and "re-encod" in out.stdout
@@ -120,6 +121,7 @@ def test_the_runner_imports_its_parts_and_explains_itself():
 @pytest.mark.parametrize("n, shift", [(1500, 300), (1500, -300), (800, 100)])
 def test_lag_of_short_audio_is_found_without_wrapping(n, shift):
     from robust.timing import lag_seconds
+
     x = np.random.default_rng(0).standard_normal(n + abs(shift))
-    a, b = (x[abs(shift):], x[:n]) if shift > 0 else (x[:n], x[abs(shift):])  # b behind a by shift samples
+    a, b = (x[abs(shift) :], x[:n]) if shift > 0 else (x[:n], x[abs(shift) :])  # b behind a by shift samples
     assert lag_seconds(a, b, 4000) == pytest.approx(shift / 16000)

@@ -1,4 +1,5 @@
 """The cross-stream scheduler: batch/no-batch equivalence, order, fairness, bounds; precision paths on CPU."""
+
 import copy
 import threading
 import time
@@ -6,16 +7,17 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_verdict, busy_detector
 
-from dfstream.engine.core.config import SchedulerConfig, replace
+from dfstream.engine.core.config import replace
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.types import Chunk, Span, Verdict
 from dfstream.engine.media.decode import LIMITS, decode_audio, decode_chunk, raw_pcm_content_type
 from dfstream.engine.runtime.detector import Detector
-from dfstream.engine.core.errors import MediaError
 from dfstream.engine.runtime.precision import int8_layers
 from dfstream.engine.runtime.scheduler import Cancelled, Scheduler
+from dfstream.engine.runtime.sections import SchedulerConfig
 from dfstream.engine.runtime.stream import StreamProcessor
-from dfstream.engine.core.types import Chunk, Span, Verdict
-from helpers import assert_same_verdict, busy_detector
 from dfstream.streams.replay import file_blocks, file_chunks
 
 
@@ -82,6 +84,7 @@ def test_a_stream_reaches_the_model_in_order_even_when_decoding_finishes_out_of_
             if chunk.seq == 0:
                 time.sleep(0.2)
             return super().load(chunk)
+
     fake = SlowFirst()
     with Scheduler(fake, SchedulerConfig(batch_chunks=8, max_wait_ms=0, decode_workers=4)) as sched:
         futures = [sched.submit(pcm("s", k)) for k in range(6)]
@@ -138,9 +141,9 @@ def test_precision_paths_agree_on_cpu(clip):
     fp32 = busy_detector(clip)
     audio = decode_audio(clip).samples
     reference = fp32.score_stream(audio).probs
-    int8 = Detector(replace(fp32.config, "inference.quantize", "int8"), copy.deepcopy(fp32.model),
-                    fp32.model_id, None)
+    int8 = Detector(replace(fp32.config, "inference.quantize", "int8"), copy.deepcopy(fp32.model), fp32.model_id, None)
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
     quantized = [n for n, m in int8.model.named_modules() if isinstance(m, Int8Linear)]
     assert quantized and sorted(quantized) == sorted(int8_layers(fp32.model))
     assert not any("attention" in n for n in quantized)
@@ -151,12 +154,17 @@ def test_precision_paths_agree_on_cpu(clip):
 
 def test_int8_quantizes_an_audio_visual_model():
     """The visual branch holds a face detector with a lock: quantization must not try to copy it."""
-    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
     from helpers import tiny_av_config
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
     det = Detector.from_config(replace(tiny_av_config(), "inference.quantize", "int8"))
     assert {n.split(".")[0] for n, m in det.model.named_modules() if isinstance(m, Int8Linear)} >= {"audio", "visual"}
-    windows = {name: np.zeros((2, plan.length) + det.branches[name].empty_input(0).shape[1:],
-                              det.branches[name].empty_input(0).dtype) for name, plan in det.plans.items()}
+    windows = {
+        name: np.zeros(
+            (2, plan.length) + det.branches[name].empty_input(0).shape[1:], det.branches[name].empty_input(0).dtype
+        )
+        for name, plan in det.plans.items()
+    }
     assert det.score(windows).probs.shape[0] == 2
 
 
@@ -195,7 +203,9 @@ def test_replay_scores_files_together_and_writes_them_in_input_order(clip, tmp_p
     """Several files in flight, batched across them: each file's verdicts equal replaying it alone."""
     import json
     import shutil
+
     from dfstream.streams.replay import replay
+
     det = busy_detector(clip)
     config = replace(replace(det.config, "scheduler.decode_workers", 2), "scheduler.batch_chunks", 4)
     det = Detector(config, det.model, det.model_id, None)
@@ -206,9 +216,9 @@ def test_replay_scores_files_together_and_writes_them_in_input_order(clip, tmp_p
     reference = {}
     for path, sid in inputs:
         one = StreamProcessor(det)
-        blocks = list(file_blocks(path, 0.9, config))
+        blocks = list(file_blocks(path, 0.9, det.media))
         reference[sid] = [one.feed(sid, seq, block, final) for seq, (block, final) in enumerate(blocks)]
-    results = replay(inputs, StreamProcessor(det), tmp_path / "out", 0.9, progress=False)
+    results = replay(inputs, StreamProcessor(det), tmp_path / "out", 0.9)
     lines = [json.loads(x) for x in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
     assert [v["stream_id"] for v in lines] == [sid for _, sid in inputs for _ in reference[sid]]
     for line, expected in zip(lines, [v for _, sid in inputs for v in reference[sid]], strict=True):
@@ -221,8 +231,10 @@ def test_replay_progress_survives_files_longer_than_their_containers_declare(cli
     """The progress bar's total is the containers' declared durations; padded codecs decode a little longer,
     and tqdm used to drop a total the count had passed, so the bar's format failed at close."""
     import dfstream.streams.replay as replay_module
+    from dfstream.app.logs import Bars
+
     det = busy_detector(clip)
     monkeypatch.setattr(replay_module, "probe_seconds", lambda path: 1.0)  # declares far less than it holds
-    results = replay_module.replay([(clip, "c.mkv")], StreamProcessor(det), tmp_path / "out", 0.9, progress=True)
+    results = replay_module.replay([(clip, "c.mkv")], StreamProcessor(det), tmp_path / "out", 0.9, Bars(show=True))
     assert results["c.mkv"].error is None
     assert "media-s" in capsys.readouterr().err

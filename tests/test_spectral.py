@@ -1,13 +1,14 @@
 """The audio branch's spectral path (modalities/audio/spectral.py)."""
+
 import librosa
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config
 
 from dfstream.engine.core.config import replace
-from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.core.errors import ConfigError
-from helpers import tiny_config
+from dfstream.engine.runtime.detector import Detector
 from dfstream.modalities.audio.spectral import BandPool, LogMel, SpectralCNN
 
 
@@ -15,9 +16,21 @@ def test_log_mel_is_librosas_on_the_encoders_grid():
     rng = np.random.default_rng(0)
     wav = rng.standard_normal(16000).astype(np.float32) * 0.1
     ours = LogMel(64)(torch.from_numpy(wav)[None])[0].numpy()
-    mel = librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=400, hop_length=320, win_length=400,
-                                         window="hann", center=False, power=2.0, n_mels=64, fmin=20.0,
-                                         fmax=8000.0, htk=False, norm="slaney")
+    mel = librosa.feature.melspectrogram(
+        y=wav,
+        sr=16000,
+        n_fft=400,
+        hop_length=320,
+        win_length=400,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=64,
+        fmin=20.0,
+        fmax=8000.0,
+        htk=False,
+        norm="slaney",
+    )
     assert ours.shape == (1 + (16000 - 400) // 320, 64) == mel.T.shape
     np.testing.assert_allclose(ours, np.log(mel.T + 1e-6), atol=1e-3)
 
@@ -76,7 +89,6 @@ def test_cnn_keeps_every_frame():
 def test_mel_bands_must_be_a_multiple_of_8(bands):
     with pytest.raises(ConfigError, match="mel_bands"):
         replace(tiny_config(), "audio.mel_bands", bands)
-
 
 
 @pytest.mark.parametrize("bands", [8, 9, 32])

@@ -1,16 +1,17 @@
 """The streaming path: windows on a stream-time grid, chunked == whole-file."""
+
 import copy
 
 import numpy as np
-import torch
 import pytest
+import torch
+from helpers import assert_same_verdict, busy_detector, tiny_config
 
 from dfstream.engine.core.config import replace
 from dfstream.engine.media.decode import AudioBlock, decode_audio
 from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.stream import StreamProcessor
 from dfstream.engine.runtime.windows import WindowPlan
-from helpers import assert_same_verdict, busy_detector, tiny_config
 from dfstream.streams.replay import file_chunks
 
 
@@ -34,6 +35,7 @@ def test_plan_geometry():
 
 def test_frame_step_must_divide_hop():
     from dfstream.engine.core.errors import ConfigError
+
     with pytest.raises(ConfigError, match="multiple of the frame step"):
         WindowPlan.build(replace(tiny_config(), "inference.hop_seconds", 0.51).inference, 16000, 320, 400)
 
@@ -82,8 +84,12 @@ def test_streams_are_independent():
     rng = np.random.default_rng(0)
     a, b = (rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(2))
     together = StreamProcessor(det)
-    mixed = [together.feed("a", 0, AudioBlock(a[:8000], 0)), together.feed("b", 0, AudioBlock(b[:8000], 0)),
-             together.feed("a", 1, AudioBlock(a[8000:], 0.5), True), together.feed("b", 1, AudioBlock(b[8000:], 0.5), True)]
+    mixed = [
+        together.feed("a", 0, AudioBlock(a[:8000], 0)),
+        together.feed("b", 0, AudioBlock(b[:8000], 0)),
+        together.feed("a", 1, AudioBlock(a[8000:], 0.5), True),
+        together.feed("b", 1, AudioBlock(b[8000:], 0.5), True),
+    ]
     alone = StreamProcessor(det)
     only_a = [alone.feed("a", 0, AudioBlock(a[:8000], 0)), alone.feed("a", 1, AudioBlock(a[8000:], 0.5), True)]
     assert [mixed[0].score, mixed[2].score] == pytest.approx([only_a[0].score, only_a[1].score], abs=1e-6)
@@ -99,8 +105,9 @@ def test_silence_and_very_short_audio_give_a_verdict_without_detections(n):
 
 def test_bfloat16_inference_stays_close_to_float32(clip):
     fp32 = busy_detector(clip)
-    bf16 = Detector(replace(fp32.config, "inference.dtype", "bfloat16"),
-                    copy.deepcopy(fp32.model), fp32.model_id, None)  # converted in place: a copy
+    bf16 = Detector(
+        replace(fp32.config, "inference.dtype", "bfloat16"), copy.deepcopy(fp32.model), fp32.model_id, None
+    )  # converted in place: a copy
     audio = decode_audio(clip).samples
     a, b = fp32.score_stream(audio), bf16.score_stream(audio)
     assert b.probs.dtype == np.float32 and a.probs.shape == b.probs.shape
@@ -115,8 +122,12 @@ def test_feed_many_equals_feeding_one_by_one(clip):
     det = busy_detector(clip)
     audio = decode_audio(clip).samples
     a, b = audio[:40000], audio[40000:90000]
-    items = [("a", 0, AudioBlock(a[:16000], 0.0), False), ("b", 0, AudioBlock(b[:8000], 1.0), False),
-             ("a", 1, AudioBlock(a[16000:], 1.0), True), ("b", 1, AudioBlock(b[8000:], 1.5), True)]
+    items = [
+        ("a", 0, AudioBlock(a[:16000], 0.0), False),
+        ("b", 0, AudioBlock(b[:8000], 1.0), False),
+        ("a", 1, AudioBlock(a[16000:], 1.0), True),
+        ("b", 1, AudioBlock(b[8000:], 1.5), True),
+    ]
     batched = StreamProcessor(det).feed_many(items)
     single = StreamProcessor(det)
     one_by_one = [single.feed(*item) for item in items]
@@ -131,9 +142,12 @@ def test_state_moves_between_processors(clip):
     Bit for bit with carried feature frames off (a moved stream recomputes them: equal up to float
     rounding, tested in test_frame_cache.py)."""
     from dfstream.engine.runtime.stream_state import StateError
+
     det = busy_detector(clip)
+
     def fresh():
         return StreamProcessor(det, reuse_frames=False)
+
     chunks = list(file_chunks(clip, "s", 0.7))
     whole = [fresh().process(c) for c in chunks]  # fresh processor per chunk would lose state
     one = fresh()
@@ -146,8 +160,7 @@ def test_state_moves_between_processors(clip):
         second = fresh()
         assert second.import_state("s", data) == {"note": k}
         moved += [second.process(c) for c in chunks[k:]]
-        assert [v.to_dict() | {"latency_ms": 0} for v in moved] == \
-               [v.to_dict() | {"latency_ms": 0} for v in reference]
+        assert [v.to_dict() | {"latency_ms": 0} for v in moved] == [v.to_dict() | {"latency_ms": 0} for v in reference]
         assert detections(moved) == detections(reference)
     other = Detector.from_config(replace(tiny_config(), "inference.hop_seconds", 1.0))
     with pytest.raises(StateError, match="geometry"):

@@ -1,14 +1,15 @@
 """bench/throughput.py's streams, schedule and scoring (the timed runs themselves are the benchmark's)."""
+
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-
-from dfstream.engine.core.config import SchedulerConfig
-from dfstream.engine.runtime.stream import StreamProcessor
-from dfstream.app.toyset import make_toyset
 from helpers import busy_detector
+
+from dfstream.app.toyset import make_toyset
+from dfstream.engine.runtime.sections import SchedulerConfig
+from dfstream.engine.runtime.stream import StreamProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from throughput import average_precision_50, dataset_streams, run_baseline, run_engine, schedule  # noqa: E402
@@ -49,8 +50,9 @@ def test_engine_and_baseline_score_the_same_streams_alike(tmp_path):
     assert average_precision_50(got, labels) == average_precision_50(expected, labels)
     # against a processor fed file by file, the scheduler's detections are the same
     alone = StreamProcessor(det)
-    assert [d.span for v in sorted(got, key=key) for d in v.detections] == \
-           [d.span for _, c in sorted(order, key=lambda r: key(r[1])) for d in alone.process(c).detections]
+    assert [d.span for v in sorted(got, key=key) for d in v.detections] == [
+        d.span for _, c in sorted(order, key=lambda r: key(r[1])) for d in alone.process(c).detections
+    ]
 
 
 def test_usage_counts_the_cpu_seconds_of_every_thread():
@@ -63,6 +65,7 @@ def test_usage_counts_the_cpu_seconds_of_every_thread():
         start = time.thread_time()
         while time.thread_time() - start < 0.2:
             pass
+
     with Usage() as usage:
         other = threading.Thread(target=spin)
         other.start()

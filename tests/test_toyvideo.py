@@ -1,4 +1,5 @@
 """The SYNTHETIC audio-visual toy set: a detectable drawn face, MP4s, labels, confined manipulations."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,18 @@ import cv2
 import numpy as np
 import pytest
 
-from dfstream.engine.core.errors import ConfigError
 from dfstream.app.toyset import GENERATORS, RATE
-from dfstream.app.toyvideo import (VISUAL_GENERATORS, draw_face, face_track, lower_face_box, make_toy_av_set,
-                             plan_clips, render_audio, render_frames)
+from dfstream.app.toyvideo import (
+    VISUAL_GENERATORS,
+    draw_face,
+    face_track,
+    lower_face_box,
+    make_toy_av_set,
+    plan_clips,
+    render_audio,
+    render_frames,
+)
+from dfstream.engine.core.errors import ConfigError
 
 SMALL = dict(min_seconds=2.0, max_seconds=3.0, size=(160, 120))
 
@@ -62,9 +71,16 @@ def test_toy_av_set_files_and_labels(tmp_path):
         with av.open(str(tmp_path / e["file"])) as container:
             assert len(container.streams.video) == 1 and len(container.streams.audio) == 1
             video, audio = container.streams.video[0], container.streams.audio[0]
-            assert (video.codec_context.name, video.codec_context.width, video.codec_context.height) == ("h264", 160, 120)
-            assert (audio.codec_context.name, audio.codec_context.sample_rate, audio.codec_context.channels) \
-                == ("aac", RATE, 1)
+            assert (video.codec_context.name, video.codec_context.width, video.codec_context.height) == (
+                "h264",
+                160,
+                120,
+            )
+            assert (audio.codec_context.name, audio.codec_context.sample_rate, audio.codec_context.channels) == (
+                "aac",
+                RATE,
+                1,
+            )
             frames = sum(1 for _ in container.decode(video=0))
         with av.open(str(tmp_path / e["file"])) as container:
             samples = sum(f.samples for f in container.decode(audio=0))
@@ -77,8 +93,11 @@ def test_toy_av_set_files_and_labels(tmp_path):
                 assert round(s, 2) == s and round(end, 2) == end
         kind, audio_spans, visual_spans = e["modify_type"], e["audio_fake_segments"], e["visual_fake_segments"]
         assert bool(audio_spans) == (kind in ("audio_modified", "both_modified")) == (e["audio_model"] in GENERATORS)
-        assert bool(visual_spans) == (kind in ("visual_modified", "both_modified")) \
+        assert (
+            bool(visual_spans)
+            == (kind in ("visual_modified", "both_modified"))
             == (e["visual_model"] in VISUAL_GENERATORS)
+        )
         assert bool(e["fake_segments"]) == (kind != "real")
         assert e["fake_segments"] == sorted(audio_spans + [s for s in visual_spans if s not in audio_spans])
 

@@ -1,23 +1,24 @@
 """Training details: frame targets, fine-tuning, held-out validation."""
+
 import json
 
 import numpy as np
 import torch
+from helpers import tiny_app, tiny_config
 
-from dfstream.engine.runtime.checkpoint import load_checkpoint
+from dfstream.app.toyset import make_toyset
+from dfstream.app.training import _split, learning_rates, train, training_windows
 from dfstream.engine.core.config import replace
 from dfstream.engine.core.dataset import load_metadata
+from dfstream.engine.runtime.checkpoint import load_checkpoint
 from dfstream.engine.runtime.detector import Detector
-from dfstream.app.toyset import make_toyset
-from dfstream.app.training import _split, _windows, learning_rates, train
-from helpers import tiny_config
 
 
 def test_frame_targets_follow_segment_centres(tmp_path):
     meta = make_toyset(tmp_path, files=3, seed=1, min_seconds=1.0, max_seconds=1.2)
     det = Detector.from_config(tiny_config())
     item = next(i for i in load_metadata(meta) if i.segments["audio_fake_segments"])
-    data = _windows([item], tmp_path, det, "audio_fake_segments", "t")
+    data = training_windows([item], tmp_path, det, "audio_fake_segments", "t")
     frames = data.targets.reshape(-1)[data.mask.reshape(-1) > 0]
     centres = (np.arange(len(frames)) + 0.5) * 0.02
     expected = [any(s.start <= t < s.end for s in item.segments["audio_fake_segments"]) for t in centres]
@@ -28,15 +29,15 @@ def test_frame_targets_follow_segment_centres(tmp_path):
 def test_validation_is_held_out_of_train_when_missing(tmp_path):
     meta = make_toyset(tmp_path, files=10, seed=1, min_seconds=1.0, max_seconds=1.2)
     items = [i for i in load_metadata(meta) if i.split == "train"]
-    config = replace(tiny_config(), "train.val_fraction", 0.25)
-    tr, val = _split(items, config)
+    config = replace(tiny_app(), "train.val_fraction", 0.25)
+    tr, val = _split(items, config.train)
     assert len(val) == 2 and len(tr) == len(items) - 2 and not {i.file for i in tr} & {i.file for i in val}
 
 
 def test_finetuning_updates_the_encoder_but_not_its_feature_extractor(tmp_path):
     meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
-    config = replace(replace(tiny_config(), "train.finetune_encoder", True), "train.epochs", 1)
-    before = Detector.from_config(config).model.state_dict()
+    config = replace(replace(tiny_app(), "train.finetune_encoder", True), "train.epochs", 1)
+    before = Detector.from_config(config.model).model.state_dict()
     train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
     after = load_checkpoint(tmp_path / "ck").model.state_dict()
     conv = "audio.encoder.feature_extractor.conv_layers.0.conv.weight"
@@ -49,18 +50,21 @@ def test_finetuning_updates_the_encoder_but_not_its_feature_extractor(tmp_path):
 
 def test_ctrl_c_saves_the_best_epoch_so_far(tmp_path, monkeypatch):
     import pytest
+
     from dfstream.app import training
+
     meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
-    config = replace(tiny_config(), "train.epochs", 5)
+    config = replace(tiny_app(), "train.epochs", 5)
     calls = []
-    original = training._Trainer.epoch
+    original = training.Trainer.epoch
 
     def epoch(self, *args):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return original(self, *args)
-    monkeypatch.setattr(training._Trainer, "epoch", epoch)
+
+    monkeypatch.setattr(training.Trainer, "epoch", epoch)
     with pytest.raises(KeyboardInterrupt):
         train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
     card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())["training"]
@@ -71,40 +75,43 @@ def test_ctrl_c_saves_the_best_epoch_so_far(tmp_path, monkeypatch):
 
 def test_ctrl_c_in_toyset_keeps_the_metadata_of_files_written(tmp_path, monkeypatch):
     import pytest
+
     from dfstream.app import toyset
-    original, calls = toyset._write_wav, []
+
+    original, calls = toyset.write_wav, []
 
     def write(path, samples):
         calls.append(path)
         if len(calls) == 4:
             raise KeyboardInterrupt
         original(path, samples)
-    monkeypatch.setattr(toyset, "_write_wav", write)
+
+    monkeypatch.setattr(toyset, "write_wav", write)
     with pytest.raises(KeyboardInterrupt):
         make_toyset(tmp_path, files=10, seed=1, min_seconds=1.0, max_seconds=1.2)
     items = load_metadata(tmp_path / "metadata.json")
     assert len(items) == 3 and all((tmp_path / i.file).is_file() for i in items)
 
 
-
 def test_cosine_schedule_falls_from_the_rate_to_5_percent_and_constant_keeps_it():
-    five = replace(tiny_config(), "train.epochs", 5)
+    five = replace(tiny_app(), "train.epochs", 5)
     lr = five.train.learning_rate
     rates = learning_rates(five.train)
     assert rates[0] == lr and rates == sorted(rates, reverse=True)
     assert np.allclose([rates[2], rates[4]], [0.525 * lr, 0.05 * lr])  # half way: the mean of both ends
     assert np.isclose(rates[1] + rates[3], rates[0] + rates[4])  # a half cosine is symmetric about its middle
     assert learning_rates(replace(five, "train.lr_schedule", "constant").train) == [lr] * 5
-    assert learning_rates(replace(tiny_config(), "train.epochs", 1).train) == [lr]
-
+    assert learning_rates(replace(tiny_app(), "train.epochs", 1).train) == [lr]
 
 
 def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
+    from helpers import tiny_av_app
+
     from dfstream.app.toyvideo import make_toy_av_set
-    from helpers import tiny_av_config
+
     root = tmp_path / "av"
     meta = make_toy_av_set(root, files=4, seed=3, min_seconds=2.0, max_seconds=2.6, size=(160, 120))
-    base = replace(tiny_av_config(), "train.epochs", 1)
+    base = replace(tiny_av_app(), "train.epochs", 1)
     states, histories = {}, {}
     for name, augment in (("plain", False), ("aug", True), ("aug_again", True)):
         summary = train(meta, root, tmp_path / name, replace(base, "train.augment", augment), "SYNTHETIC test")
@@ -120,26 +127,29 @@ def test_augment_is_drawn_from_the_seed_and_changes_only_training(tmp_path):
 def test_degrade_swaps_drawn_windows_for_their_telephone_copy(tmp_path):
     import dataclasses
 
-    from dfstream.app.training import _Trainer
+    from dfstream.app.training import Trainer
     from dfstream.modalities.audio.channel import telephone
+
     meta = make_toyset(tmp_path, files=3, seed=4, min_seconds=1.0, max_seconds=1.2)
     det = Detector.from_config(tiny_config())
-    data = _windows(load_metadata(meta), tmp_path, det, "audio_fake_segments", "t")
+    data = training_windows(load_metadata(meta), tmp_path, det, "audio_fake_segments", "t")
     index = np.arange(len(data.mask))
     line = data.inputs["audio"].copy()
     line[:] = telephone(line, 16000)
     lined = dataclasses.replace(data, inputs={"audio": line})
     with torch.no_grad():
-        clean = _Trainer(det, tiny_config())._logits(data, index, ("c",))[0]
-        heard = _Trainer(det, tiny_config())._logits(lined, index, ("l",))[0]
-        off = _Trainer(det, replace(tiny_config(), "train.degrade", 0.0))._logits(data, index, ("o",), augment=True)[0]
-        always = _Trainer(det, replace(tiny_config(), "train.degrade", 1.0))
+        clean = Trainer(det, tiny_app().train)._logits(data, index, ("c",))[0]
+        heard = Trainer(det, tiny_app().train)._logits(lined, index, ("l",))[0]
+        off = Trainer(det, replace(tiny_app(), "train.degrade", 0.0).train)._logits(data, index, ("o",), augment=True)[
+            0
+        ]
+        always = Trainer(det, replace(tiny_app(), "train.degrade", 1.0).train)
         swapped = always._logits(data, index, ("a",), augment=True)[0]
         unswapped = always._logits(data, index, ("a",))[0]  # validation: never degraded
     assert not torch.allclose(clean, heard)
     assert torch.equal(off, clean) and torch.equal(unswapped, clean)
     assert torch.allclose(swapped, heard, atol=1e-6)
-    half = [_Trainer(det, replace(tiny_config(), "train.degrade", 0.5)) for _ in range(2)]
+    half = [Trainer(det, replace(tiny_app(), "train.degrade", 0.5).train) for _ in range(2)]
     with torch.no_grad():
         draws = [t._logits(data, index, ("h",), augment=True)[0] for t in half]
     assert torch.equal(draws[0], draws[1])  # drawn from train.seed
@@ -147,13 +157,16 @@ def test_degrade_swaps_drawn_windows_for_their_telephone_copy(tmp_path):
 
 def test_degrade_must_be_a_probability():
     import pytest
+
     from dfstream.engine.core.errors import ConfigError
+
     with pytest.raises(ConfigError, match="train.degrade"):
-        replace(tiny_config(), "train.degrade", 1.5)
+        replace(tiny_app(), "train.degrade", 1.5)
 
 
 def test_generator_targets_label_forged_audio_frames_with_their_generator(tmp_path):
     from dfstream.app.training import generator_classes
+
     meta = make_toyset(tmp_path, files=8, seed=5, min_seconds=1.0, max_seconds=1.2)
     items = load_metadata(meta)
     classes = generator_classes(items)
@@ -161,37 +174,40 @@ def test_generator_targets_label_forged_audio_frames_with_their_generator(tmp_pa
     assert classes == sorted({i.raw["audio_model"] for i in forged}) and len(classes) >= 2
     det = Detector.from_config(tiny_config())
     for item in forged[:2] + [next(i for i in items if not i.is_fake)]:
-        data = _windows([item], tmp_path, det, "audio_fake_segments", "t", classes)
+        data = training_windows([item], tmp_path, det, "audio_fake_segments", "t", classes)
         inside = data.targets > 0  # fused frames = audio frames here, labelled by audio_fake_segments
         want = classes.index(item.raw["audio_model"]) if item.segments["audio_fake_segments"] else -1
         assert data.generators.shape == data.targets.shape
         assert (data.generators[inside] == want).all() and (data.generators[~inside] == -1).all()
-        unseen = _windows([item], tmp_path, det, "audio_fake_segments", "t", ["some-other-generator"])
+        unseen = training_windows([item], tmp_path, det, "audio_fake_segments", "t", ["some-other-generator"])
         assert (unseen.generators == -1).all()
-    assert _windows(forged[:1], tmp_path, det, "audio_fake_segments", "t").generators is None
+    assert training_windows(forged[:1], tmp_path, det, "audio_fake_segments", "t").generators is None
 
 
 def test_generator_loss_trains_a_classifier_that_is_not_saved_and_changes_the_embeddings(tmp_path):
     meta = make_toyset(tmp_path / "d", files=8, seed=5, min_seconds=1.0, max_seconds=1.2)
-    base = replace(tiny_config(), "train.epochs", 2)
+    base = replace(tiny_app(), "train.epochs", 2)
     runs = {}
     for name, weight in (("plain", 0.0), ("gen", 1.0), ("gen_again", 1.0)):
-        summary = train(meta, tmp_path / "d", tmp_path / name, replace(base, "train.generator_loss", weight),
-                        "SYNTHETIC test")
+        summary = train(
+            meta, tmp_path / "d", tmp_path / name, replace(base, "train.generator_loss", weight), "SYNTHETIC test"
+        )
         runs[name] = (summary, load_checkpoint(tmp_path / name).model.state_dict())
     plain, gen, again = runs["plain"], runs["gen"], runs["gen_again"]
     assert "generator_classes" not in plain[0]["method"]
     assert gen[0]["method"]["generator_classes"] == sorted(
-        {i.raw["audio_model"] for i in load_metadata(meta) if i.split == "train" and i.segments["audio_fake_segments"]})
+        {i.raw["audio_model"] for i in load_metadata(meta) if i.split == "train" and i.segments["audio_fake_segments"]}
+    )
     assert set(gen[1]) == set(plain[1])  # the classifier is not part of the model
     assert all(torch.equal(gen[1][k], again[1][k]) for k in gen[1]) and gen[0]["history"] == again[0]["history"]
     assert not torch.equal(gen[1]["audio.proj.weight"], plain[1]["audio.proj.weight"])
 
 
 def test_training_batches_mix_files_keep_their_members_and_evaluation_batches_are_consecutive():
-    from dfstream.app.training import _Trainer
+    from dfstream.app.training import Trainer
+
     det = Detector.from_config(tiny_config())
-    trainer = _Trainer(det, replace(tiny_config(), "train.batch_size", 4))
+    trainer = Trainer(det, replace(tiny_app(), "train.batch_size", 4).train)
     rng = np.random.default_rng(0)
     epochs = [trainer._batches(10, True, rng) for _ in range(3)]
     for batches in epochs:
@@ -199,9 +215,10 @@ def test_training_batches_mix_files_keep_their_members_and_evaluation_batches_ar
         assert [len(b) for b in sorted(batches, key=len)] == [2, 4, 4]
     members = [sorted(tuple(sorted(b.tolist())) for b in batches) for batches in epochs]
     assert members[0] == members[1] == members[2]  # the encoder cache stays valid across epochs
-    assert [b[0] for b in epochs[0]] != [b[0] for b in epochs[1]] or \
-        [b[0] for b in epochs[1]] != [b[0] for b in epochs[2]]  # the order is drawn per epoch
+    assert [b[0] for b in epochs[0]] != [b[0] for b in epochs[1]] or [b[0] for b in epochs[1]] != [
+        b[0] for b in epochs[2]
+    ]  # the order is drawn per epoch
     assert any(np.any(np.diff(np.sort(b)) > 1) for b in epochs[0])  # not runs of consecutive windows
-    again = _Trainer(det, replace(tiny_config(), "train.batch_size", 4))._batches(10, True, np.random.default_rng(0))
+    again = Trainer(det, replace(tiny_app(), "train.batch_size", 4).train)._batches(10, True, np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(again, epochs[0]))  # drawn from train.seed
     assert [b.tolist() for b in trainer._batches(10, False, None)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

@@ -1,4 +1,5 @@
 """Span algebra and the verdict message."""
+
 import json
 
 import pytest
@@ -31,11 +32,22 @@ def test_verdict_json_round_trip():
     d = Detection(Span(0.5, 1.25), 0.875, "audio", ({"generator": "unknown"},))
     v = Verdict("cam-1", 3, Span(6.0, 8.0), 0.9, Span(6.0, 8.0), (d,), "m", 12.5, final=True)
     data = json.loads(v.to_json())
-    assert data == {"schema": VERDICT_SCHEMA, "stream_id": "cam-1", "seq": 3, "span": [6.0, 8.0],
-                    "score": 0.9, "scored": [6.0, 8.0],
-                    "detections": [{"start": 0.5, "end": 1.25, "score": 0.875, "modality": "audio",
-                                    "attribution": [{"generator": "unknown"}]}],
-                    "model": "m", "latency_ms": 12.5, "final": True, "speech": None, "dropped_frames": 0}
+    assert data == {
+        "schema": VERDICT_SCHEMA,
+        "stream_id": "cam-1",
+        "seq": 3,
+        "span": [6.0, 8.0],
+        "score": 0.9,
+        "scored": [6.0, 8.0],
+        "detections": [
+            {"start": 0.5, "end": 1.25, "score": 0.875, "modality": "audio", "attribution": [{"generator": "unknown"}]}
+        ],
+        "model": "m",
+        "latency_ms": 12.5,
+        "final": True,
+        "speech": None,
+        "dropped_frames": 0,
+    }
     assert Verdict.from_dict(data) == v
     empty = Verdict("s", 0, Span(0, 0.1), None, None, (), "m", 1.0)
     assert Verdict.from_dict(json.loads(empty.to_json())) == empty

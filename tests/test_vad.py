@@ -1,9 +1,10 @@
 """The Silero speech gate: batched hops are judged one by one, and loading it leaves torch's threads alone."""
+
 import numpy as np
 import torch
 
-from dfstream.engine.media.decode import decode_audio
 from dfstream.app.toyset import make_toyset
+from dfstream.engine.media.decode import decode_audio
 from dfstream.engine.runtime.vad import SileroGate
 
 

@@ -1,4 +1,5 @@
 """Video decoding: containers, grid sampling, PTS, scaling, rotation, blocks, corruption, limits."""
+
 import io
 import math
 from fractions import Fraction
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 import dfstream.engine.media.video
-from dfstream.engine.core.config import LimitsConfig
 from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.limits import LimitsConfig
 from dfstream.engine.media.video import VideoBlock, decode_video, has_video, iter_video
 
 RATE = 25  # native frame rate (Hz) of the generated clips
@@ -19,15 +20,15 @@ def pattern(index: int, width: int = 64, height: int = 64) -> np.ndarray:
     """RGB frame whose content encodes ``index`` < 100: top half gray 20 * tens + 10, bottom 20 * ones + 10."""
     img = np.empty((height, width, 3), np.uint8)
     img[: height // 2] = 20 * (index // 10) + 10
-    img[height // 2:] = 20 * (index % 10) + 10
+    img[height // 2 :] = 20 * (index % 10) + 10
     return img
 
 
 def index_of(frame: np.ndarray) -> int:
     """Inverse of :func:`pattern` on a decoded (lossy, possibly scaled) frame."""
     h, w = frame.shape[:2]
-    top = frame[h // 8: 3 * h // 8, w // 4: 3 * w // 4].mean()
-    bottom = frame[5 * h // 8: 7 * h // 8, w // 4: 3 * w // 4].mean()
+    top = frame[h // 8 : 3 * h // 8, w // 4 : 3 * w // 4].mean()
+    bottom = frame[5 * h // 8 : 7 * h // 8, w // 4 : 3 * w // 4].mean()
     return 10 * round((top - 10) / 20) + round((bottom - 10) / 20)
 
 
@@ -35,8 +36,21 @@ def indices(block: VideoBlock) -> list[int]:
     return [index_of(f) for f in block.frames]
 
 
-def encode(fmt: str, codec: str, n: int = 50, size=(64, 64), pts=None, time_base=None, audio=None,
-           pix_fmt: str = "yuv420p", images=None, rotation=None, hflip=False, sar=None, options=None) -> bytes:
+def encode(
+    fmt: str,
+    codec: str,
+    n: int = 50,
+    size=(64, 64),
+    pts=None,
+    time_base=None,
+    audio=None,
+    pix_fmt: str = "yuv420p",
+    images=None,
+    rotation=None,
+    hflip=False,
+    sar=None,
+    options=None,
+) -> bytes:
     """Container bytes with ``n`` frames ``pattern(i)`` (or ``images[i]``) at PTS ``pts[i]`` (default ``i``).
 
     ``time_base`` (default ``1 / RATE``) is the unit of ``pts``; ``audio`` = (codec, rate) adds a
@@ -141,8 +155,9 @@ def test_gap_is_held_within_limit_and_rejected_beyond():
 
 
 def test_large_frame_scales_down_keeping_aspect():
-    block = decode_video(encode("matroska", "libx264", 3, size=(1920, 1080), options={"preset": "ultrafast"}),
-                         RATE, 320)
+    block = decode_video(
+        encode("matroska", "libx264", 3, size=(1920, 1080), options={"preset": "ultrafast"}), RATE, 320
+    )
     assert block.frames.shape == (3, 180, 320, 3) and indices(block) == [0, 1, 2]
 
 
@@ -173,7 +188,8 @@ def test_one_scaler_per_decode_gives_pyav_s_own_frames_and_the_decoder_one_threa
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (48, 96, 3), np.uint8) for _ in range(10)]
     data = encode("mpegts", "libx264", 10, size=(96, 48), images=images) + encode(
-        "mpegts", "libx264", 10, size=(64, 64), pts=[12 + i for i in range(10)])
+        "mpegts", "libx264", 10, size=(64, 64), pts=[12 + i for i in range(10)]
+    )
     with av.open(io.BytesIO(data)) as c:
         want = [f.reformat(width=64, height=32, format="rgb24").to_ndarray() for f in c.decode(video=0)]
     threads = []
@@ -190,14 +206,16 @@ def test_one_scaler_per_decode_gives_pyav_s_own_frames_and_the_decoder_one_threa
     assert all(np.array_equal(got, w) for got, w in zip(block.frames, want))
 
 
-@pytest.mark.parametrize("rotation,hflip,turns,mirror", [(90, False, 1, False), (-90, False, -1, False),
-                                                         (180, False, 2, False), (90, True, 1, True),
-                                                         (0, True, 0, True)])
+@pytest.mark.parametrize(
+    "rotation,hflip,turns,mirror",
+    [(90, False, 1, False), (-90, False, -1, False), (180, False, 2, False), (90, True, 1, True), (0, True, 0, True)],
+)
 def test_display_rotation_is_applied(rotation, hflip, turns, mirror):
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (32, 64, 3), np.uint8)
-    data = encode("matroska", "ffv1", 1, size=(64, 32), pix_fmt="bgr0", images=[img],
-                  rotation=rotation, hflip=hflip)  # lossless: exact comparison
+    data = encode(
+        "matroska", "ffv1", 1, size=(64, 32), pix_fmt="bgr0", images=[img], rotation=rotation, hflip=hflip
+    )  # lossless: exact comparison
     want = np.rot90(img, turns)
     want = want[:, ::-1] if mirror else want
     assert np.array_equal(decode_video(data, RATE, 64).frames[0], want)
@@ -225,7 +243,7 @@ def _corrupt_packet(data: bytes, which: int) -> bytes:
         packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
     pos, size = packets[which]
     out = bytearray(data)
-    out[pos + 4: pos + size - 4] = np.random.default_rng(1).integers(0, 256, size - 8, np.uint8).tobytes()
+    out[pos + 4 : pos + size - 4] = np.random.default_rng(1).integers(0, 256, size - 8, np.uint8).tobytes()
     return bytes(out)
 
 
@@ -247,7 +265,7 @@ def test_corrupt_mpegts_payload_does_not_stop_decoding():
     data = bytearray(encode("mpegts", "libx264"))
     middle = len(data) // 188 // 2 * 188
     for k in range(middle, middle + 3 * 188, 188):
-        data[k + 4: k + 188] = np.random.default_rng(2).integers(0, 256, 184, np.uint8).tobytes()
+        data[k + 4 : k + 188] = np.random.default_rng(2).integers(0, 256, 184, np.uint8).tobytes()
     start = first_time(bytes(data))
     block = decode_video(bytes(data), RATE, 64)
     t0, picks = expected(start, 50, RATE)
@@ -307,8 +325,11 @@ def test_too_short_for_the_grid_gives_zero_frames():
 
 @pytest.mark.parametrize("payload,reason", [(b"", "empty"), (b"\x00garbage" * 100, "not-media")])
 def test_bad_bytes_raise_media_error(payload, reason):
-    for call in (lambda: decode_video(payload, 5, 64), lambda: has_video(payload),
-                 lambda: list(iter_video(payload, 5, 64))):
+    for call in (
+        lambda: decode_video(payload, 5, 64),
+        lambda: has_video(payload),
+        lambda: list(iter_video(payload, 5, 64)),
+    ):
         with pytest.raises(MediaError) as e:
             call()
         assert e.value.reason == reason
@@ -354,10 +375,12 @@ def test_frames_no_grid_point_shows_are_dropped_by_the_decoder_and_the_samples_s
     the sampled frames are those of decoding every packet, even with a gap check that tolerates
     no dropped frame's gap (it still sees the dropped frames' times)."""
     y, x = np.mgrid[0:64, 0:64]
-    images = [np.stack([(3 * x + 2 * i) % 256, (3 * y + i) % 256, (x + y + i) % 256], -1).astype(np.uint8)
-              for i in range(75)]  # smooth motion: x264 codes B-frames
-    data = encode("matroska", "libx264", 75, images=images,
-                  options={"x264-params": "bframes=2:b-adapt=0:b-pyramid=none"})
+    images = [
+        np.stack([(3 * x + 2 * i) % 256, (3 * y + i) % 256, (x + y + i) % 256], -1).astype(np.uint8) for i in range(75)
+    ]  # smooth motion: x264 codes B-frames
+    data = encode(
+        "matroska", "libx264", 75, images=images, options={"x264-params": "bframes=2:b-adapt=0:b-pyramid=none"}
+    )
     strict = LimitsConfig(max_gap_seconds=0.001)  # a dropped frame's 40 ms would be a jump
     skipped, decoded = [], []
     skip, decode = dfstream.engine.media.video._Sampler.skip, av.Packet.decode

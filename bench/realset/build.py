@@ -15,6 +15,7 @@ seen ones and half from the held-out ones, which train and val never use. Kinds,
 evenly: ``real``, ``audio_modified``, ``visual_modified``, ``both_modified`` (both
 modalities forged over the same stretches, the visual span rounded out to whole frames).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ from dfstream.app.toyset import write_metadata
 from dfstream.app.toyvideo import encode_mp4, union_spans
 from realset import shortcut, speech, video
 from realset.sources import LICENCES, RATE, face_videos, load_audio, load_frames, speech_pools
-from realset.voices import GENERATORS as AUDIO_GENERATORS, KINDS as AUDIO_KINDS, available, render_bank
+from realset.voices import GENERATORS as AUDIO_GENERATORS
+from realset.voices import KINDS as AUDIO_KINDS
+from realset.voices import available, render_bank
 
 FPS = 25
 KINDS = ("real", "audio_modified", "visual_modified", "both_modified")
@@ -55,8 +58,10 @@ class Generators:
         unknown = [g for g in self.seen_audio + self.held_out_audio if g not in AUDIO_GENERATORS]
         unknown += [g for g in self.seen_visual + self.held_out_visual if g not in video.GENERATORS]
         if unknown:
-            raise ValueError(f"unknown generators {unknown}; audio: {', '.join(AUDIO_GENERATORS)}; "
-                             f"visual: {', '.join(video.GENERATORS)}")
+            raise ValueError(
+                f"unknown generators {unknown}; audio: {', '.join(AUDIO_GENERATORS)}; "
+                f"visual: {', '.join(video.GENERATORS)}"
+            )
         if set(self.seen_audio) & set(self.held_out_audio) or set(self.seen_visual) & set(self.held_out_visual):
             raise ValueError("a generator cannot be both seen and held out")
         if not self.seen_audio or not self.seen_visual:
@@ -90,8 +95,9 @@ def _split(i: int, n: int) -> str:
     return "train" if r < 0.7 else "val" if r < 0.8 else "test"
 
 
-def plan(n: int, seed: int, pools: list, faces: list[str], gens: Generators,
-         seconds: tuple[float, float] = (4.0, 7.0)) -> list[Clip]:
+def plan(
+    n: int, seed: int, pools: list, faces: list[str], gens: Generators, seconds: tuple[float, float] = (4.0, 7.0)
+) -> list[Clip]:
     """The ``n`` clips of a set; speech groups go to splits by ``seed`` (about 20 % test, 10 % val)."""
     groups = sorted({p.group for p in pools})
     order = [groups[i] for i in np.random.default_rng([seed, 1]).permutation(len(groups))]
@@ -107,14 +113,23 @@ def plan(n: int, seed: int, pools: list, faces: list[str], gens: Generators,
         split = _split(i, n)
         kind = KINDS[int(rng.integers(len(KINDS)))]
         held = split == "test" and rng.random() < 0.5
-        audio_pool = (gens.held_out_audio if held and gens.held_out_audio else gens.seen_audio)
-        visual_pool = (gens.held_out_visual if held and gens.held_out_visual else gens.seen_visual)
-        clips.append(Clip(
-            i, split, kind, round(float(rng.uniform(*seconds)), 2),
-            by_split[split][int(rng.integers(len(by_split[split])))], faces[int(rng.integers(len(faces)))],
-            audio_pool[int(rng.integers(len(audio_pool)))] if kind in ("audio_modified", "both_modified") else None,
-            visual_pool[int(rng.integers(len(visual_pool)))] if kind in ("visual_modified", "both_modified") else None,
-            seed))
+        audio_pool = gens.held_out_audio if held and gens.held_out_audio else gens.seen_audio
+        visual_pool = gens.held_out_visual if held and gens.held_out_visual else gens.seen_visual
+        clips.append(
+            Clip(
+                i,
+                split,
+                kind,
+                round(float(rng.uniform(*seconds)), 2),
+                by_split[split][int(rng.integers(len(by_split[split])))],
+                faces[int(rng.integers(len(faces)))],
+                audio_pool[int(rng.integers(len(audio_pool)))] if kind in ("audio_modified", "both_modified") else None,
+                visual_pool[int(rng.integers(len(visual_pool)))]
+                if kind in ("visual_modified", "both_modified")
+                else None,
+                seed,
+            )
+        )
     return clips
 
 
@@ -196,15 +211,29 @@ def render(material: Material, clip: Clip, out: Path) -> dict:
             visual_spans.append([round(j0 / FPS, 3), round(j1 / FPS, 3)])
     (out / clip.split).mkdir(parents=True, exist_ok=True)
     encode_mp4(out / clip.name, frames, audio, FPS)
-    kind = {(False, False): "real", (True, False): "audio_modified", (False, True): "visual_modified",
-            (True, True): "both_modified"}[(bool(audio_spans), bool(visual_spans))]
-    return {"file": clip.name, "original": None, "split": clip.split, "modify_type": kind,
-            "audio_model": clip.audio_model if audio_spans else None,
-            "visual_model": clip.visual_model if visual_spans else None,
-            "fake_segments": union_spans(audio_spans + visual_spans), "audio_fake_segments": audio_spans,
-            "visual_fake_segments": visual_spans, "video_frames": count, "audio_frames": len(audio),
-            "speech_pool": clip.pool, "face_video": clip.face, "replaced_words": words,
-            "features": shortcut.features(audio)}
+    kind = {
+        (False, False): "real",
+        (True, False): "audio_modified",
+        (False, True): "visual_modified",
+        (True, True): "both_modified",
+    }[(bool(audio_spans), bool(visual_spans))]
+    return {
+        "file": clip.name,
+        "original": None,
+        "split": clip.split,
+        "modify_type": kind,
+        "audio_model": clip.audio_model if audio_spans else None,
+        "visual_model": clip.visual_model if visual_spans else None,
+        "fake_segments": union_spans(audio_spans + visual_spans),
+        "audio_fake_segments": audio_spans,
+        "visual_fake_segments": visual_spans,
+        "video_frames": count,
+        "audio_frames": len(audio),
+        "speech_pool": clip.pool,
+        "face_video": clip.face,
+        "replaced_words": words,
+        "features": shortcut.features(audio),
+    }
 
 
 def vocabulary(pools) -> list[str]:
@@ -227,8 +256,16 @@ def _render(clip: Clip) -> dict:
     return render(_WORKER["material"], clip, _WORKER["out"])
 
 
-def build(out, clips: int, seed: int, material, gens: Generators = Generators(), workers: int = 2,
-          bank=None, seconds: tuple[float, float] = (4.0, 7.0)) -> dict:
+def build(
+    out,
+    clips: int,
+    seed: int,
+    material,
+    gens: Generators = Generators(),
+    workers: int = 2,
+    bank=None,
+    seconds: tuple[float, float] = (4.0, 7.0),
+) -> dict:
     """Write the set under ``out`` (clips, ``metadata.json``, ``README.md``, ``shortcut.json``,
     ``generators.json``); return the summary written into the README."""
     out, material = Path(out), Path(material)
@@ -245,8 +282,9 @@ def build(out, clips: int, seed: int, material, gens: Generators = Generators(),
     _WORKER.update(material=Material(material, banks), out=out)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            entries = list(tqdm(pool.imap(_render, planned), total=len(planned), desc="clips", unit="clip",
-                                disable=None))
+            entries = list(
+                tqdm(pool.imap(_render, planned), total=len(planned), desc="clips", unit="clip", disable=None)
+            )
     finally:
         _WORKER.clear()
     check = shortcut.check(entries)
@@ -263,22 +301,34 @@ def _summary(entries, gens: Generators, check: dict, seed: int, pools, words: in
     splits = {}
     for s in ("train", "val", "test"):
         chosen = [e for e in entries if e["split"] == s]
-        splits[s] = {"clips": len(chosen), "seconds": round(sum(e["audio_frames"] for e in chosen) / RATE, 1),
-                     **{k: sum(e["modify_type"] == k for e in chosen) for k in KINDS},
-                     "speech_pools": sorted({e["speech_pool"] for e in chosen})}
-    return {"seed": seed, "generators": asdict(gens), "splits": splits, "shortcut_check": check,
-            "speech_pools": len(pools), "vocabulary": words}
+        splits[s] = {
+            "clips": len(chosen),
+            "seconds": round(sum(e["audio_frames"] for e in chosen) / RATE, 1),
+            **{k: sum(e["modify_type"] == k for e in chosen) for k in KINDS},
+            "speech_pools": sorted({e["speech_pool"] for e in chosen}),
+        }
+    return {
+        "seed": seed,
+        "generators": asdict(gens),
+        "splits": splits,
+        "shortcut_check": check,
+        "speech_pools": len(pools),
+        "vocabulary": words,
+    }
 
 
 def _readme(summary: dict) -> str:
     g = summary["generators"]
-    rows = "\n".join(f"| {s} | {v['clips']} | {v['seconds']} | {v['real']} | {v['audio_modified']} | "
-                     f"{v['visual_modified']} | {v['both_modified']} |" for s, v in summary["splits"].items())
+    rows = "\n".join(
+        f"| {s} | {v['clips']} | {v['seconds']} | {v['real']} | {v['audio_modified']} | "
+        f"{v['visual_modified']} | {v['both_modified']} |"
+        for s, v in summary["splits"].items()
+    )
     kinds = "\n".join(f"- `{k}`: {v}" for k, v in AUDIO_KINDS.items())
     check = summary["shortcut_check"]
     return f"""# dfstream real-material set (SYNTHETIC manipulations of real recordings)
 
-Built by `bench/make_dataset.py` (seed {summary['seed']}). Real speech and real face video from
+Built by `bench/make_dataset.py` (seed {summary["seed"]}). Real speech and real face video from
 package registries; every forgery made here by speech synthesizers and mouth-region edits whose
 boundaries are known exactly. It is small, and NOT a natural talking-face corpus: **the audio and
 the video of a clip come from different recordings** (real speech of one speaker pool over a real
@@ -288,10 +338,10 @@ face video), so lips never match the words, in real and forged clips alike.
 |---|---|---|---|---|---|---|
 {rows}
 
-- Audio generators seen in train: {', '.join(g['seen_audio'])}; held out (test only): {', '.join(g['held_out_audio']) or 'none'}.
-- Visual generators seen in train: {', '.join(g['seen_visual'])}; held out (test only): {', '.join(g['held_out_visual']) or 'none'}.
-- Speech pools (speaker groups, split so that test speakers are unseen): {summary['speech_pools']}; synthesizer vocabulary: {summary['vocabulary']} English words.
-- Test speech pools: {', '.join(summary['splits']['test']['speech_pools'])}.
+- Audio generators seen in train: {", ".join(g["seen_audio"])}; held out (test only): {", ".join(g["held_out_audio"]) or "none"}.
+- Visual generators seen in train: {", ".join(g["seen_visual"])}; held out (test only): {", ".join(g["held_out_visual"]) or "none"}.
+- Speech pools (speaker groups, split so that test speakers are unseen): {summary["speech_pools"]}; synthesizer vocabulary: {summary["vocabulary"]} English words.
+- Test speech pools: {", ".join(summary["splits"]["test"]["speech_pools"])}.
 
 Speech generators:
 {kinds}
@@ -301,7 +351,7 @@ feathered ellipse over mouth and chin, faded over 3 frames).
 
 ## Shortcut check
 A logistic regression on 40 ms loudness/silence features alone (`bench/realset/shortcut.py`), fitted on
-train and scored on test: frame AUC {check.get('frame_auc')}, clip AUC {check.get('clip_auc')}
+train and scored on test: frame AUC {check.get("frame_auc")}, clip AUC {check.get("clip_auc")}
 (0.5 is chance).
 
 ## Licences of the material

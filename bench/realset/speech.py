@@ -13,6 +13,7 @@ loudness or click marks the splice; or, for ``griffinlim``, the stretch itself r
 (pink, 30-45 dB under the speech) is added after splicing, so pauses are never digital
 silence and the bed runs unbroken through forged and real stretches alike.
 """
+
 from __future__ import annotations
 
 import librosa
@@ -47,8 +48,8 @@ def compose(units: list[np.ndarray], seconds: float, rng) -> np.ndarray:
         piece = (unit * gain)[: n - pos].copy()
         if len(piece) < len(unit):
             fade = min(len(piece), 320)
-            piece[len(piece) - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
-        out[pos:pos + len(piece)] = piece
+            piece[len(piece) - fade :] *= np.linspace(1, 0, fade, dtype=np.float32)
+        out[pos : pos + len(piece)] = piece
         pos += len(piece) + round(rng.uniform(0.12, 0.45) * RATE)
     return out
 
@@ -56,13 +57,16 @@ def compose(units: list[np.ndarray], seconds: float, rng) -> np.ndarray:
 def voiced(audio: np.ndarray) -> np.ndarray:
     """Voiced sample positions of ``audio``: inside ``librosa.effects.split`` intervals (30 dB under the
     peak), 30 ms away from their edges, every 5 ms."""
-    spots = [np.arange(a + 480, b - 480, 80) for a, b in
-             librosa.effects.split(audio, top_db=30, frame_length=512, hop_length=128)]
+    spots = [
+        np.arange(a + 480, b - 480, 80)
+        for a, b in librosa.effects.split(audio, top_db=30, frame_length=512, hop_length=128)
+    ]
     return np.concatenate(spots) if spots else np.zeros(0, int)
 
 
-def choose_spans(audio: np.ndarray, count: int, rng, shortest: float = 0.4, longest: float = 1.6,
-                 gap: float = 0.3) -> list[tuple[int, int]]:
+def choose_spans(
+    audio: np.ndarray, count: int, rng, shortest: float = 0.4, longest: float = 1.6, gap: float = 0.3
+) -> list[tuple[int, int]]:
     """Up to ``count`` stretches ``(start, end)`` (samples) to forge, ``gap`` s apart. Both ends lie
     inside speech, not in pauses, so a forged stretch holds words and pauses as the real speech around
     it does, and no splice falls in a silence."""
@@ -83,7 +87,7 @@ def choose_spans(audio: np.ndarray, count: int, rng, shortest: float = 0.4, long
 def _levels(x: np.ndarray) -> np.ndarray:
     """RMS of the 20 ms frames of ``x``."""
     frames = x[: len(x) // 320 * 320].reshape(-1, 320).astype(np.float64)
-    return np.sqrt(np.mean(frames ** 2, axis=1))
+    return np.sqrt(np.mean(frames**2, axis=1))
 
 
 def _voiced_rms(x: np.ndarray) -> float:
@@ -134,7 +138,7 @@ def splice(audio: np.ndarray, start: int, end: int, generator: str, bank: dict |
     if generator == "griffinlim":
         pad = RATE // 10
         a, b = max(0, start - pad), min(len(audio), end + pad)
-        fake, words = griffinlim(audio[a:b], int(rng.integers(1 << 31)))[start - a:end - a], []
+        fake, words = griffinlim(audio[a:b], int(rng.integers(1 << 31)))[start - a : end - a], []
     else:
         # as much of the phrase voiced as of the real stretch (the shortcut check's notion of voiced):
         # words have quiet frames of their own, so the spoken share is corrected twice by measurement
@@ -149,7 +153,7 @@ def splice(audio: np.ndarray, start: int, end: int, generator: str, bank: dict |
     mix = np.ones(end - start, np.float32)
     ramp = min(FADE, (end - start) // 4)
     mix[:ramp] = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))
-    mix[len(mix) - ramp:] = mix[:ramp][::-1]
+    mix[len(mix) - ramp :] = mix[:ramp][::-1]
     audio[start:end] = (1 - mix) * real + mix * fake
     return words
 

@@ -17,6 +17,7 @@ untouched:
 - ``mouth-transplant``: the mouth of ANOTHER face video, colour-matched;
 - ``mouth-warp``: the mouth stretched and squeezed vertically at 2-4 Hz (a puppet jaw).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,22 +63,34 @@ class Framing:
     gain: float
 
     @classmethod
-    def draw(cls, width: int, height: int, rng) -> "Framing":
+    def draw(cls, width: int, height: int, rng) -> Framing:
         w = min(width, height * 4 / 3) * rng.uniform(0.8, 1.0)
         h = w * 3 / 4
-        return cls(rng.uniform(0, width - w), rng.uniform(0, height - h), w, h, bool(rng.random() < 0.5),
-                   rng.uniform(0.85, 1.15))
+        return cls(
+            rng.uniform(0, width - w),
+            rng.uniform(0, height - h),
+            w,
+            h,
+            bool(rng.random() < 0.5),
+            rng.uniform(0.85, 1.15),
+        )
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        m = np.float32([[SIZE[0] / self.w, 0, -self.x0 * SIZE[0] / self.w],
-                        [0, SIZE[1] / self.h, -self.y0 * SIZE[1] / self.h]])
+        m = np.float32(
+            [[SIZE[0] / self.w, 0, -self.x0 * SIZE[0] / self.w], [0, SIZE[1] / self.h, -self.y0 * SIZE[1] / self.h]]
+        )
         out = cv2.warpAffine(frame, m, SIZE, flags=cv2.INTER_AREA if self.w > SIZE[0] else cv2.INTER_LINEAR)
         out = cv2.convertScaleAbs(out, alpha=self.gain)
         return out[:, ::-1].copy() if self.mirror else out
 
     def box(self, box: np.ndarray) -> np.ndarray:
         sx, sy = SIZE[0] / self.w, SIZE[1] / self.h
-        x0, y0, x1, y1 = (box[0] - self.x0) * sx, (box[1] - self.y0) * sy, (box[2] - self.x0) * sx, (box[3] - self.y0) * sy
+        x0, y0, x1, y1 = (
+            (box[0] - self.x0) * sx,
+            (box[1] - self.y0) * sy,
+            (box[2] - self.x0) * sx,
+            (box[3] - self.y0) * sy,
+        )
         return np.array([SIZE[0] - x1, y0, SIZE[0] - x0, y1] if self.mirror else [x0, y0, x1, y1])
 
 
@@ -90,8 +103,7 @@ def pingpong(start: int, count: int, length: int) -> np.ndarray:
 
 def render(source: np.ndarray, boxes: np.ndarray, index: np.ndarray, framing: Framing) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``(N, 240, 320, 3)`` and their face boxes ``(N, 4)`` for source ``index``."""
-    return (np.stack([framing.apply(source[i]) for i in index]),
-            np.stack([framing.box(boxes[i]) for i in index]))
+    return (np.stack([framing.apply(source[i]) for i in index]), np.stack([framing.box(boxes[i]) for i in index]))
 
 
 def _mouth(box: np.ndarray) -> tuple[int, int, int, int, tuple, tuple]:
@@ -108,12 +120,20 @@ def _patch(frames: np.ndarray, boxes: np.ndarray, i: int, box: np.ndarray, x0: i
     """Face ``i``'s pixels mapped onto ``box`` (scale and shift), the rectangle (x0..x1, y0..y1) of the result."""
     s = (box[2] - box[0]) / max(boxes[i, 2] - boxes[i, 0], 1.0)
     m = np.float32([[s, 0, box[0] - s * boxes[i, 0] - x0], [0, s, box[1] - s * boxes[i, 1] - y0]])
-    return cv2.warpAffine(frames[i], m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    return cv2.warpAffine(
+        frames[i], m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float32)
 
 
-def manipulate(frames: np.ndarray, boxes: np.ndarray, j0: int, j1: int, generator: str, rng,
-               donor: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+def manipulate(
+    frames: np.ndarray,
+    boxes: np.ndarray,
+    j0: int,
+    j1: int,
+    generator: str,
+    rng,
+    donor: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
     """Apply ``generator`` in place to frames ``j0 <= j < j1``. ``donor`` (frames, boxes), at least as
     many frames as the span, is the other face ``mouth-transplant`` takes its mouth from."""
     span = frames[j0:j1].copy()  # the span as it was: edits read unedited frames
@@ -139,8 +159,9 @@ def manipulate(frames: np.ndarray, boxes: np.ndarray, j0: int, j1: int, generato
         elif generator == "mouth-warp":
             s = 1 + 0.25 * np.sin(2 * np.pi * freq * k / 25 + phase)
             m = np.float32([[1, 0, 0], [0, s, centre[1] * (1 - s)]])
-            patch = cv2.warpAffine(region, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
+            patch = cv2.warpAffine(
+                region, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
         else:
             raise ValueError(f"unknown visual generator {generator!r}; valid: {', '.join(GENERATORS)}")
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)

@@ -6,12 +6,11 @@ cached as WAV under ``bank/<generator>/`` so that rebuilding a set does not re-r
 from its mel spectrogram (librosa's Griffin-Lim), so the words stay the speaker's own and
 only the vocoder's traces differ. It needs no program, which is why the tests use it.
 """
+
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import librosa
@@ -29,10 +28,17 @@ COMMANDS = {
     "festival-kal": ["text2wave", "-o", "{out}"],  # text on stdin
     "festival-slt-hts": ["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o", "{out}"],
 }
-KINDS = {"espeak-ng": "formant", "espeak-ng-klatt": "formant (Klatt)", "flite-kal16": "diphone",
-         "flite-slt": "clustergen (statistical parametric)", "flite-awb": "clustergen (statistical parametric)",
-         "festival-kal": "diphone (residual LPC)", "festival-slt-hts": "HMM (HTS)", "piper-joe": "neural (VITS)",
-         "griffinlim": "vocoder resynthesis of the real words (Griffin-Lim)"}
+KINDS = {
+    "espeak-ng": "formant",
+    "espeak-ng-klatt": "formant (Klatt)",
+    "flite-kal16": "diphone",
+    "flite-slt": "clustergen (statistical parametric)",
+    "flite-awb": "clustergen (statistical parametric)",
+    "festival-kal": "diphone (residual LPC)",
+    "festival-slt-hts": "HMM (HTS)",
+    "piper-joe": "neural (VITS)",
+    "griffinlim": "vocoder resynthesis of the real words (Griffin-Lim)",
+}
 GENERATORS = tuple(KINDS)
 _PIPER = """
 import sys, wave
@@ -87,6 +93,5 @@ def griffinlim(real: np.ndarray, seed: int) -> np.ndarray:
     (32 iterations, the phase started from ``seed``); the same length."""
     mel = librosa.feature.melspectrogram(y=real, sr=RATE, n_fft=1024, hop_length=256, n_mels=80)
     magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=RATE, n_fft=1024)
-    out = librosa.griffinlim(magnitude, n_iter=32, hop_length=256, n_fft=1024, length=len(real),
-                             random_state=seed)
+    out = librosa.griffinlim(magnitude, n_iter=32, hop_length=256, n_fft=1024, length=len(real), random_state=seed)
     return out.astype(np.float32)

@@ -8,17 +8,18 @@ on float32 samples of shape ``(channels, n)``, full scale 1.0, at a rate in Hz:
 (the 300-3400 Hz telephone band). :data:`CONDITIONS` holds every condition,
 :func:`parse_conditions` reads ``--conditions``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from dfstream.modalities.audio.channel import band_pass
 
-
 # ----------------------------------------------------------------------------- audio processing
+
 
 def add_noise(x: np.ndarray, rate: int, rng: np.random.Generator, snr_db: float = 20.0) -> np.ndarray:
     """White Gaussian noise at ``snr_db`` below the mean power of the whole signal.
@@ -44,8 +45,9 @@ def add_noise(x: np.ndarray, rate: int, rng: np.random.Generator, snr_db: float 
     return np.clip(x + noise, -1.0, 1.0).astype(np.float32)
 
 
-def telephone_band(x: np.ndarray, rate: int, rng: np.random.Generator,
-                   low: float = 300.0, high: float = 3400.0) -> np.ndarray:
+def telephone_band(
+    x: np.ndarray, rate: int, rng: np.random.Generator, low: float = 300.0, high: float = 3400.0
+) -> np.ndarray:
     """Band-pass to the telephone channel (ITU-T G.712: 300-3400 Hz), zero phase (no delay).
 
     Parameters
@@ -68,6 +70,7 @@ def telephone_band(x: np.ndarray, rate: int, rng: np.random.Generator,
 
 
 # ----------------------------------------------------------------------------- conditions
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -116,22 +119,42 @@ class Condition:
     scale: int = 1
 
 
-CONDITIONS = {c.name: c for c in (
-    Condition("clean", "clean", "the files as they are (reference)"),
-    # MP3 in MP4, not a raw .mp3: FFmpeg reports a raw MP3's first sample at the encoder delay its LAME tag
-    # skips (1105 samples: 69 ms at 16 kHz); engines before decode.COUNTED_FROM_SKIP took that as stream time,
-    # and MP4 keeps this bench's results comparable with theirs. Not Matroska either:
-    # its declared duration counts that delay, and the engine's truncation check can trip on it.
-    Condition("mp3-32k", "audio", "audio MP3 32 kbit/s", "libmp3lame", 32_000, suffix=".mp4"),
-    Condition("aac-32k", "audio", "audio AAC 32 kbit/s", "aac", 32_000, suffix=".m4a"),
-    Condition("opus-16k", "audio", "audio Opus 16 kbit/s", "libopus", 16_000, suffix=".ogg", av_suffix=".mkv"),
-    Condition("telephone", "audio", "audio 300-3400 Hz, mono, G.711 mu-law 8 kHz", "pcm_mulaw", None, 8000, True,
-              telephone_band, suffix=".wav", av_suffix=".mov"),
-    Condition("noise-20db", "audio", "audio + white noise at 20 dB SNR (whole file), 16-bit PCM", "pcm_s16le",
-              process=add_noise, suffix=".wav", av_suffix=".mov"),
-    Condition("h264-crf40", "video", "video H.264 CRF 40", crf=40),
-    Condition("downscale-half", "video", "video at half width and height, H.264 CRF 23", crf=23, scale=2),
-)}
+CONDITIONS = {
+    c.name: c
+    for c in (
+        Condition("clean", "clean", "the files as they are (reference)"),
+        # MP3 in MP4, not a raw .mp3: FFmpeg reports a raw MP3's first sample at the encoder delay its LAME tag
+        # skips (1105 samples: 69 ms at 16 kHz); engines before decode.COUNTED_FROM_SKIP took that as stream time,
+        # and MP4 keeps this bench's results comparable with theirs. Not Matroska either:
+        # its declared duration counts that delay, and the engine's truncation check can trip on it.
+        Condition("mp3-32k", "audio", "audio MP3 32 kbit/s", "libmp3lame", 32_000, suffix=".mp4"),
+        Condition("aac-32k", "audio", "audio AAC 32 kbit/s", "aac", 32_000, suffix=".m4a"),
+        Condition("opus-16k", "audio", "audio Opus 16 kbit/s", "libopus", 16_000, suffix=".ogg", av_suffix=".mkv"),
+        Condition(
+            "telephone",
+            "audio",
+            "audio 300-3400 Hz, mono, G.711 mu-law 8 kHz",
+            "pcm_mulaw",
+            None,
+            8000,
+            True,
+            telephone_band,
+            suffix=".wav",
+            av_suffix=".mov",
+        ),
+        Condition(
+            "noise-20db",
+            "audio",
+            "audio + white noise at 20 dB SNR (whole file), 16-bit PCM",
+            "pcm_s16le",
+            process=add_noise,
+            suffix=".wav",
+            av_suffix=".mov",
+        ),
+        Condition("h264-crf40", "video", "video H.264 CRF 40", crf=40),
+        Condition("downscale-half", "video", "video at half width and height, H.264 CRF 23", crf=23, scale=2),
+    )
+}
 """Every condition, keyed by name (``--conditions``)."""
 
 

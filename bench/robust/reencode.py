@@ -8,6 +8,7 @@ float32 of shape ``(channels, n)`` at a rate in Hz throughout.
 :func:`copy_name` names the copies; :func:`stream_format` reads back what a
 copy was written as.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,8 +85,9 @@ def write_audio(out, stream, samples: np.ndarray, rate: int, t0: float) -> None:
     layout = "stereo" if samples.shape[0] == 2 else "mono"
     start = round(t0 * rate)
     for i in range(0, samples.shape[1], FRAME):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + FRAME]), format="fltp",
-                                           layout=layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples[:, i : i + FRAME]), format="fltp", layout=layout
+        )
         frame.sample_rate, frame.pts, frame.time_base = rate, start + i, Fraction(1, rate)
         out.mux(stream.encode(frame))
     out.mux(stream.encode(None))
@@ -138,8 +140,9 @@ def degrade_video(cond: Condition, src: Path, dst: Path) -> None:
         vin, ain = video_stream(inp), (inp.streams.audio[0] if inp.streams.audio else None)
         width = max(2, vin.codec_context.width // cond.scale // 2 * 2)
         height = max(2, vin.codec_context.height // cond.scale // 2 * 2)
-        vout = out.add_stream("libx264", rate=vin.average_rate or vin.guessed_rate or 25,
-                              options={"crf": str(cond.crf)})
+        vout = out.add_stream(
+            "libx264", rate=vin.average_rate or vin.guessed_rate or 25, options={"crf": str(cond.crf)}
+        )
         vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
         vout.codec_context.time_base = vin.time_base
         aout = None
@@ -192,9 +195,17 @@ def stream_format(path: Path) -> dict:
         for s in c.streams:
             cc = s.codec_context
             if s.type == "audio":
-                result["audio"] = {"codec": cc.name, "sample_rate": cc.sample_rate,
-                                   "channels": cc.layout.nb_channels, "bit_rate": cc.bit_rate or None}
+                result["audio"] = {
+                    "codec": cc.name,
+                    "sample_rate": cc.sample_rate,
+                    "channels": cc.layout.nb_channels,
+                    "bit_rate": cc.bit_rate or None,
+                }
             elif s.type == "video" and s is video_stream(c):
-                result["video"] = {"codec": cc.name, "width": cc.width, "height": cc.height,
-                                   "bit_rate": cc.bit_rate or None}
+                result["video"] = {
+                    "codec": cc.name,
+                    "width": cc.width,
+                    "height": cc.height,
+                    "bit_rate": cc.bit_rate or None,
+                }
     return result

@@ -4,6 +4,7 @@ Both take the result's ``conditions`` rows (AP@0.5, AP@0.75 and AUC as
 fractions in [0, 1], their ``drop`` from clean, ``seconds`` in wall-clock
 seconds) as ``bench/robustness.py`` writes them.
 """
+
 from __future__ import annotations
 
 COLUMNS = ("condition", "files", "AP@0.5", "AP@0.75", "AUC", "dAP@0.5", "dAUC", "seconds")
@@ -24,16 +25,28 @@ def table_rows(rows: dict) -> list[list[str]]:
     list[list[str]]
         Metrics with four decimals (``n/a`` when not measured), seconds with one.
     """
+
     def num(v):
         return "n/a" if v is None else f"{v:.4f}"
+
     out = []
     for name, row in rows.items():
         if "skipped" in row:
             out.append([name, "0", "skipped", "", "", "", "", ""])
             continue
         drop = row.get("drop", {})
-        out.append([name, str(row["files"]), num(row.get("ap@0.5")), num(row.get("ap@0.75")), num(row.get("auc")),
-                    num(drop.get("ap@0.5")), num(drop.get("auc")), f"{row['seconds']['total']:.1f}"])
+        out.append(
+            [
+                name,
+                str(row["files"]),
+                num(row.get("ap@0.5")),
+                num(row.get("ap@0.75")),
+                num(row.get("auc")),
+                num(drop.get("ap@0.5")),
+                num(drop.get("auc")),
+                f"{row['seconds']['total']:.1f}",
+            ]
+        )
     return out
 
 
@@ -61,9 +74,13 @@ def markdown_table(result: dict) -> str:
     """
     rows = result["conditions"]
     head = ["condition", "re-encoding", "files", "AP@0.5", "AP@0.75", "AUC", "ΔAP@0.5", "ΔAUC"]
-    lines = [f"Robustness of `{result['model']['model_id']}` on split `{result['split']}` of `{result['meta']}` "
-             f"({result['files']} files; Δ = clean − condition, positive is worse).", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6) + "|"]
+    lines = [
+        f"Robustness of `{result['model']['model_id']}` on split `{result['split']}` of `{result['meta']}` "
+        f"({result['files']} files; Δ = clean − condition, positive is worse).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * 6) + "|",
+    ]
     for r in table_rows(rows):
         desc = rows[r[0]]["description"] + (f" ({rows[r[0]]['skipped']})" if "skipped" in rows[r[0]] else "")
         lines.append("| " + " | ".join([f"`{r[0]}`", desc, *r[1:7]]) + " |")

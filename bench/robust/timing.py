@@ -8,6 +8,7 @@ times. All times in seconds; a copy more than :data:`TOLERANCE_S` off is not
 ``ok`` (:func:`timing`), and :func:`timing_summary` gives the worst of each
 over a condition's files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dfstream.engine.media.decode import SAMPLE_RATE, decode_audio
 from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.decode import SAMPLE_RATE, decode_audio
 from dfstream.engine.media.video import video_stream
 
 TOLERANCE_S = 0.05  # a copy whose duration, start or alignment is further off than this is reported
@@ -34,7 +35,7 @@ def lag_seconds(a: np.ndarray, b: np.ndarray, max_lag: int) -> float | None:
     size = 1 << int(np.ceil(np.log2(2 * n)))
     corr = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
     max_lag = min(max_lag, n - 1)
-    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    lags = np.r_[0 : max_lag + 1, -max_lag:0]
     return float(lags[np.argmax(corr[lags])] / SAMPLE_RATE)
 
 
@@ -82,26 +83,48 @@ def timing(src: Path, dst: Path) -> dict:
     except MediaError as e:
         return {"error": str(e), "ok": False}
     (declared_a, _), (declared_b, frame) = audio_declared(src), audio_declared(dst)
-    result = {"duration_diff_s": round(b.duration - a.duration, 4),
-              "declared_duration_diff_s": (round(declared_b - declared_a, 4)
-                                           if declared_a is not None and declared_b is not None else None),
-              "start_diff_s": round(b.t0 - a.t0, 4),
-              "lag_s": lag_seconds(a.samples, b.samples, round(MAX_LAG_S * SAMPLE_RATE))}
+    result = {
+        "duration_diff_s": round(b.duration - a.duration, 4),
+        "declared_duration_diff_s": (
+            round(declared_b - declared_a, 4) if declared_a is not None and declared_b is not None else None
+        ),
+        "start_diff_s": round(b.t0 - a.t0, 4),
+        "lag_s": lag_seconds(a.samples, b.samples, round(MAX_LAG_S * SAMPLE_RATE)),
+    }
     va, vb = video_times(src), video_times(dst)
     if va and vb:
-        result.update(video_frames_diff=vb[0] - va[0], video_start_diff_s=round(vb[1] - va[1], 4),
-                      video_end_diff_s=round(vb[2] - va[2], 4))
-    strict = [result[k] for k in ("start_diff_s", "lag_s", "video_start_diff_s", "video_end_diff_s")
-              if result.get(k) is not None]
-    result["ok"] = (all(abs(v) <= TOLERANCE_S for v in strict) and result.get("video_frames_diff", 0) == 0
-                    and -TOLERANCE_S <= result["duration_diff_s"] <= TOLERANCE_S + frame)
+        result.update(
+            video_frames_diff=vb[0] - va[0],
+            video_start_diff_s=round(vb[1] - va[1], 4),
+            video_end_diff_s=round(vb[2] - va[2], 4),
+        )
+    strict = [
+        result[k]
+        for k in ("start_diff_s", "lag_s", "video_start_diff_s", "video_end_diff_s")
+        if result.get(k) is not None
+    ]
+    result["ok"] = (
+        all(abs(v) <= TOLERANCE_S for v in strict)
+        and result.get("video_frames_diff", 0) == 0
+        and -TOLERANCE_S <= result["duration_diff_s"] <= TOLERANCE_S + frame
+    )
     return result
 
 
 def timing_summary(checks: dict[str, dict]) -> dict:
     """The largest deviation of each kind over the files, and the files not ``ok`` (see :func:`timing`)."""
-    keys = ("duration_diff_s", "declared_duration_diff_s", "start_diff_s", "lag_s", "video_frames_diff",
-            "video_start_diff_s", "video_end_diff_s")
+    keys = (
+        "duration_diff_s",
+        "declared_duration_diff_s",
+        "start_diff_s",
+        "lag_s",
+        "video_frames_diff",
+        "video_start_diff_s",
+        "video_end_diff_s",
+    )
     worst = {k: max((abs(c[k]) for c in checks.values() if c.get(k) is not None), default=None) for k in keys}
-    return {"max_abs": {k: v for k, v in worst.items() if v is not None}, "tolerance_s": TOLERANCE_S,
-            "files_off": sorted(f for f, c in checks.items() if not c["ok"])}
+    return {
+        "max_abs": {k: v for k, v in worst.items() if v is not None},
+        "tolerance_s": TOLERANCE_S,
+        "files_off": sorted(f for f, c in checks.items() if not c["ok"]),
+    }

@@ -1,4 +1,5 @@
 """``dfstream eval``: read predictions and metadata, compute and write the metrics."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,9 @@ def read_verdicts(path: str | Path) -> dict[str, list[Detection]]:
     return found
 
 
-def match_attributions(items, detections: dict, label_key: str, label_field: str,
-                       min_iou: float = 0.5) -> tuple[list[dict], int]:
+def match_attributions(
+    items, detections: dict, label_key: str, label_field: str, min_iou: float = 0.5
+) -> tuple[list[dict], int]:
     """Pair each labelled forged span with its file's best detection; returns ``(matches, missed)``.
 
     A span is matched to the detection of its file with the highest IoU, if
@@ -81,8 +83,7 @@ def match_attributions(items, detections: dict, label_key: str, label_field: str
                 missed += 1
                 continue
             top = best[1].attribution[0]
-            matches.append({"generator": generator, "predicted": top["generator"],
-                            "similarity": top.get("similarity")})
+            matches.append({"generator": generator, "predicted": top["generator"], "similarity": top.get("similarity")})
     return matches, missed
 
 
@@ -99,15 +100,27 @@ def attribution_metrics(matches: list[dict], missed: int, known: set[str], min_i
     s = [m["similarity"] for m in matches]
     known_total = sum(y)
     known_hits = sum(1 for m in matches if m["generator"] in known and m["predicted"] == m["generator"])
-    return {"matched_spans": len(y), "missed_spans": missed, "known_spans": known_total,
-            "unknown_spans": len(y) - known_total,
-            "top1_accuracy": known_hits / known_total if known_total else None,
-            "known_vs_unknown_auroc": metrics.auc(y, s), "match_iou": min_iou}
+    return {
+        "matched_spans": len(y),
+        "missed_spans": missed,
+        "known_spans": known_total,
+        "unknown_spans": len(y) - known_total,
+        "top1_accuracy": known_hits / known_total if known_total else None,
+        "known_vs_unknown_auroc": metrics.auc(y, s),
+        "match_iou": min_iou,
+    }
 
 
-def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segments",
-             split: str | None = None, verdicts_path=None, index_dir=None,
-             label_field: str = "audio_model") -> dict:
+def evaluate(
+    pred_path,
+    meta_path,
+    scores_path=None,
+    label_key: str = "fake_segments",
+    split: str | None = None,
+    verdicts_path=None,
+    index_dir=None,
+    label_field: str = "audio_model",
+) -> dict:
     """Localization metrics on ``label_key`` (and detection metrics if scores are given).
 
     Only files in the metadata (optionally of one ``split``) are evaluated;
@@ -115,13 +128,21 @@ def evaluate(pred_path, meta_path, scores_path=None, label_key: str = "fake_segm
     ``verdicts_path``, AP/AR per modality (:func:`modality_metrics`); with
     ``index_dir`` as well, attribution metrics (:func:`attribution_metrics`).
     """
-    return evaluate_details(pred_path, meta_path, scores_path, label_key, split, verdicts_path, index_dir,
-                            label_field)[0]
+    return evaluate_details(pred_path, meta_path, scores_path, label_key, split, verdicts_path, index_dir, label_field)[
+        0
+    ]
 
 
-def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "fake_segments",
-                     split: str | None = None, verdicts_path=None, index_dir=None,
-                     label_field: str = "audio_model") -> tuple[dict, dict]:
+def evaluate_details(
+    pred_path,
+    meta_path,
+    scores_path=None,
+    label_key: str = "fake_segments",
+    split: str | None = None,
+    verdicts_path=None,
+    index_dir=None,
+    label_field: str = "audio_model",
+) -> tuple[dict, dict]:
     """:func:`evaluate`'s result and what it was computed from, for curves and reports.
 
     The details hold ``labels`` and ``predictions`` (as the localization metrics
@@ -136,11 +157,20 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
     predictions = read_predictions(pred_path)
     labels = {i.file: [[s.start, s.end] for s in i.segments[label_key]] for i in items}
     missing = sum(1 for i in items if i.file not in predictions)
-    result = {"labels": label_key, "files": len(items), "files_without_prediction": missing,
-              "localization": metrics.localization_metrics(labels, predictions)}
-    details = {"labels": labels, "predictions": predictions,
-               "ap_curve": {"iou": AP_CURVE_THRESHOLDS, "ap": [metrics.average_precision(labels, predictions, t)
-                                                              for t in AP_CURVE_THRESHOLDS]}}
+    result = {
+        "labels": label_key,
+        "files": len(items),
+        "files_without_prediction": missing,
+        "localization": metrics.localization_metrics(labels, predictions),
+    }
+    details = {
+        "labels": labels,
+        "predictions": predictions,
+        "ap_curve": {
+            "iou": AP_CURVE_THRESHOLDS,
+            "ap": [metrics.average_precision(labels, predictions, t) for t in AP_CURVE_THRESHOLDS],
+        },
+    }
     if scores_path is not None:
         scores = read_scores(scores_path)
         known = [i for i in items if i.file in scores]
@@ -153,6 +183,7 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
         result["by_modality"] = modality_metrics(items, found)
         if index_dir is not None:
             from dfstream.fusion.attribution import read_sidecar
+
             generators = set(read_sidecar(index_dir)["generators"])
             matches, missed = match_attributions(items, found, label_key, label_field)
             result["attribution"] = attribution_metrics(matches, missed, generators)
@@ -160,8 +191,10 @@ def evaluate_details(pred_path, meta_path, scores_path=None, label_key: str = "f
     return result, details
 
 
-MODALITY_LABELS = {"audio": ("audio_fake_segments", ("audio", "audio-visual")),
-                   "visual": ("visual_fake_segments", ("visual", "audio-visual"))}
+MODALITY_LABELS = {
+    "audio": ("audio_fake_segments", ("audio", "audio-visual")),
+    "visual": ("visual_fake_segments", ("visual", "audio-visual")),
+}
 """Per modality: the true segments it is scored on, and the detection modalities that count as finding it."""
 
 
@@ -176,34 +209,45 @@ def modality_metrics(items, detections: dict) -> dict:
         labels = {i.file: [[s.start, s.end] for s in i.segments[key]] for i in items}
         if not any(labels.values()):
             continue
-        predictions = {i.file: proposals(d for d in detections.get(i.file, []) if d.modality in kinds)
-                       for i in items}
+        predictions = {i.file: proposals(d for d in detections.get(i.file, []) if d.modality in kinds) for i in items}
         out[modality] = {"labels": key, **metrics.localization_metrics(labels, predictions)}
     return out
 
 
 def format_metrics(result: dict) -> str:
     """A readable table of :func:`evaluate`'s result."""
+
     def f(v):
         return "  n/a " if v is None else f"{v:6.4f}"
+
     loc = result["localization"]
-    lines = [f"evaluated {result['files']} files on {result['labels']}"
-             + (f" ({result['files_without_prediction']} without predictions)" if result['files_without_prediction'] else ""),
-             "AP@" + "  AP@".join(f"{t}: {f(v)}" for t, v in loc["ap"].items()),
-             "AR@" + "  AR@".join(f"{n}: {f(v)}" for n, v in loc["ar"].items()),
-             f"1M-Deepfakes score: {f(loc['score'])}"]
+    lines = [
+        f"evaluated {result['files']} files on {result['labels']}"
+        + (
+            f" ({result['files_without_prediction']} without predictions)" if result["files_without_prediction"] else ""
+        ),
+        "AP@" + "  AP@".join(f"{t}: {f(v)}" for t, v in loc["ap"].items()),
+        "AR@" + "  AR@".join(f"{n}: {f(v)}" for n, v in loc["ar"].items()),
+        f"1M-Deepfakes score: {f(loc['score'])}",
+    ]
     if result["files_without_prediction"]:
-        lines.append("note: files without a prediction count as finding nothing; if the names differ, "
-                     "replay with --root set to the folder the metadata's paths are relative to")
+        lines.append(
+            "note: files without a prediction count as finding nothing; if the names differ, "
+            "replay with --root set to the folder the metadata's paths are relative to"
+        )
     if "detection" in result:
         d = result["detection"]
         lines.append(f"detection ({d['files']} files): AUC {f(d['auc'])}  EER {f(d['eer'])}")
     for modality, m in result.get("by_modality", {}).items():
-        lines.append(f"{modality} spans ({m['labels']}, detections of modality {modality} or audio-visual): "
-                     f"AP@0.5 {f(m['ap']['0.5'])}  AP@0.75 {f(m['ap']['0.75'])}  AR@10 {f(m['ar']['10'])}")
+        lines.append(
+            f"{modality} spans ({m['labels']}, detections of modality {modality} or audio-visual): "
+            f"AP@0.5 {f(m['ap']['0.5'])}  AP@0.75 {f(m['ap']['0.75'])}  AR@10 {f(m['ar']['10'])}"
+        )
     if "attribution" in result:
         a = result["attribution"]
-        lines.append(f"attribution ({a['matched_spans']} spans matched at IoU > {a['match_iou']}, "
-                     f"{a['known_spans']} of known generators, {a['missed_spans']} missed): "
-                     f"top-1 {f(a['top1_accuracy'])}  known-vs-unknown AUROC {f(a['known_vs_unknown_auroc'])}")
+        lines.append(
+            f"attribution ({a['matched_spans']} spans matched at IoU > {a['match_iou']}, "
+            f"{a['known_spans']} of known generators, {a['missed_spans']} missed): "
+            f"top-1 {f(a['top1_accuracy'])}  known-vs-unknown AUROC {f(a['known_vs_unknown_auroc'])}"
+        )
     return "\n".join(lines)

@@ -17,6 +17,7 @@ Where the official code panics (a labelled file missing from the predictions or
 with an empty list) we count that file's labels as missed. AP with no labels at
 all is undefined and reported as ``None``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -85,8 +86,7 @@ def average_precision(labels: dict, predictions: dict, threshold: float) -> floa
     return float(np.sum(np.abs(np.diff(x)) * y[:-1]))
 
 
-def average_recall(labels: dict, predictions: dict, n_proposals: int,
-                   thresholds=AR_THRESHOLDS) -> float:
+def average_recall(labels: dict, predictions: dict, n_proposals: int, thresholds=AR_THRESHOLDS) -> float:
     """AR@N averaged over IoU ``thresholds`` (see module doc)."""
     tp = np.zeros(len(thresholds))
     total = 0

@@ -8,9 +8,11 @@ loudness and syllable envelope, cross-faded at the edges, with the output of
 one of three toy "generators" (the ``audio_model`` label, for attribution):
 ``toy-vocoder`` (perfectly periodic buzz on the same pitch contour plus a
 high-frequency noise band), ``toy-whisper`` (noise through the same formants
-plus a bright band above 3 kHz, no pitch) and ``toy-robot`` (a monotone odd-harmonic buzz through a 5-bit quantizer). A model that learns
-this toy task has learned nothing about real deepfakes; its model card says so.
+plus a bright band above 3 kHz, no pitch) and ``toy-robot`` (a monotone
+odd-harmonic buzz through a 5-bit quantizer). A model that learns this toy task
+has learned nothing about real deepfakes; its model card says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +20,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from dfstream.engine.core.progress import SILENT, Progress, tracked
 
 RATE = 16000
 GENERATORS = ("toy-vocoder", "toy-whisper", "toy-robot")
@@ -30,7 +33,7 @@ def _syllable_envelope(rng, n: int) -> np.ndarray:
     while pos < n:
         length = int(rng.uniform(0.12, 0.3) * RATE)
         seg = np.sin(np.linspace(0, np.pi, length)) ** 0.7 * rng.uniform(0.5, 1.0)
-        env[pos:pos + length] = seg[: max(0, min(length, n - pos))]
+        env[pos : pos + length] = seg[: max(0, min(length, n - pos))]
         pos += length + int(rng.exponential(0.06) * RATE)
         if rng.random() < 0.1:
             pos += int(rng.uniform(0.2, 0.5) * RATE)  # a pause
@@ -45,15 +48,17 @@ def _harmonics(phase: np.ndarray, f0: np.ndarray, amplitude_of) -> np.ndarray:
     return out
 
 
-def _signal(rng, n: int, generator: str):
+def toy_signal(rng, n: int, generator: str):
     """(genuine, forged) versions of one utterance sharing loudness and syllables."""
     t = np.arange(n) / RATE
     base = rng.uniform(95, 230)
     f0 = base * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6)))
     jitter = np.cumsum(rng.normal(0, 0.4, n)) / np.sqrt(np.arange(1, n + 1))
     formants = rng.uniform([350, 1000, 2200], [800, 2000, 3200])
+
     def formant_gain(freq, h):
         return sum(np.exp(-0.5 * ((freq - f) / 120.0) ** 2) for f in formants) + 0.05 / h
+
     genuine = _harmonics(2 * np.pi * np.cumsum(f0 * (1 + 0.01 * jitter)) / RATE, f0, formant_gain)
     genuine += 0.05 * rng.normal(0, 1, n) * genuine.std()
     spectrum = np.fft.rfft(rng.normal(0, 1, n))
@@ -86,7 +91,7 @@ def _fake_segments(rng, duration: float) -> list[list[float]]:
     return sorted(segments)
 
 
-def _write_wav(path: Path, samples: np.ndarray) -> None:
+def write_wav(path: Path, samples: np.ndarray) -> None:
     pcm = np.clip(samples * 32767, -32768, 32767).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -95,8 +100,15 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(pcm.tobytes())
 
 
-def make_toyset(out: str | Path, files: int = 96, seed: int = 0, min_seconds: float = 4.0,
-                max_seconds: float = 8.0, generators: tuple[str, ...] = GENERATORS) -> Path:
+def make_toyset(
+    out: str | Path,
+    files: int = 96,
+    seed: int = 0,
+    min_seconds: float = 4.0,
+    max_seconds: float = 8.0,
+    generators: tuple[str, ...] = GENERATORS,
+    progress: Progress = SILENT,
+) -> Path:
     """Write ``files`` WAV files and ``metadata.json`` under ``out``; return the metadata path.
 
     About a third of the files are genuine; the rest hold 1-2 forged spans of one
@@ -107,7 +119,7 @@ def make_toyset(out: str | Path, files: int = 96, seed: int = 0, min_seconds: fl
     rng = np.random.default_rng(seed)
     entries = []
     try:
-        for i in tqdm(range(files), desc="toyset", unit="file", disable=None, leave=False):
+        for i in tracked(progress, range(files), "toyset", "file"):
             entries.append(_toy_file(out, rng, i, split_of(i, files), min_seconds, max_seconds, generators))
     finally:  # also on Ctrl-C: the metadata of the files written so far
         path = write_metadata(out, entries, _readme(generators))
@@ -134,24 +146,31 @@ def splice(genuine: np.ndarray, forged: np.ndarray, segments) -> np.ndarray:
     return 0.1 * ((1 - mix) * genuine + mix * forged)
 
 
-def _toy_file(out: Path, rng, i: int, split: str, min_seconds: float, max_seconds: float,
-              generators: tuple[str, ...]) -> dict:
+def _toy_file(
+    out: Path, rng, i: int, split: str, min_seconds: float, max_seconds: float, generators: tuple[str, ...]
+) -> dict:
     """Write toy file number ``i`` and return its metadata entry."""
     duration = round(float(rng.uniform(min_seconds, max_seconds)), 2)
     n = int(duration * RATE)
     generator = generators[(i - i // 3 - 1) % len(generators)]  # cycles over the fake files
-    genuine, forged = _signal(rng, n, generator)
+    genuine, forged = toy_signal(rng, n, generator)
     segments = [] if i % 3 == 0 else _fake_segments(rng, duration)
     audio = splice(genuine, forged, segments)
     name = f"{split}/{i:04d}.wav"
     (out / split).mkdir(parents=True, exist_ok=True)
-    _write_wav(out / name, audio)
+    write_wav(out / name, audio)
     return {
-        "file": name, "original": None, "split": split,
+        "file": name,
+        "original": None,
+        "split": split,
         "modify_type": "audio_modified" if segments else "real",
         "audio_model": generator if segments else None,
-        "fake_segments": segments, "audio_fake_segments": segments, "visual_fake_segments": [],
-        "video_frames": 0, "audio_frames": n}
+        "fake_segments": segments,
+        "audio_fake_segments": segments,
+        "visual_fake_segments": [],
+        "video_frames": 0,
+        "audio_frames": n,
+    }
 
 
 def write_metadata(out: Path, entries: list[dict], readme: str) -> Path:
@@ -164,7 +183,9 @@ def write_metadata(out: Path, entries: list[dict], readme: str) -> Path:
 
 
 def _readme(generators: tuple[str, ...]) -> str:
-    return ("# dfstream toy set (SYNTHETIC)\n\nGenerated by `dfstream toyset` (engine/toyset.py): "
-            "formant-shaped harmonic signals, not speech; forged spans come from three toy generators "
-            f"({', '.join(generators)}; the `audio_model` field). "
-            "For smoke tests and the demo only. No third-party material; no licence concerns.\n")
+    return (
+        "# dfstream toy set (SYNTHETIC)\n\nGenerated by `dfstream toyset` (dfstream/app/toyset.py): "
+        "formant-shaped harmonic signals, not speech; forged spans come from three toy generators "
+        f"({', '.join(generators)}; the `audio_model` field). "
+        "For smoke tests and the demo only. No third-party material; no licence concerns.\n"
+    )

@@ -5,7 +5,7 @@ tested from nothing, with known boundaries. It is NOT a deepfake benchmark and
 holds no real faces or speech: the picture is a drawn cartoon face
 (:func:`draw_face`) drifting slowly over a tinted mid-gray background with slow
 noise; its mouth opens with the syllable envelope of the sound. The sound is
-engine/toyset.py's formant toy audio (genuine/forged pair from ``_signal``,
+dfstream/app/toyset.py's formant toy audio (genuine/forged pair from ``toy_signal``,
 forged spans cross-faded in exactly as ``_toy_file`` does, scaled 0.1).
 
 Kinds of file cycle ``real``, ``audio_modified``, ``visual_modified``,
@@ -25,6 +25,7 @@ The default set (24 files of 3-6 s, 110 s in all, 320x240 at 25 fps) took 25-29 
 project's 2-core machine while it was shared (load ~5): ~40% toy audio synthesis, ~15% drawing,
 ~45% H.264/AAC encoding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,10 +35,10 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from tqdm import tqdm
 
+from dfstream.app.toyset import GENERATORS, RATE, splice, split_of, toy_signal, write_metadata
 from dfstream.engine.core.errors import ConfigError
-from dfstream.app.toyset import GENERATORS, RATE, _signal, splice, split_of, write_metadata
+from dfstream.engine.core.progress import SILENT, Progress, tracked
 
 VISUAL_GENERATORS = ("toy-blend", "toy-freeze", "toy-shuffle")
 KINDS = ("real", "audio_modified", "visual_modified", "both_modified")
@@ -45,8 +46,9 @@ _RAMP_FRAMES = 3
 _SUB = 16  # fixed-point sub-pixel factor for cv2 drawing (shift=4)
 
 
-def draw_face(canvas: np.ndarray, cx: float, cy: float, height: float, mouth_open: float = 0.0,
-              tone=(200, 160, 130)) -> None:
+def draw_face(
+    canvas: np.ndarray, cx: float, cy: float, height: float, mouth_open: float = 0.0, tone=(200, 160, 130)
+) -> None:
     """Draw a cartoon face, in place, that OpenCV's frontal-face Haar cascade detects.
 
     canvas: uint8 RGB (H, W, 3); cx, cy: centre of the head (pixels); height: head
@@ -75,17 +77,17 @@ def draw_face(canvas: np.ndarray, cx: float, cy: float, height: float, mouth_ope
         return tuple(float(v) for v in skin * f)
 
     ellipse(mask, 0, 0, 0.5, 0.5, 1.0)
-    ellipse(layer, 0, 0, 0.5, 0.5, shade(1.0))                       # head
-    ellipse(layer, 0, -0.32, 0.5, 0.2, shade(0.35), 180, 360)          # hair
+    ellipse(layer, 0, 0, 0.5, 0.5, shade(1.0))  # head
+    ellipse(layer, 0, -0.32, 0.5, 0.2, shade(0.35), 180, 360)  # hair
     for side in (-1, 1):
-        ellipse(layer, side * 0.2, -0.08, 0.13, 0.07, shade(0.6))      # eye socket
-        ellipse(layer, side * 0.2, -0.08, 0.05, 0.035, shade(0.2))     # pupil
-        ellipse(layer, side * 0.2, -0.19, 0.14, 0.03, shade(0.3))      # eyebrow
-    ellipse(layer, 0, 0.08, 0.05, 0.12, shade(0.8))                    # nose ridge
-    ellipse(layer, 0, 0.17, 0.09, 0.035, shade(0.55))                  # nose shadow
+        ellipse(layer, side * 0.2, -0.08, 0.13, 0.07, shade(0.6))  # eye socket
+        ellipse(layer, side * 0.2, -0.08, 0.05, 0.035, shade(0.2))  # pupil
+        ellipse(layer, side * 0.2, -0.19, 0.14, 0.03, shade(0.3))  # eyebrow
+    ellipse(layer, 0, 0.08, 0.05, 0.12, shade(0.8))  # nose ridge
+    ellipse(layer, 0, 0.17, 0.09, 0.035, shade(0.55))  # nose shadow
     opening = 0.06 * float(np.clip(mouth_open, 0.0, 1.0))
-    ellipse(layer, 0, 0.3 + opening / 2, 0.15, 0.035 + opening / 2, shade(0.5))   # lips: top edge fixed
-    ellipse(layer, 0, 0.3 + opening / 2, 0.12, 0.006 + opening / 2, shade(0.3))   # opening
+    ellipse(layer, 0, 0.3 + opening / 2, 0.15, 0.035 + opening / 2, shade(0.5))  # lips: top edge fixed
+    ellipse(layer, 0, 0.3 + opening / 2, 0.12, 0.006 + opening / 2, shade(0.3))  # opening
     k = 2 * max(1, int(h * 0.03)) + 1
     layer = cv2.GaussianBlur(layer, (k, k), 0)
     mask = cv2.GaussianBlur(mask, (k, k), 0)[..., None]
@@ -134,11 +136,19 @@ class ToyClip:
     def entry(self) -> dict:
         """The AV-Deepfake1M metadata entry."""
         union = union_spans(self.audio_segments + self.visual_segments)
-        return {"file": self.name, "original": None, "split": self.split, "modify_type": self.kind,
-                "audio_model": self.audio_model, "visual_model": self.visual_model,
-                "fake_segments": union, "audio_fake_segments": [list(s) for s in self.audio_segments],
-                "visual_fake_segments": [list(s) for s in self.visual_segments],
-                "video_frames": self.video_frames, "audio_frames": self.audio_frames}
+        return {
+            "file": self.name,
+            "original": None,
+            "split": self.split,
+            "modify_type": self.kind,
+            "audio_model": self.audio_model,
+            "visual_model": self.visual_model,
+            "fake_segments": union,
+            "audio_fake_segments": [list(s) for s in self.audio_segments],
+            "visual_fake_segments": [list(s) for s in self.visual_segments],
+            "video_frames": self.video_frames,
+            "audio_frames": self.audio_frames,
+        }
 
 
 def union_spans(spans) -> list[list[float]]:
@@ -163,8 +173,9 @@ def _spans(rng, duration: float) -> tuple:
     return tuple(sorted(spans))
 
 
-def plan_clips(files: int = 24, seed: int = 0, min_seconds: float = 3.0, max_seconds: float = 6.0,
-               fps: int = 25, size=(320, 240)) -> list[ToyClip]:
+def plan_clips(
+    files: int = 24, seed: int = 0, min_seconds: float = 3.0, max_seconds: float = 6.0, fps: int = 25, size=(320, 240)
+) -> list[ToyClip]:
     """The ``files`` clips of a toy set, without rendering anything (splits 70/15/15 as in toyset)."""
     if not 1.5 <= min_seconds <= max_seconds:
         raise ConfigError(f"toy clips need 1.5 <= min_seconds <= max_seconds; got {min_seconds}, {max_seconds}")
@@ -179,19 +190,30 @@ def plan_clips(files: int = 24, seed: int = 0, min_seconds: float = 3.0, max_sec
         spans = _spans(rng, duration) if kind != "real" else ()
         audio = kind in ("audio_modified", "both_modified")
         visual = kind in ("visual_modified", "both_modified")
-        clips.append(ToyClip(
-            i, split, kind, duration, int(rng.integers(2 ** 32)),
-            GENERATORS[(i // 4) % len(GENERATORS)] if audio else None,
-            VISUAL_GENERATORS[(i // 4 + (kind == "both_modified")) % len(VISUAL_GENERATORS)] if visual else None,
-            spans if audio else (), spans if visual else (), fps, tuple(size)))
+        clips.append(
+            ToyClip(
+                i,
+                split,
+                kind,
+                duration,
+                int(rng.integers(2**32)),
+                GENERATORS[(i // 4) % len(GENERATORS)] if audio else None,
+                VISUAL_GENERATORS[(i // 4 + (kind == "both_modified")) % len(VISUAL_GENERATORS)] if visual else None,
+                spans if audio else (),
+                spans if visual else (),
+                fps,
+                tuple(size),
+            )
+        )
     return clips
 
 
 def render_audio(clip: ToyClip) -> tuple[np.ndarray, np.ndarray]:
     """(audio, genuine): float64 (audio_frames,) at 16 kHz; audio is the file's sound, scaled 0.1."""
     n = clip.audio_frames
-    genuine, forged = _signal(np.random.default_rng([clip.seed, 0]), n,
-                              clip.audio_model or GENERATORS[clip.index % len(GENERATORS)])
+    genuine, forged = toy_signal(
+        np.random.default_rng([clip.seed, 0]), n, clip.audio_model or GENERATORS[clip.index % len(GENERATORS)]
+    )
     return splice(genuine, forged, clip.audio_segments), genuine
 
 
@@ -224,8 +246,11 @@ def _background(rng, clip: ToyClip) -> np.ndarray:
     """uint8 (video_frames, H, W, 3): tinted mid-gray with noise that changes slowly (keys 1 s apart)."""
     (cols, rows), frames = clip.size, clip.video_frames
     base = rng.uniform(95, 120) + rng.uniform(-10, 10, 3)
-    keys = [base.astype(np.float32) + cv2.resize(rng.normal(0, 8, (6, 8, 3)).astype(np.float32), (cols, rows),
-                                                 interpolation=cv2.INTER_CUBIC) for _ in range(int(clip.duration) + 2)]
+    keys = [
+        base.astype(np.float32)
+        + cv2.resize(rng.normal(0, 8, (6, 8, 3)).astype(np.float32), (cols, rows), interpolation=cv2.INTER_CUBIC)
+        for _ in range(int(clip.duration) + 2)
+    ]
     out = np.empty((frames, rows, cols, 3), np.uint8)
     for j in range(frames):
         k, f = divmod(j / clip.fps, 1.0)
@@ -252,8 +277,7 @@ def render_frames(clip: ToyClip, manipulate: bool = True, genuine: np.ndarray | 
         shift = (22 * shift / np.linalg.norm(shift)).astype(np.float32)
         source = frames.copy()
         for n, (s, e) in enumerate(clip.visual_segments):
-            _manipulate(clip, frames, source, (cx, cy, height), s, e, shift,
-                        np.random.default_rng([clip.seed, 3, n]))
+            _manipulate(clip, frames, source, (cx, cy, height), s, e, shift, np.random.default_rng([clip.seed, 3, n]))
     return frames
 
 
@@ -275,21 +299,24 @@ def _manipulate(clip, frames, source, track, start, end, shift, rng) -> None:
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
         centre = (round((cx[j] - x0) * _SUB), round((cy[j] + 0.3 * h - y0) * _SUB))
         if clip.visual_model == "toy-blend":
-            cv2.ellipse(mask, centre, (round(0.33 * w * _SUB), round(0.15 * h * _SUB)), 0, 0, 360, 0.9, -1,
-                        cv2.LINE_AA, 4)  # hard edge: a visible seam
+            cv2.ellipse(
+                mask, centre, (round(0.33 * w * _SUB), round(0.15 * h * _SUB)), 0, 0, 360, 0.9, -1, cv2.LINE_AA, 4
+            )  # hard edge: a visible seam
             kb = 2 * max(1, int(0.04 * h)) + 1
             patch = cv2.GaussianBlur(frames[j, y0:y1, x0:x1].astype(np.float32) + shift, (kb, kb), 0)
         else:
             centre = (centre[0], round((cy[j] + 0.32 * h - y0) * _SUB))
-            cv2.ellipse(mask, centre, (round(0.26 * w * _SUB), round(0.09 * h * _SUB)), 0, 0, 360, 1.0, -1,
-                        cv2.LINE_AA, 4)
+            cv2.ellipse(
+                mask, centre, (round(0.26 * w * _SUB), round(0.09 * h * _SUB)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4
+            )
             kf = 2 * max(1, int(0.03 * h)) + 1
             mask = cv2.GaussianBlur(mask, (kf, kf), 0)
             i = inside[0] if clip.visual_model == "toy-freeze" else inside[order[k]]
             scale = h / height[i]  # map face i onto face j
             m = np.float32([[scale, 0, cx[j] - scale * cx[i] - x0], [0, scale, cy[j] - scale * cy[i] - y0]])
-            patch = cv2.warpAffine(source[i], m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            patch = cv2.warpAffine(
+                source[i], m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            ).astype(np.float32)
         a = (alpha * mask)[..., None]
         region = frames[j, y0:y1, x0:x1].astype(np.float32)
         frames[j, y0:y1, x0:x1] = np.clip((1 - a) * region + a * patch + 0.5, 0, 255).astype(np.uint8)
@@ -301,8 +328,9 @@ def encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> N
     with av.open(str(path), "w", format="mp4") as out:
         # mbtree off and one thread: with x264's macroblock-tree rate control the same frames encoded
         # twice in one process could give different bytes (it read memory earlier allocations left)
-        video = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast", "g": str(fps),
-                                                             "x264-params": "mbtree=0"})
+        video = out.add_stream(
+            "libx264", rate=fps, options={"crf": "20", "preset": "veryfast", "g": str(fps), "x264-params": "mbtree=0"}
+        )
         video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         video.codec_context.thread_count = 1
         sound = out.add_stream("aac", rate=RATE, layout="mono")
@@ -312,8 +340,9 @@ def encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> N
         def send_audio(until: int) -> int:
             done = sent
             while done < min(pcm.shape[1], until):
-                piece = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, done:done + chunk]),
-                                                   format="fltp", layout="mono")
+                piece = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(pcm[:, done : done + chunk]), format="fltp", layout="mono"
+                )
                 piece.sample_rate, piece.pts, piece.time_base = RATE, done, Fraction(1, RATE)
                 out.mux(sound.encode(piece))
                 done += chunk
@@ -330,8 +359,16 @@ def encode_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, fps: int) -> N
         out.mux(sound.encode(None))
 
 
-def make_toy_av_set(out: str | Path, files: int = 24, seed: int = 0, min_seconds: float = 3.0,
-                    max_seconds: float = 6.0, fps: int = 25, size=(320, 240)) -> Path:
+def make_toy_av_set(
+    out: str | Path,
+    files: int = 24,
+    seed: int = 0,
+    min_seconds: float = 3.0,
+    max_seconds: float = 6.0,
+    fps: int = 25,
+    size=(320, 240),
+    progress: Progress = SILENT,
+) -> Path:
     """Write ``files`` toy MP4s, ``metadata.json`` and a README under ``out``; return the metadata path.
 
     size: (W, H) pixels; durations uniform in [min_seconds, max_seconds] s (>= 1.5), rounded to 0.01.
@@ -339,18 +376,22 @@ def make_toy_av_set(out: str | Path, files: int = 24, seed: int = 0, min_seconds
     out = Path(out)
     entries = []
     try:
-        for clip in tqdm(plan_clips(files, seed, min_seconds, max_seconds, fps, size), desc="toyvideo",
-                         unit="file", disable=None, leave=False):
+        for clip in tracked(progress, plan_clips(files, seed, min_seconds, max_seconds, fps, size), "toyvideo", "file"):
             audio, genuine = render_audio(clip)
             (out / clip.split).mkdir(parents=True, exist_ok=True)
             encode_mp4(out / clip.name, render_frames(clip, genuine=genuine), audio, fps)
             entries.append(clip.entry())
     finally:  # also on Ctrl-C: the metadata of the files written so far
-        path = write_metadata(out, entries, (
-            "# dfstream toy audio-visual set (SYNTHETIC)\n\nGenerated by engine/toyvideo.py "
-            "(`make_toy_av_set`): drawn cartoon faces over a tinted gray background and formant-shaped "
-            "toy audio, not real faces or speech. Audio spans come from toy audio generators "
-            f"({', '.join(GENERATORS)}; `audio_model`), lower-face spans from toy visual generators "
-            f"({', '.join(VISUAL_GENERATORS)}; `visual_model`). Not a deepfake benchmark: for smoke tests "
-            "and training from nothing only. No third-party material; no licence concerns.\n"))
+        path = write_metadata(
+            out,
+            entries,
+            (
+                "# dfstream toy audio-visual set (SYNTHETIC)\n\nGenerated by dfstream/app/toyvideo.py "
+                "(`make_toy_av_set`): drawn cartoon faces over a tinted gray background and formant-shaped "
+                "toy audio, not real faces or speech. Audio spans come from toy audio generators "
+                f"({', '.join(GENERATORS)}; `audio_model`), lower-face spans from toy visual generators "
+                f"({', '.join(VISUAL_GENERATORS)}; `visual_model`). Not a deepfake benchmark: for smoke tests "
+                "and training from nothing only. No third-party material; no licence concerns.\n"
+            ),
+        )
     return path

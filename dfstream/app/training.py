@@ -8,27 +8,31 @@ Fused frame ``g`` of a file is labelled forged when its centre
 default) the encoders' outputs are computed once and cached; only the audio
 layer weights, the back-ends and the fusion are trained.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dfstream.app import metrics
-from dfstream.engine.runtime.checkpoint import save_checkpoint
-from dfstream.engine.core.config import Config, config_to_dict, replace
+from dfstream.app.config import AppConfig, TrainConfig
+from dfstream.engine.core.config import replace
 from dfstream.engine.core.dataset import Item, load_metadata
-from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.core.errors import DatasetError, MediaError
+from dfstream.engine.core.progress import SILENT, Progress, tracked
 from dfstream.engine.media.blocks import iter_media, with_final
+from dfstream.engine.runtime.checkpoint import save_checkpoint
+from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.stream import StreamProcessor
 from dfstream.fusion.fusion import to_step
+
+log = logging.getLogger(__name__)
 
 VAL_SPLITS = ("val", "validation", "dev")
 
@@ -58,24 +62,26 @@ class Windows:
 
 
 BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
-# the metadata field naming the generator of each branch's forgeries
+"""The labels each modality's branches learn (a branch's modality: its ``specifications.modality``)."""
+# the metadata field naming the generator of each modality's forgeries
 GENERATOR_KEYS = {"audio": "audio_model", "visual": "visual_model"}
-# The auxiliary generator loss (train.generator_loss): this branch's frame embeddings learn which
+# The auxiliary generator loss (train.generator_loss): the audio branch's frame embeddings learn which
 # generator forged the frames of its modality's segments - what attribution indexes.
-GENERATOR_BRANCH = "audio"
-GENERATOR_FIELD, GENERATOR_SEGMENTS = GENERATOR_KEYS[GENERATOR_BRANCH], BRANCH_LABELS[GENERATOR_BRANCH]
+GENERATOR_MODALITY = "audio"
+GENERATOR_FIELD, GENERATOR_SEGMENTS = GENERATOR_KEYS[GENERATOR_MODALITY], BRANCH_LABELS[GENERATOR_MODALITY]
 
 
 def generator_classes(items: list[Item]) -> list[str]:
     """The generators (``GENERATOR_FIELD``) of ``items`` that forged ``GENERATOR_SEGMENTS``, sorted."""
-    return sorted({str(i.raw[GENERATOR_FIELD]) for i in items
-                   if i.raw.get(GENERATOR_FIELD) and i.segments[GENERATOR_SEGMENTS]})
+    return sorted(
+        {str(i.raw[GENERATOR_FIELD]) for i in items if i.raw.get(GENERATOR_FIELD) and i.segments[GENERATOR_SEGMENTS]}
+    )
 
 
-def default_label_key(config: Config) -> str:
+def default_label_key(detector: Detector) -> str:
     """What the fused curve learns: the one branch's own labels, or ``fake_segments`` for several."""
-    if len(config.branches) == 1:
-        return BRANCH_LABELS.get(config.branches[0], "fake_segments")
+    if len(detector.branches) == 1:
+        return BRANCH_LABELS[next(iter(detector.modalities.values()))]
     return "fake_segments"
 
 
@@ -86,23 +92,32 @@ def _labels(segments, centres: np.ndarray) -> np.ndarray:
     return inside.astype(np.float32)
 
 
-def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, desc: str,
-             classes: list[str] | None = None) -> Windows:
+def training_windows(
+    items: list[Item],
+    root: Path,
+    detector: Detector,
+    label_key: str,
+    desc: str,
+    classes: list[str] | None = None,
+    chunk_seconds: float = 2.0,
+    progress: Progress = SILENT,
+) -> Windows:
     """Cut every file with the streaming path itself (:class:`dfstream.engine.runtime.stream.StreamProcessor`,
     blocks of ``replay.chunk_seconds``), so training sees the windows inference will.
     With ``classes``, frames inside ``GENERATOR_SEGMENTS`` get their file's generator's index
     in it (``Windows.generators``; -1 elsewhere and for generators not in ``classes``)."""
-    config, step, hop = detector.config, detector.step, detector.hop_frames
+    step, hop = detector.step, detector.hop_frames
     cutter = StreamProcessor(detector)
     inputs = {n: [] for n in detector.branches}
     present = {n: [] for n in detector.branches}
     targets, branch_targets, mask, generators = [], {n: [] for n in detector.branches}, [], []
     seconds = fake = 0.0
-    for item in tqdm(items, desc=f"decoding {desc}", unit="file", leave=False, disable=None):
+    for item in tracked(progress, items, f"decoding {desc}", "file"):
         generator = item.raw.get(GENERATOR_FIELD)
         cls = classes.index(str(generator)) if classes and generator and str(generator) in classes else -1
         try:
-            for block, final in with_final(iter_media(root / item.file, config.replay.chunk_seconds, config)):
+            blocks = iter_media(root / item.file, chunk_seconds, detector.media, detector.config.limits)
+            for block, final in with_final(blocks):
                 state, first, keep, windows, pres = cutter.cut(item.file, detector.prepare(block), final)
                 for n in detector.branches:
                     inputs[n].append(windows[n])
@@ -110,7 +125,7 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
                 centres = state.origin + (first + np.arange(len(keep))[:, None] * hop + np.arange(hop) + 0.5) * step
                 targets.append(_labels(item.segments[label_key], centres))
                 for n in detector.branches:
-                    branch_targets[n].append(_labels(item.segments[BRANCH_LABELS.get(n, label_key)], centres))
+                    branch_targets[n].append(_labels(item.segments[BRANCH_LABELS[detector.modalities[n]]], centres))
                 mask.append((np.arange(hop)[None, :] < np.array(keep)[:, None]).astype(np.float32))
                 if classes is not None:
                     inside = _labels(item.segments[GENERATOR_SEGMENTS], centres) > 0
@@ -125,34 +140,44 @@ def _windows(items: list[Item], root: Path, detector: Detector, label_key: str, 
         raise DatasetError(f"no media in the {desc} files")
     present = {n: np.concatenate(v) for n, v in present.items()}
     frames = {n: np.repeat(v, detector.ratios[n], axis=1) for n, v in present.items()}
-    return Windows({n: np.concatenate(v) for n, v in inputs.items()}, present, frames, np.concatenate(targets),
-                   {n: np.concatenate(v) for n, v in branch_targets.items()}, np.concatenate(mask), seconds, fake,
-                   np.concatenate(generators) if classes is not None else None)
+    return Windows(
+        {n: np.concatenate(v) for n, v in inputs.items()},
+        present,
+        frames,
+        np.concatenate(targets),
+        {n: np.concatenate(v) for n, v in branch_targets.items()},
+        np.concatenate(mask),
+        seconds,
+        fake,
+        np.concatenate(generators) if classes is not None else None,
+    )
 
 
-def _split(items: list[Item], config: Config) -> tuple[list[Item], list[Item]]:
+def _split(items: list[Item], cfg: TrainConfig) -> tuple[list[Item], list[Item]]:
     train = [i for i in items if i.split == "train"]
     val = [i for i in items if i.split in VAL_SPLITS]
     if not train:
         raise DatasetError("metadata has no entries with split 'train'")
-    if not val and config.train.val_fraction > 0 and len(train) > 1:
-        order = np.random.default_rng(config.train.seed).permutation(len(train))
-        n_val = max(1, round(len(train) * config.train.val_fraction))
+    if not val and cfg.val_fraction > 0 and len(train) > 1:
+        order = np.random.default_rng(cfg.seed).permutation(len(train))
+        n_val = max(1, round(len(train) * cfg.val_fraction))
         val = [train[i] for i in order[:n_val]]
         train = [train[i] for i in order[n_val:]]
     return train, val
 
 
 def learning_rates(cfg) -> list[float]:
-    """The learning rate of each epoch under ``cfg.lr_schedule`` (``cfg``: :class:`dfstream.engine.core.config.TrainConfig`)."""
+    """The learning rate of each epoch under ``cfg.lr_schedule`` (``cfg``: :class:`dfstream.app.config.TrainConfig`)."""
     if cfg.lr_schedule == "constant" or cfg.epochs == 1:
         return [cfg.learning_rate] * cfg.epochs
     low = 0.05 * cfg.learning_rate
-    return [low + (cfg.learning_rate - low) * 0.5 * (1 + math.cos(math.pi * k / (cfg.epochs - 1)))
-            for k in range(cfg.epochs)]
+    return [
+        low + (cfg.learning_rate - low) * 0.5 * (1 + math.cos(math.pi * k / (cfg.epochs - 1)))
+        for k in range(cfg.epochs)
+    ]
 
 
-class _Trainer:
+class Trainer:
     """Batches windows through the branches and their fusion; caches encoder states when frozen.
 
     The loss is frame-level BCE on the fused curve; with several branches each
@@ -160,9 +185,9 @@ class _Trainer:
     modality is present), so that spans can say which modality carries them.
     """
 
-    def __init__(self, detector: Detector, config: Config, classes: int = 0):
-        self.detector, self.device, self.cfg = detector, detector.device, config.train
-        self.frozen = not config.train.finetune_encoder
+    def __init__(self, detector: Detector, cfg: TrainConfig, classes: int = 0):
+        self.detector, self.device, self.cfg = detector, detector.device, cfg
+        self.frozen = not cfg.finetune_encoder
         for branch in detector.branches.values():
             if self.frozen:
                 branch.encoder.requires_grad_(False)
@@ -172,8 +197,10 @@ class _Trainer:
         # train.generator_loss: a linear classifier of the generator over the branch's frame
         # embeddings; it only shapes them in training and is not saved
         self.classifier = None
-        if self.cfg.generator_loss > 0 and classes >= 2 and GENERATOR_BRANCH in detector.branches:
-            dim = detector.specs[GENERATOR_BRANCH].embedding_dim
+        # the branch whose embeddings learn the generators: the (first) one of GENERATOR_MODALITY
+        self.generator_branch = next((n for n, m in detector.modalities.items() if m == GENERATOR_MODALITY), None)
+        if self.cfg.generator_loss > 0 and classes >= 2 and self.generator_branch is not None:
+            dim = detector.specs[self.generator_branch].embedding_dim
             self.classifier = torch.nn.Linear(dim, classes).to(self.device)
             params += list(self.classifier.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
@@ -182,8 +209,9 @@ class _Trainer:
         drawn = self.cfg.augment or self.cfg.degrade > 0
         self.augmenter = torch.Generator().manual_seed(self.cfg.seed) if drawn else None
 
-    def _logits(self, data: Windows, index: np.ndarray, key: tuple,
-                augment: bool = False) -> tuple[torch.Tensor, dict, dict, dict]:
+    def _logits(
+        self, data: Windows, index: np.ndarray, key: tuple, augment: bool = False
+    ) -> tuple[torch.Tensor, dict, dict, dict]:
         """Fused logits ``(B, F)``, branch logits ``{name: (B, F)}``, presence ``{name: (B, F)}`` and
         branch embeddings ``{name: (B, F, D)}``;
         ``augment``: windows drawn with chance ``train.degrade`` swapped for their branch's
@@ -193,7 +221,7 @@ class _Trainer:
         for name, branch in det.branches.items():
             x = branch.preprocess(data.inputs[name][index]).to(self.device)
             swap = None
-            if augment and self.cfg.degrade > 0 and hasattr(branch, "degrade"):
+            if augment and self.cfg.degrade > 0 and branch.degrades:
                 swap = torch.rand(len(index), generator=self.augmenter) < self.cfg.degrade
                 swap = swap if bool(swap.any()) else None
             if self.frozen:
@@ -202,13 +230,13 @@ class _Trainer:
                     encoded = _pick(swap, self._encoded(branch, (name, key, "degraded"), x, branch.degrade), encoded)
             else:
                 encoded = branch.encode(x if swap is None else _pick(swap, (branch.degrade(x),), (x,))[0])
-            if augment and self.cfg.augment and hasattr(branch, "augment"):
+            if augment and self.cfg.augment:
                 encoded = branch.augment(encoded, self.augmenter)
             lg, em = branch.head_forward(encoded)
             plan, ratio = det.plans[name], det.ratios[name]
             lo = plan.first_kept
-            logits[name] = to_step(lg[:, lo:lo + plan.hop_frames], ratio)
-            embs[name] = to_step(em[:, lo:lo + plan.hop_frames], ratio)
+            logits[name] = to_step(lg[:, lo : lo + plan.hop_frames], ratio)
+            embs[name] = to_step(em[:, lo : lo + plan.hop_frames], ratio)
             pres[name] = to_step(torch.from_numpy(data.present[name][index]).to(self.device), ratio)
         if det.fusion is not None:
             fused, _ = det.fusion(logits, embs, pres)
@@ -230,7 +258,7 @@ class _Trainer:
         them would each show one file's media to the gradient and to BatchNorm's batch statistics.
         Evaluation batches are consecutive."""
         order = np.random.default_rng(self.cfg.seed).permutation(n) if shuffle else np.arange(n)
-        batches = [order[i:i + self.cfg.batch_size] for i in range(0, n, self.cfg.batch_size)]
+        batches = [order[i : i + self.cfg.batch_size] for i in range(0, n, self.cfg.batch_size)]
         if shuffle:
             rng.shuffle(batches)
         return batches
@@ -249,9 +277,9 @@ class _Trainer:
                     loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / m.sum()
         if self.classifier is not None and data.generators is not None:
             g = torch.from_numpy(data.generators[b]).to(self.device)
-            labelled = (g >= 0) & (mask > 0) & pres[GENERATOR_BRANCH].bool()
+            labelled = (g >= 0) & (mask > 0) & pres[self.generator_branch].bool()
             if labelled.any():
-                guess = self.classifier(embs[GENERATOR_BRANCH][labelled].float())
+                guess = self.classifier(embs[self.generator_branch][labelled].float())
                 loss = loss + self.cfg.generator_loss * torch.nn.functional.cross_entropy(guess, g[labelled])
         return loss, float(mask.sum())
 
@@ -290,76 +318,110 @@ class _Trainer:
 
 def _pick(swap: torch.Tensor, chosen: tuple, kept: tuple) -> tuple:
     """Per window (first axis), ``chosen`` where ``swap`` (bool ``(B,)``) else ``kept``; ``None`` entries pass."""
-    return tuple(None if a is None else torch.where(swap.to(a.device).view(-1, *[1] * (a.dim() - 1)), a, b)
-                 for a, b in zip(chosen, kept))
+    return tuple(
+        None if a is None else torch.where(swap.to(a.device).view(-1, *[1] * (a.dim() - 1)), a, b)
+        for a, b in zip(chosen, kept)
+    )
 
 
-def train(meta: str | Path, root: str | Path, out: str | Path, config: Config,
-          description: str | None = None, label_key: str | None = None) -> dict:
-    """Train a detector on the metadata's train split and save the best epoch to ``out``.
+def train(
+    meta: str | Path,
+    root: str | Path,
+    out: str | Path,
+    config: AppConfig,
+    description: str | None = None,
+    label_key: str | None = None,
+    progress: Progress = SILENT,
+) -> dict:
+    """Train a detector (``config.model``, as ``config.train`` says) on the metadata's train split and
+    save the best epoch to ``out``; files are cut as replay cuts them (``replay.chunk_seconds``).
 
     ``label_key`` is what the fused curve learns (default :func:`default_label_key`).
-    Returns the training summary written into the checkpoint.
+    Returns the training summary written into the checkpoint. Each epoch's losses are logged
+    (``dfstream.app.training``); ``progress`` counts files decoded and epochs.
     """
-    label_key = label_key or default_label_key(config)
-    meta, root = Path(meta), Path(root)
+    meta, root, cfg = Path(meta), Path(root), config.train
     items = load_metadata(meta)
-    train_items, val_items = _split(items, config)
-    torch.manual_seed(config.train.seed)
+    train_items, val_items = _split(items, cfg)
+    torch.manual_seed(cfg.seed)
     # gradients in float32 and unquantized, whatever inference uses
-    config = replace(replace(config, "inference.quantize", "none"), "inference.dtype", "float32")
-    detector = Detector.from_config(config)
-    classes = generator_classes(train_items) if config.train.generator_loss > 0 else None
-    train_data = _windows(train_items, root, detector, label_key, "train", classes)
-    val_data = _windows(val_items, root, detector, label_key, "val") if val_items else None
+    model = replace(replace(config.model, "inference.quantize", "none"), "inference.dtype", "float32")
+    detector = Detector.from_config(model, seed=cfg.seed)
+    label_key = label_key or default_label_key(detector)
+    chunk_seconds = config.deployment.replay.chunk_seconds
+    classes = generator_classes(train_items) if cfg.generator_loss > 0 else None
+    train_data = training_windows(train_items, root, detector, label_key, "train", classes, chunk_seconds, progress)
+    val_data = (
+        training_windows(val_items, root, detector, label_key, "val", None, chunk_seconds, progress)
+        if val_items
+        else None
+    )
     positives = float((train_data.targets * train_data.mask).sum())
     negatives = float(train_data.mask.sum()) - positives
     pos_weight = torch.tensor(min(10.0, max(1.0, negatives / max(positives, 1.0))), device=detector.device)
-    trainer = _Trainer(detector, config, len(classes or ()))
-    rng = np.random.default_rng(config.train.seed)
+    trainer = Trainer(detector, cfg, len(classes or ()))
+    rng = np.random.default_rng(cfg.seed)
     history, best, best_state, interrupted = [], None, None, False
-    bar = tqdm(range(1, config.train.epochs + 1), desc="training", unit="epoch", disable=None)
+    task = progress.task("training", cfg.epochs, "epoch")
     try:
-        for epoch in bar:
+        for epoch in range(1, cfg.epochs + 1):
             loss = trainer.epoch(train_data, pos_weight, rng, "train", epoch)
             val = trainer.evaluate(val_data, "val") if val_data else {}
-            history.append({"epoch": epoch, "train_loss": round(loss, 5),
-                            "learning_rate": round(trainer.rates[epoch - 1], 7),
-                            **{k: None if v is None else round(v, 5) for k, v in val.items()}})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": round(loss, 5),
+                    "learning_rate": round(trainer.rates[epoch - 1], 7),
+                    **{k: None if v is None else round(v, 5) for k, v in val.items()},
+                }
+            )
             selector = -(val.get("bce") if val else loss)
             if best is None or selector > best:
                 best, best_state = selector, {k: v.detach().clone() for k, v in detector.model.state_dict().items()}
                 history[-1]["best"] = True
-            bar.set_postfix(loss=f"{loss:.4f}", val_auc=val.get("frame_auc"))
-            print(f"epoch {epoch}: train loss {loss:.4f}" + (
+            task.advance()
+            log.info(
+                "epoch %d: train loss %.4f%s",
+                epoch,
+                loss,
                 f", val frame AUC {val['frame_auc']:.4f}, val BCE {val['bce']:.4f}"
-                if val and val["frame_auc"] is not None else ""), file=sys.stderr)
+                if val and val["frame_auc"] is not None
+                else "",
+            )
     except KeyboardInterrupt:
-        bar.close()
         if best_state is None:
-            print("training interrupted before the first epoch ended: nothing saved", file=sys.stderr)
+            log.warning("training interrupted before the first epoch ended: nothing saved")
             raise
         interrupted = True
+    finally:
+        task.close()
     detector.model.load_state_dict(best_state)
     best_epoch = next(h for h in reversed(history) if h.get("best"))
     summary = {
-        "data": {"meta": meta.name, "description": description or f"the dataset described by {meta.name}",
-                 "labels": label_key, "files": len(train_items), "val_files": len(val_items),
-                 "seconds": round(train_data.seconds, 2), "fake_seconds": round(train_data.fake_seconds, 2)},
-        "method": {"encoder": "frozen" if trainer.frozen else "fine-tuned",
-                   "objective": f"frame-level BCE on {detector.step * 1000:g} ms frames"
-                                + (" (fused; plus each branch on its modality's labels)" if len(detector.branches) > 1
-                                   else ""), **config_to_dict(config.train),
-                   **({"generator_classes": classes} if trainer.classifier is not None else {})},
+        "data": {
+            "meta": meta.name,
+            "description": description or f"the dataset described by {meta.name}",
+            "labels": label_key,
+            "files": len(train_items),
+            "val_files": len(val_items),
+            "seconds": round(train_data.seconds, 2),
+            "fake_seconds": round(train_data.fake_seconds, 2),
+        },
+        "method": {
+            "encoder": "frozen" if trainer.frozen else "fine-tuned",
+            "objective": f"frame-level BCE on {detector.step * 1000:g} ms frames"
+            + (" (fused; plus each branch on its modality's labels)" if len(detector.branches) > 1 else ""),
+            **cfg.to_dict(),
+            **({"generator_classes": classes} if trainer.classifier is not None else {}),
+        },
         "best_epoch": best_epoch,
         "history": history,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     if interrupted:
-        summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {config.train.epochs}"
+        summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {cfg.epochs}"
     save_checkpoint(detector, out, summary)
     if interrupted:
-        print(f"training interrupted after epoch {len(history)}: saved the best epoch so far to {out}",
-              file=sys.stderr)
+        log.warning("training interrupted after epoch %d: saved the best epoch so far to %s", len(history), out)
         raise KeyboardInterrupt
     return summary

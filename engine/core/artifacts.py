@@ -1,4 +1,5 @@
 """Helpers for the files dfstream writes and verifies: checksums and versioned JSON sidecars."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,7 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_sidecar_json(path: str | Path, expected_format: str, what: str, kind: str,
-                      error: type[DfstreamError]) -> dict:
+def read_sidecar_json(path: str | Path, expected_format: str, what: str, kind: str, error: type[DfstreamError]) -> dict:
     """Read a JSON sidecar whose ``format`` field must equal ``expected_format``.
 
     ``what`` names the artifact ("dfstream checkpoint"), ``kind`` its format

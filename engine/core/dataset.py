@@ -5,6 +5,7 @@ audio_fake_segments, visual_fake_segments, ...}``. LAV-DF: ``{file, split,
 fake_periods, modify_audio, modify_video, ...}``. Segments are
 ``[[start_s, end_s], ...]``. Both load into :class:`Item`.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,19 +45,25 @@ def _item(entry: dict, index: int) -> Item:
         raise DatasetError(f"{where}: has no 'file'")
     if "fake_periods" in entry and "fake_segments" not in entry:  # LAV-DF
         periods = _spans(entry["fake_periods"], where)
-        segments = {"fake_segments": periods,
-                    "audio_fake_segments": periods if entry.get("modify_audio") else (),
-                    "visual_fake_segments": periods if entry.get("modify_video") else ()}
+        segments = {
+            "fake_segments": periods,
+            "audio_fake_segments": periods if entry.get("modify_audio") else (),
+            "visual_fake_segments": periods if entry.get("modify_video") else (),
+        }
     elif "fake_segments" in entry:  # AV-Deepfake1M
         fake = _spans(entry["fake_segments"], where)
         kind = entry.get("modify_type", "")
+
         def part(key, modified):
             if key in entry:
                 return _spans(entry[key], where)
             return fake if kind in (modified, "both_modified") else ()
-        segments = {"fake_segments": fake,
-                    "audio_fake_segments": part("audio_fake_segments", "audio_modified"),
-                    "visual_fake_segments": part("visual_fake_segments", "visual_modified")}
+
+        segments = {
+            "fake_segments": fake,
+            "audio_fake_segments": part("audio_fake_segments", "audio_modified"),
+            "visual_fake_segments": part("visual_fake_segments", "visual_modified"),
+        }
     else:
         raise DatasetError(f"{where}: neither 'fake_segments' (AV-Deepfake1M) nor 'fake_periods' (LAV-DF)")
     return Item(entry["file"], entry.get("split", "train"), segments, entry)

@@ -41,7 +41,7 @@ class BrokerError(DfstreamError):
     """A Kafka broker cannot be reached or refused a request, or the development broker cannot be started."""
 
 
-class RegistryError(DfstreamError):
+class RegistryError(ConfigError):
     """An unknown key was looked up in one of the explicit registries."""
 
 

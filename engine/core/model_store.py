@@ -7,6 +7,7 @@ and smoke runs only; every verdict's ``model`` field then says ``UNTRAINED``).
 The shipped model is package data, so it is found without a source checkout.
 Imports no torch.
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -24,8 +25,10 @@ def shipped_model() -> Path:
     """The folder of the model shipped with the package (CheckpointError when it is not installed)."""
     folder = Path(str(resources.files("dfstream.models") / DEFAULT))
     if not (folder / "dfstream.json").is_file():
-        raise CheckpointError(f"the shipped model is not installed at {folder} (a wheel built without its package "
-                              "data?): pass --model DIR, or --model random for untrained weights")
+        raise CheckpointError(
+            f"the shipped model is not installed at {folder} (a wheel built without its package "
+            "data?): pass --model DIR, or --model random for untrained weights"
+        )
     return folder
 
 

@@ -3,6 +3,7 @@
 All times are stream time in seconds (float). Verdicts serialize to the JSON
 schema ``dfstream.verdict/1`` documented in the README.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,8 +86,7 @@ class Detection:
 
     @classmethod
     def from_dict(cls, d: dict) -> Detection:
-        return cls(Span(d["start"], d["end"]), d["score"], d["modality"],
-                   tuple(d.get("attribution", ())))
+        return cls(Span(d["start"], d["end"]), d["score"], d["modality"], tuple(d.get("attribution", ())))
 
 
 def proposals(detections) -> list[list[float]]:
@@ -125,7 +125,7 @@ class Verdict:
     else whether any window this chunk completed held speech. ``trace`` holds the
     frame probabilities of ``scored`` (not serialized). ``dropped_frames`` counts
     corrupt video frames the decoder dropped from this chunk. ``media`` is the chunk's
-    media as the branches saw it (an :class:`dfstream.engine.media.blocks.MediaBlock`: audio, face
+    media as the branches saw it (a :class:`dfstream.engine.core.branch.Prepared` block: audio, face
     crops), kept only for a processor asked to (reports; not serialized).
     """
 
@@ -167,11 +167,18 @@ class Verdict:
         if d.get("schema") != VERDICT_SCHEMA:
             raise ValueError(f"not a {VERDICT_SCHEMA} message: schema={d.get('schema')!r}")
         return cls(
-            stream_id=d["stream_id"], seq=d["seq"], span=Span(*d["span"]),
-            score=d["score"], scored=None if d["scored"] is None else Span(*d["scored"]),
+            stream_id=d["stream_id"],
+            seq=d["seq"],
+            span=Span(*d["span"]),
+            score=d["score"],
+            scored=None if d["scored"] is None else Span(*d["scored"]),
             detections=tuple(Detection.from_dict(x) for x in d["detections"]),
-            model=d["model"], latency_ms=d["latency_ms"], final=d.get("final", False), speech=d.get("speech"),
-            dropped_frames=d.get("dropped_frames", 0))
+            model=d["model"],
+            latency_ms=d["latency_ms"],
+            final=d.get("final", False),
+            speech=d.get("speech"),
+            dropped_frames=d.get("dropped_frames", 0),
+        )
 
 
 def error_record(stream_id: str, message: str, seq: int | None = None) -> dict:

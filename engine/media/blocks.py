@@ -1,56 +1,61 @@
 """Decoded media of one chunk or file block: audio, video, or both, on stream time.
 
-A :class:`MediaBlock` is what the streaming path consumes. Its ``video`` is a
-:class:`dfstream.engine.media.video.VideoBlock` of decoded frames when it leaves the decoder
-and a :class:`FrameBlock` of encoder-ready crops once the visual branch has
-prepared it (:meth:`dfstream.engine.runtime.detector.Detector.prepare`, CPU work that runs off
-the model thread). Either track may be missing: an audio file has no video, a
-silent video no audio.
+A :class:`MediaBlock` is what the decoders hand the runtime: an
+:class:`~dfstream.engine.media.decode.AudioBlock` and/or a
+:class:`~dfstream.engine.media.video.VideoBlock`; either may be missing (an audio
+file has no video, a silent video no audio). Which tracks are decoded, and how
+video is sampled, is a :class:`MediaRequest`: what the branches of a model read
+(each branch says what it needs; the runtime merges them), so that this layer
+knows no branch.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
-from dfstream.engine.core.config import Config
-from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock, Demuxed, decode_audio, decode_chunk, is_raw_pcm, iter_audio
-from dfstream.engine.core.errors import MediaError
+from dfstream.engine.core.errors import ConfigError, MediaError
 from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.decode import (
+    SAMPLE_RATE,
+    AudioBlock,
+    Demuxed,
+    decode_audio,
+    decode_chunk,
+    is_raw_pcm,
+    iter_audio,
+)
+from dfstream.engine.media.limits import LIMITS, LimitsConfig
 from dfstream.engine.media.video import VideoBlock, decode_video, has_video, iter_video, video_stream
 
 
 @dataclass(frozen=True)
-class FrameBlock:
-    """Visual input ready for the encoder.
+class VideoSampling:
+    """How video is decoded: sampled at ``fps`` on the grid ``g / fps`` of stream time, scaled so that the
+    longer side is at most ``max_side`` pixels."""
 
-    Attributes
-    ----------
-    images : ndarray, uint8, shape (N, S, S, 3)
-        RGB crops (of the tracked face, or whole frames).
-    faces : ndarray, bool, shape (N,)
-        Whether frame ``i`` showed a face; frames without one are scored as
-        absent visual evidence (always True in whole-frame mode).
-    t0 : float
-        Stream time (s) of ``images[0]``; frame ``i`` is at ``t0 + i / fps``.
-    fps : float
-        Frames per second.
-    dropped : int
-        Corrupt frames the decoder dropped.
-    """
-
-    images: np.ndarray
-    faces: np.ndarray
-    t0: float
     fps: float
-    dropped: int = 0
+    max_side: int
 
-    @property
-    def duration(self) -> float:
-        return len(self.images) / self.fps
+
+@dataclass(frozen=True)
+class MediaRequest:
+    """Which tracks to decode: ``audio`` (16 kHz mono), ``video`` (sampled as it says, or None)."""
+
+    audio: bool = False
+    video: VideoSampling | None = None
+
+    def merge(self, other: MediaRequest) -> MediaRequest:
+        """Both requests at once; ConfigError when they sample video differently."""
+        if self.video is not None and other.video is not None and self.video != other.video:
+            raise ConfigError(
+                f"branches sample video differently ({self.video} and {other.video}): one sampling per model"
+            )
+        return MediaRequest(self.audio or other.audio, self.video or other.video)
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class MediaBlock:
     """One block of a stream: ``audio`` and/or ``video`` (see module doc)."""
 
     audio: AudioBlock | None = None
-    video: VideoBlock | FrameBlock | None = None
+    video: VideoBlock | None = None
 
     def __post_init__(self):
         if self.audio is None and self.video is None:
@@ -84,27 +89,22 @@ def as_media(block) -> MediaBlock:
     return block if isinstance(block, MediaBlock) else MediaBlock(audio=block)
 
 
-def _wants(config: Config) -> tuple[bool, bool]:
-    return "audio" in config.branches, "visual" in config.branches
-
-
-def decode_media(chunk: Chunk, config: Config) -> MediaBlock:
-    """Decode the tracks ``config.branches`` use from one chunk (MediaError when it has none of them).
+def decode_media(chunk: Chunk, request: MediaRequest, limits: LimitsConfig = LIMITS) -> MediaBlock:
+    """Decode the tracks ``request`` names from one chunk (MediaError when it has none of them).
 
     ``chunk.t0`` (if set) is the stream time of the chunk's start: both tracks
     shift by the same amount, so their alignment from the container is kept.
     """
-    audio_wanted, video_wanted = _wants(config)
-    limits, visual = config.limits, config.visual
     if is_raw_pcm(chunk.content_type):
-        if not audio_wanted:
-            raise MediaError("raw PCM carries audio only and this model has no audio branch", "no-video")
+        if not request.audio:
+            raise MediaError("raw PCM carries audio only and this model reads no audio", "no-video")
         return MediaBlock(audio=decode_chunk(chunk, limits))
-    source = Demuxed(chunk.payload, _tracks) if audio_wanted and video_wanted else chunk.payload
+    sampling = request.video
+    source = Demuxed(chunk.payload, _tracks) if request.audio and sampling else chunk.payload
     try:  # both tracks from one open and one pass over the payload (see Demuxed)
-        video = decode_video(source, visual.fps, visual.decode_side, limits) if video_wanted else None
+        video = decode_video(source, sampling.fps, sampling.max_side, limits) if sampling else None
         audio = None
-        if audio_wanted:
+        if request.audio:
             try:
                 audio = decode_audio(source, limits)
             except MediaError as e:
@@ -114,7 +114,7 @@ def decode_media(chunk: Chunk, config: Config) -> MediaBlock:
         if isinstance(source, Demuxed):
             source.close()
     if audio is None and video is None:
-        raise MediaError("no video stream, and this model has no audio branch", "no-video")
+        raise MediaError("no video stream, and this model reads no audio", "no-video")
     if chunk.t0 is not None:
         shift = chunk.t0 - MediaBlock(audio, video).t0
         if audio is not None:
@@ -130,8 +130,10 @@ def _tracks(container) -> list:
     return [s for s in (video_stream(container), audio) if s is not None]
 
 
-def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBlock]:
-    """A file's tracks (those ``config.branches`` use) in blocks of ``block_seconds`` of stream time.
+def iter_media(
+    path, block_seconds: float, request: MediaRequest, limits: LimitsConfig = LIMITS
+) -> Iterator[MediaBlock]:
+    """A file's tracks (those ``request`` names) in blocks of ``block_seconds`` of stream time.
 
     Audio and video are decoded by two incremental decoders and cut at the same stream times,
     ``origin + k * block_seconds``, ``origin`` the start of the track that starts first: block
@@ -143,44 +145,50 @@ def iter_media(path, block_seconds: float, config: Config) -> Iterator[MediaBloc
     """
     if not block_seconds > 0:
         raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
-    audio_wanted, video_wanted = _wants(config)
-    limits, visual = config.limits, config.visual
-    tracks = []
-    if audio_wanted:
-        audio = _Track(iter_audio(path, None, limits), SAMPLE_RATE, "samples",
-                       lambda b, data, t0: AudioBlock(data, t0))
-        if audio.start(tolerate_missing=video_wanted):
-            tracks.append(audio)
-    if video_wanted and has_video(path):
-        video = _Track(iter_video(path, visual.fps, visual.decode_side, None, limits), visual.fps, "frames",
-                       lambda b, data, t0: VideoBlock(data, t0, b.fps, b.dropped))
+    tracks = {}  # MediaBlock field -> its track
+    if request.audio:
+        audio = _Track(
+            iter_audio(path, None, limits),
+            SAMPLE_RATE,
+            lambda b: b.samples,
+            lambda b, data, t0: AudioBlock(data, t0),
+        )
+        if audio.start(tolerate_missing=request.video is not None):
+            tracks["audio"] = audio
+    sampling = request.video
+    if sampling is not None and has_video(path):
+        video = _Track(
+            iter_video(path, sampling.fps, sampling.max_side, None, limits),
+            sampling.fps,
+            lambda b: b.frames,
+            lambda b, data, t0: VideoBlock(data, t0, b.fps, b.dropped),
+        )
         if video.start(tolerate_missing=False):
-            tracks.append(video)
+            tracks["video"] = video
     if not tracks:
         raise MediaError("no audio or video stream this model can use", "no-audio")
-    origin = min(t.t0 for t in tracks)
-    cuts = [t.cut(origin, block_seconds) for t in tracks]
-    heads = [next(c, None) for c in cuts]
-    while any(h is not None for h in heads):
-        k = min(h[0] for h in heads if h is not None)
-        parts = [None] * len(tracks)
-        for i, h in enumerate(heads):
+    origin = min(t.t0 for t in tracks.values())
+    cuts = {name: t.cut(origin, block_seconds) for name, t in tracks.items()}
+    heads = {name: next(c, None) for name, c in cuts.items()}
+    while any(h is not None for h in heads.values()):
+        k = min(h[0] for h in heads.values() if h is not None)
+        parts = {}
+        for name, h in heads.items():
             if h is not None and h[0] == k:
-                parts[i], heads[i] = h[1], next(cuts[i], None)
-        by_kind = dict(zip((t.kind for t in tracks), parts))
-        yield MediaBlock(by_kind.get("samples"), by_kind.get("frames"))
+                parts[name], heads[name] = h[1], next(cuts[name], None)
+        yield MediaBlock(**parts)
 
 
 class _Track:
     """One decoded track of a file, re-cut at given stream times (see :func:`iter_media`).
 
     ``blocks`` are consecutive, gapless blocks (AudioBlock or VideoBlock) whose element ``i``
-    is at ``t0 + i / rate``; ``kind`` names their array (``samples`` or ``frames``); ``rebuild(block,
-    array, t0)`` makes a block of the same kind.
+    is at ``t0 + i / rate``; ``data(block)`` is a block's array (samples, frames) and
+    ``rebuild(block, array, t0)`` makes a block of the same kind.
     """
 
-    def __init__(self, blocks: Iterator, rate: float, kind: str, rebuild):
-        self.blocks, self.rate, self.kind, self.rebuild = blocks, rate, kind, rebuild
+    def __init__(self, blocks: Iterator, rate: float, data, rebuild):
+        self.blocks, self.rate, self.data, self.rebuild = blocks, rate, data, rebuild
         self.first = None
         self.t0 = 0.0
 
@@ -205,7 +213,7 @@ class _Track:
         last = self.first
         for block in itertools.chain([self.first], self.blocks):
             last = block
-            pending.append(getattr(block, self.kind))
+            pending.append(self.data(block))
             held += len(pending[-1])
             while True:  # elements before the end of block k, counted from the track's start
                 end = math.ceil((origin + (k + 1) * seconds - self.t0) * self.rate - 1e-6)

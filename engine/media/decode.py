@@ -10,37 +10,36 @@ Raw PCM payloads (content types ``audio/L16;rate=R[;channels=C]`` for 16-bit
 big-endian PCM as in RFC 2586, ``audio/pcm;format=s16le|f32le;rate=R`` for
 little-endian) are parsed with NumPy and take the same resampling path.
 
-Untrusted media is bounded by :class:`dfstream.engine.core.config.LimitsConfig` (config
+Untrusted media is bounded by :class:`dfstream.engine.media.limits.LimitsConfig` (config
 section ``limits``): native sample rate and channel count, timestamp jumps
 (filled with silence, so a jump of hours would be hours of zeros), and for
 chunks (bytes payloads) the decoded duration and the wall time spent
 decoding (checked between frames). Each breach is a :class:`MediaError` with
 its own reason.
 """
+
 from __future__ import annotations
 
 import io
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 import soxr
 
-from dfstream.engine.core.config import LimitsConfig
 from dfstream.engine.core.errors import MediaError
 from dfstream.engine.core.types import Chunk
+from dfstream.engine.media.limits import LIMITS, LimitsConfig
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) of all decoded audio."""
 
 _GAP_TOLERANCE = 0.002  # seconds of PTS jitter ignored before inserting silence / trimming
 
-LIMITS = LimitsConfig()
-"""The default bounds (``configs/default.yaml`` section ``limits``)."""
 
 COUNTED_FROM_SKIP = {"mp3"}
 """Container formats without timestamps of their own, whose times FFmpeg counts in samples from
@@ -61,8 +60,9 @@ class AudioBlock:
         return len(self.samples) / SAMPLE_RATE
 
 
-def place(samples: np.ndarray, start: int, expected: int, rate: float,
-          max_gap_seconds: float = LIMITS.max_gap_seconds, fill=0) -> np.ndarray:
+def place(
+    samples: np.ndarray, start: int, expected: int, rate: float, max_gap_seconds: float = LIMITS.max_gap_seconds, fill=0
+) -> np.ndarray:
     """Align ``samples`` that start at index ``start`` to a timeline expecting ``expected`` next.
 
     A gap larger than the PTS tolerance (2 ms) is filled with ``fill`` (silence);
@@ -77,30 +77,38 @@ def place(samples: np.ndarray, start: int, expected: int, rate: float,
     if start > expected:
         gap = np.full((start - expected,) + samples.shape[1:], fill, samples.dtype)
         return np.concatenate([gap, samples])
-    return samples[expected - start:]
+    return samples[expected - start :]
 
 
 def check_gap(seconds: float, max_gap_seconds: float) -> None:
     """MediaError ``timestamp-jump`` when a gap of ``seconds`` would be filled with more silence than allowed."""
     if seconds > max_gap_seconds:
-        raise MediaError(f"timestamps jump {seconds:.1f} s ahead; at most {max_gap_seconds:g} s of missing audio "
-                         "is filled with silence (limits.max_gap_seconds)", "timestamp-jump")
+        raise MediaError(
+            f"timestamps jump {seconds:.1f} s ahead; at most {max_gap_seconds:g} s of missing audio "
+            "is filled with silence (limits.max_gap_seconds)",
+            "timestamp-jump",
+        )
 
 
 def check_format(rate: int, channels: int, limits: LimitsConfig) -> None:
     """MediaError ``bad-rate`` / ``too-many-channels`` for a native format outside ``limits``."""
     if not limits.min_sample_rate <= rate <= limits.max_sample_rate:
-        raise MediaError(f"sample rate {rate} Hz is outside [{limits.min_sample_rate}, {limits.max_sample_rate}] "
-                         "(limits.min_sample_rate / max_sample_rate)", "bad-rate")
+        raise MediaError(
+            f"sample rate {rate} Hz is outside [{limits.min_sample_rate}, {limits.max_sample_rate}] "
+            "(limits.min_sample_rate / max_sample_rate)",
+            "bad-rate",
+        )
     if not 1 <= channels <= limits.max_channels:
-        raise MediaError(f"{channels} audio channels; at most {limits.max_channels} (limits.max_channels)",
-                         "too-many-channels")
+        raise MediaError(
+            f"{channels} audio channels; at most {limits.max_channels} (limits.max_channels)", "too-many-channels"
+        )
 
 
 def _check_length(samples: int, limits: LimitsConfig) -> None:
     if samples > limits.max_chunk_seconds * SAMPLE_RATE:
-        raise MediaError(f"chunk decodes to more than {limits.max_chunk_seconds:g} s of audio "
-                         "(limits.max_chunk_seconds)", "too-long")
+        raise MediaError(
+            f"chunk decodes to more than {limits.max_chunk_seconds:g} s of audio (limits.max_chunk_seconds)", "too-long"
+        )
 
 
 class _Timeline:
@@ -118,8 +126,9 @@ class _Timeline:
 
     def __init__(self, rate: int, t0: float, max_gap_seconds: float):
         self.rate, self.t0, self.pos, self.max_gap = rate, t0, 0, max_gap_seconds
-        self.resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(
-            rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        self.resampler = (
+            None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        )
 
     def push(self, mono: np.ndarray, time: float | None) -> np.ndarray:
         """Add native-rate samples starting at stream time ``time`` (None: contiguous)."""
@@ -144,8 +153,7 @@ def _check_riff(head: bytes, size: int) -> None:
     if len(head) >= 8 and head[:4] == b"RIFF":
         declared = int.from_bytes(head[4:8], "little") + 8
         if declared > size and declared != 0xFFFFFFFF + 8:  # 0xFFFFFFFF: size unknown (streamed)
-            raise MediaError(f"truncated: the RIFF header declares {declared} bytes, the file has {size}",
-                             "truncated")
+            raise MediaError(f"truncated: the RIFF header declares {declared} bytes, the file has {size}", "truncated")
 
 
 class Extent:
@@ -187,7 +195,7 @@ class Demuxed:
 
     def __init__(self, payload: bytes, pick):
         """Open ``payload`` and keep the packets of the streams ``pick(container)`` returns (a list)."""
-        self.container = _open(payload)
+        self.container = open_media(payload)
         self.packets: dict[int, list[av.Packet]] = {}
         self.extent = Extent()
         self.error: BaseException | None = None
@@ -212,7 +220,7 @@ class Demuxed:
     def __getattr__(self, name):
         return getattr(self.container, name)
 
-    def __enter__(self) -> Demuxed:  # a decoder's ``with _open(...)``: the owner closes (close())
+    def __enter__(self) -> Demuxed:  # a decoder's ``with open_media(...)``: the owner closes (close())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -229,7 +237,7 @@ def is_chunk(source) -> bool:
     return isinstance(source, (bytes, bytearray, memoryview, Demuxed))
 
 
-def _open(source) -> av.container.InputContainer:
+def open_media(source) -> av.container.InputContainer:
     """Open a path or bytes with PyAV, mapping failures to MediaError (a :class:`Demuxed` is open)."""
     if isinstance(source, Demuxed):
         return source
@@ -253,12 +261,14 @@ def _open(source) -> av.container.InputContainer:
     try:
         container = av.open(handle, mode="r", metadata_errors="replace")  # metadata is not ours to trust
     except av.error.FFmpegError as e:
-        raise MediaError(f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})",
-                         "not-media") from None
+        raise MediaError(
+            f"not a readable media file ({e.__class__.__name__}: {e.strerror or e})", "not-media"
+        ) from None
     if not container.streams:
         container.close()
-        raise MediaError("no stream in the file: not media, or cut before its index (an MP4 without "
-                         "its moov atom)", "not-media")
+        raise MediaError(
+            "no stream in the file: not media, or cut before its index (an MP4 without its moov atom)", "not-media"
+        )
     return container
 
 
@@ -290,12 +300,17 @@ def check_complete(container, stream, end: float, extent: Extent) -> None:
     else:
         return
     if max(have, have - first) < declared - max(0.1, 0.02 * declared):
-        raise MediaError(f"truncated: the file declares {declared:.2f} s, its data ends at {have:.2f} s",
-                         "truncated")
+        raise MediaError(f"truncated: the file declares {declared:.2f} s, its data ends at {have:.2f} s", "truncated")
 
 
-_SAMPLE_TYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
-                 "flt": np.float32, "dbl": np.float64}
+_SAMPLE_TYPES = {
+    "u8": np.uint8,
+    "s16": np.int16,
+    "s32": np.int32,
+    "s64": np.int64,
+    "flt": np.float32,
+    "dbl": np.float64,
+}
 
 
 def _plane(plane, dtype: np.dtype, count: int) -> np.ndarray:
@@ -352,8 +367,7 @@ def demux(container, stream, extent: Extent | None = None) -> Iterator[av.Packet
         except StopIteration:
             return
         except IndexError:
-            raise MediaError("corrupt: a packet refers to a stream the container does not declare",
-                             "corrupt") from None
+            raise MediaError("corrupt: a packet refers to a stream the container does not declare", "corrupt") from None
         if extent is None:
             yield packet
         else:
@@ -365,8 +379,9 @@ def demux(container, stream, extent: Extent | None = None) -> Iterator[av.Packet
 def check_deadline(deadline: float | None, limits: LimitsConfig) -> None:
     """MediaError ``decode-timeout`` once ``time.monotonic()`` is past ``deadline`` (None: no deadline)."""
     if deadline is not None and time.monotonic() > deadline:
-        raise MediaError(f"decoding took over {limits.decode_timeout_seconds:g} s "
-                         "(limits.decode_timeout_seconds)", "decode-timeout")
+        raise MediaError(
+            f"decoding took over {limits.decode_timeout_seconds:g} s (limits.decode_timeout_seconds)", "decode-timeout"
+        )
 
 
 def _frames(container, stream, extent: Extent) -> Iterator[av.AudioFrame]:
@@ -402,7 +417,7 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
     block = None if block_seconds is None else max(1, round(block_seconds * SAMPLE_RATE))
     chunk = is_chunk(source)
     deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
-    with _open(source) as container:
+    with open_media(source) as container:
         stream = _audio_stream(container)
         timeline = None
         pending: list[np.ndarray] = []
@@ -432,8 +447,9 @@ def iter_audio(source, block_seconds: float | None = None, limits: LimitsConfig 
                     emitted += n_pending
                     pending, n_pending = [], 0
         except av.error.DecoderNotFoundError:
-            raise MediaError("unsupported codec: FFmpeg has no decoder for this audio stream",
-                             "unsupported-codec") from None
+            raise MediaError(
+                "unsupported codec: FFmpeg has no decoder for this audio stream", "unsupported-codec"
+            ) from None
         except av.error.FFmpegError as e:
             at = (emitted + n_pending) / SAMPLE_RATE
             raise MediaError(f"corrupt or truncated media at {at:.2f} s ({e.__class__.__name__})", "corrupt") from None
@@ -491,19 +507,24 @@ def decode_raw_pcm(payload: bytes, content_type: str, t0: float, limits: LimitsC
     kind, params = _content_params(content_type)
     dtype = _RAW_FORMATS.get((kind, params.get("format") if kind == "audio/pcm" else None))
     if dtype is None:
-        raise MediaError(f"unsupported raw PCM content type {content_type!r}; use "
-                         "audio/L16;rate=R or audio/pcm;format=s16le|f32le;rate=R", "unsupported-codec")
+        raise MediaError(
+            f"unsupported raw PCM content type {content_type!r}; use "
+            "audio/L16;rate=R or audio/pcm;format=s16le|f32le;rate=R",
+            "unsupported-codec",
+        )
     try:
         rate = int(params["rate"])
         channels = int(params.get("channels", 1))
     except (KeyError, ValueError):
-        raise MediaError(f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)",
-                         "bad-pcm") from None
+        raise MediaError(
+            f"raw PCM content type {content_type!r} needs rate=N (and optional channels=N)", "bad-pcm"
+        ) from None
     check_format(rate, channels, limits)
     width = np.dtype(dtype).itemsize * channels
     if len(payload) % width:
-        raise MediaError(f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames",
-                         "bad-pcm")
+        raise MediaError(
+            f"raw PCM payload of {len(payload)} bytes is not a whole number of {width}-byte frames", "bad-pcm"
+        )
     _check_length(round(len(payload) // width * SAMPLE_RATE / rate), limits)
     data = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
     mono = data.astype(np.float32).mean(axis=1)

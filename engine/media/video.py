@@ -34,30 +34,31 @@ took 3.0-3.2 CPU-s against 3.4-3.7 (three alternated runs, one thread), frames i
 
 A packet the decoder rejects, or a frame it flags corrupt, is dropped and
 counted in :attr:`VideoBlock.dropped`; the frame before it is held in its
-place. Untrusted media is bounded by :class:`dfstream.engine.core.config.LimitsConfig`:
+place. Untrusted media is bounded by :class:`dfstream.engine.media.limits.LimitsConfig`:
 frame size (``frame-too-large``), timestamp jumps (``timestamp-jump``), and
 for chunks (bytes payloads) the number of sampled frames (``too-many-frames``)
 and the wall time spent decoding (``decode-timeout``, checked between packets).
 """
+
 from __future__ import annotations
 
 import heapq
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import av
 import numpy as np
 
-from dfstream.engine.core.config import LimitsConfig
-from dfstream.engine.media.decode import LIMITS, Extent, _open, check_complete, check_deadline, check_gap, demux, is_chunk
 from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.decode import Extent, check_complete, check_deadline, check_gap, demux, is_chunk, open_media
+from dfstream.engine.media.limits import LIMITS, LimitsConfig
 
 _TOLERANCE = 1e-6  # seconds: a frame whose PTS is this close after a grid point still covers it
-_LOOKAHEAD = 8     # packets demuxed ahead of the decoder, to know the next frame's time past B-frame reordering
-_RECENT = 32       # packet times kept for that
+_LOOKAHEAD = 8  # packets demuxed ahead of the decoder, to know the next frame's time past B-frame reordering
+_RECENT = 32  # packet times kept for that
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,16 @@ def has_video(source) -> bool:
 
     Reads the container header only. Raises MediaError when it cannot be opened.
     """
-    with _open(source) as container:
+    with open_media(source) as container:
         return video_stream(container) is not None
 
 
 def _check_pixels(width: int, height: int, limits: LimitsConfig) -> None:
     if width * height > limits.max_frame_pixels:
-        raise MediaError(f"video frame {width}x{height} exceeds {limits.max_frame_pixels} pixels "
-                         "(limits.max_frame_pixels)", "frame-too-large")
+        raise MediaError(
+            f"video frame {width}x{height} exceeds {limits.max_frame_pixels} pixels (limits.max_frame_pixels)",
+            "frame-too-large",
+        )
 
 
 def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -116,7 +119,7 @@ def _orientation(frame: av.VideoFrame) -> tuple[int, bool]:
     if abs(theta - 90) < 1:
         return -1, bool(m[3] > 0)  # clockwise; mirrored: transpose
     if abs(theta - 270) < 1:
-        return 1, bool(m[3] < 0)   # counter-clockwise; mirrored: anti-transpose
+        return 1, bool(m[3] < 0)  # counter-clockwise; mirrored: anti-transpose
     if abs(theta - 180) < 1 or abs(theta) < 1:
         hflip, vflip = bool(m[0] < 0), bool(m[4] < 0)
         return (2 if vflip else 0), hflip != vflip  # a vertical flip is a half turn, mirrored
@@ -150,8 +153,8 @@ class _Sampler:
         self.stream, self.fps, self.max_side, self.limits = stream, fps, max_side, limits
         rate = stream.average_rate or stream.guessed_rate
         self.step = 1.0 / float(rate) if rate else 1.0 / fps  # native frame period (s)
-        self.g = self.g0 = None       # next and first grid index
-        self.size = None              # (W, H) of every output frame
+        self.g = self.g0 = None  # next and first grid index
+        self.size = None  # (W, H) of every output frame
         self.held, self.held_rgb = None, None
         self.held_time = self.held_end = 0.0
         self.skipped: list[tuple[float, float]] = []  # heap of (time, end) of frames maybe not decoded (skip)
@@ -160,8 +163,9 @@ class _Sampler:
     def shows(self, t: float, later: float) -> bool:
         """Whether a frame at time ``t`` held until ``later`` (the next frame's time) covers a grid point."""
         first = math.ceil((t - _TOLERANCE) * self.fps)
-        return any(g / self.fps >= t - _TOLERANCE and g / self.fps < later - _TOLERANCE
-                   for g in (first - 1, first, first + 1))  # neighbours too: float rounding of the product
+        return any(
+            g / self.fps >= t - _TOLERANCE and g / self.fps < later - _TOLERANCE for g in (first - 1, first, first + 1)
+        )  # neighbours too: float rounding of the product
 
     def skip(self, t: float, end: float) -> None:
         """A frame from ``t`` to ``end`` that no grid point shows was sent to be dropped; if the
@@ -218,8 +222,15 @@ class _Sampler:
         return rgb[:, ::-1] if mirror else rgb
 
 
-def _decoded(container, stream, sampler: _Sampler, counter: list[int], deadline: float | None,
-             limits: LimitsConfig, extent: Extent) -> Iterator[av.VideoFrame]:
+def _decoded(
+    container,
+    stream,
+    sampler: _Sampler,
+    counter: list[int],
+    deadline: float | None,
+    limits: LimitsConfig,
+    extent: Extent,
+) -> Iterator[av.VideoFrame]:
     """Decoded frames of ``stream``; undecodable packets and corrupt frames are counted in ``counter[0]``.
     Packets whose frames ``sampler`` would not show go to the decoder to be dropped when it can
     (``skip_frame = NONREF``, see the module doc)."""
@@ -279,8 +290,9 @@ def _no_decoder() -> MediaError:
     return MediaError("unsupported codec: FFmpeg has no decoder for this video stream", "unsupported-codec")
 
 
-def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bool,
-             limits: LimitsConfig) -> Iterator[np.ndarray]:
+def _sampled(
+    container, stream, sampler: _Sampler, dropped: list[int], chunk: bool, limits: LimitsConfig
+) -> Iterator[np.ndarray]:
     """One ``(H, W, 3)`` array per grid point, from the first frame's time to the stream's end."""
     deadline = time.monotonic() + limits.decode_timeout_seconds if chunk else None
     extent = Extent()
@@ -296,8 +308,9 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
     except av.error.DecoderNotFoundError:
         raise _no_decoder() from None
     except av.error.FFmpegError as e:  # the demuxer, not a packet's decode
-        raise MediaError(f"corrupt or truncated media after {sampler.held_time:.2f} s "
-                         f"({e.__class__.__name__})", "corrupt") from None
+        raise MediaError(
+            f"corrupt or truncated media after {sampler.held_time:.2f} s ({e.__class__.__name__})", "corrupt"
+        ) from None
     if sampler.held is None:
         if dropped[0]:
             raise MediaError(f"corrupt: no video frame decodes ({dropped[0]} packets dropped)", "corrupt")
@@ -306,8 +319,9 @@ def _sampled(container, stream, sampler: _Sampler, dropped: list[int], chunk: bo
     check_complete(container, stream, sampler.held_end, extent)
 
 
-def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
-            missing_ok: bool, result: list) -> Iterator[VideoBlock]:
+def _blocks(
+    source, fps: float, max_side: int, block: int, limits: LimitsConfig, missing_ok: bool, result: list
+) -> Iterator[VideoBlock]:
     """Consecutive blocks of at most ``block`` frames; ``result`` receives the sampler.
 
     A full block is yielded only when the next frame arrives (or at the end), so
@@ -316,7 +330,7 @@ def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
     if not (math.isfinite(fps) and fps > 0) or max_side < 1:
         raise ValueError(f"fps must be > 0 and max_side >= 1, got fps={fps}, max_side={max_side}")
     chunk = is_chunk(source)
-    with _open(source) as container:
+    with open_media(source) as container:
         stream = video_stream(container)
         if stream is None:
             if missing_ok:
@@ -331,8 +345,11 @@ def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
                 yield VideoBlock(frames, (sampler.g0 + emitted) / fps, fps, dropped[0])
                 frames, n, emitted, dropped[0] = None, 0, emitted + n, 0
             if chunk and emitted + n >= limits.max_chunk_frames:
-                raise MediaError(f"chunk samples to more than {limits.max_chunk_frames} video frames at "
-                                 f"{fps:g} fps (limits.max_chunk_frames)", "too-many-frames")
+                raise MediaError(
+                    f"chunk samples to more than {limits.max_chunk_frames} video frames at "
+                    f"{fps:g} fps (limits.max_chunk_frames)",
+                    "too-many-frames",
+                )
             if frames is None:  # filled in place: the pages of a short last block are never touched
                 frames = np.empty((block, *rgb.shape), np.uint8)
             frames[n] = rgb
@@ -341,8 +358,9 @@ def _blocks(source, fps: float, max_side: int, block: int, limits: LimitsConfig,
             yield VideoBlock(frames[:n], (sampler.g0 + emitted) / fps, fps, dropped[0])
 
 
-def iter_video(source, fps: float, max_side: int, block_seconds: float | None = None,
-               limits: LimitsConfig = LIMITS) -> Iterator[VideoBlock]:
+def iter_video(
+    source, fps: float, max_side: int, block_seconds: float | None = None, limits: LimitsConfig = LIMITS
+) -> Iterator[VideoBlock]:
     """Decode the first video stream of ``source`` incrementally, sampled at ``fps``.
 
     Parameters

@@ -8,37 +8,41 @@ which every verdict would wait for; flat to 0.2 % up to 3.4 kHz), cut into hops 
 (:class:`dfstream.engine.runtime.stream.StreamProcessor`) as the stream ``stream_id``; memory
 per call is bounded by the context the windows need, however long the call.
 """
+
 from __future__ import annotations
 
 import av
 import numpy as np
 
-from dfstream.engine.core.config import Config, load_config, replace
-from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock, pcm16_samples
+from dfstream.engine.core.config import replace
 from dfstream.engine.core.errors import MediaError
-from dfstream.engine.runtime.stream import StreamProcessor
 from dfstream.engine.core.types import Verdict
+from dfstream.engine.media.decode import SAMPLE_RATE, AudioBlock, pcm16_samples
+from dfstream.engine.runtime.config import ModelConfig
+from dfstream.engine.runtime.stream import StreamProcessor
 
 RATES = (8000, 16000)
 
 
-def call_config(config: Config) -> Config:
-    """``config`` with the call hook's hop and context as the inference geometry."""
-    config = replace(config, "inference.hop_seconds", config.call_hook.hop_seconds)
-    return replace(config, "inference.context_seconds", config.call_hook.context_seconds)
+def call_config(config: ModelConfig, hop_seconds: float, context_seconds: float) -> ModelConfig:
+    """``config`` with a call's hop and context (``call_hook.hop_seconds``, ``context_seconds``) as the
+    inference geometry: a verdict every hop, each window seeing hop + context."""
+    config = replace(config, "inference.hop_seconds", hop_seconds)
+    return replace(config, "inference.context_seconds", context_seconds)
 
 
-def call_processor(config: Config, detector=None, attributor=None) -> StreamProcessor:
-    """A processor for calls: the detector (random and loudly so if none), the VAD gate if enabled."""
-    if detector is None:
-        from dfstream.engine.runtime.detector import Detector
-        detector = Detector.from_config(call_config(config))
-        detector.warn_if_untrained()
-    gate = None
-    if config.call_hook.vad:
+def call_processor(detector, attributor=None, vad: bool = True, vad_threshold: float = 0.5) -> StreamProcessor:
+    """A processor for calls: ``detector`` (built with :func:`call_config`'s geometry) and, with ``vad``, the
+    Silero speech gate on its audio branch (hops it hears no speech in are not scored)."""
+    gate, audio = None, None
+    if vad:
         from dfstream.engine.runtime.vad import SileroGate
-        gate = SileroGate(config.call_hook.vad_threshold)
-    return StreamProcessor(detector, attributor, gate)
+
+        gate = SileroGate(vad_threshold)
+        audio = next((n for n, m in detector.modalities.items() if m == "audio"), None)
+        if audio is None:
+            raise MediaError("a call carries audio, and this model has no audio branch", "no-audio")
+    return StreamProcessor(detector, attributor, gate, gate_branch=audio)
 
 
 class CallScreener:
@@ -46,18 +50,14 @@ class CallScreener:
 
     Parameters
     ----------
-    config : Config, optional
-        Defaults to the base configuration.
-    processor : StreamProcessor, optional
-        Shared by the calls of a server; built from ``config`` when omitted.
+    processor : StreamProcessor
+        Shared by the calls of a server (:func:`call_processor`).
     stream_id : str
         The call's id in verdicts.
     """
 
-    def __init__(self, config: Config | None = None, processor: StreamProcessor | None = None,
-                 stream_id: str = "call"):
-        self.config = config or load_config()
-        self.processor = processor or call_processor(self.config)
+    def __init__(self, processor: StreamProcessor, stream_id: str = "call"):
+        self.processor = processor
         self.stream_id = stream_id
         self.hop = self.processor.detector.plan.hop
         self.rate: int | None = None
@@ -93,8 +93,8 @@ class CallScreener:
         self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
         hops = []
         while len(self.pending) >= self.hop:
-            hops.append(self.pending[:self.hop])
-            self.pending = self.pending[self.hop:]
+            hops.append(self.pending[: self.hop])
+            self.pending = self.pending[self.hop :]
         return hops
 
     def score(self, hops: list[np.ndarray]) -> list[Verdict]:
@@ -126,7 +126,6 @@ class CallScreener:
         self.processor.close(self.stream_id)
 
 
-
 def _resample(resampler: av.AudioResampler, samples: np.ndarray | None, rate: int) -> np.ndarray:
     """16 kHz float32 out of a call's streaming resampler for ``samples`` at ``rate`` (None: flush)."""
     frame = None
@@ -145,12 +144,14 @@ def batch_scorer(processor: StreamProcessor):
     For screeners that share ``processor`` (a server's calls); the windows of
     every call go through the model together.
     """
+
     def score(requests: list[tuple]) -> list[list[Verdict]]:
         items = [screener.items(hops) for screener, hops in requests]
         verdicts = processor.feed_many([item for group in items for item in group])
         out, start = [], 0
         for group in items:
-            out.append(verdicts[start:start + len(group)])
+            out.append(verdicts[start : start + len(group)])
             start += len(group)
         return out
+
     return score

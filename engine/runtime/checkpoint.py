@@ -7,6 +7,7 @@ checks all of it and fails with a :class:`CheckpointError` that says what is
 wrong: a missing file, a corrupt weights file, a checksum or architecture
 mismatch.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,24 +20,13 @@ import transformers
 
 import dfstream
 from dfstream.engine.core.artifacts import read_sidecar_json, sha256_file
-from dfstream.engine.core.config import config_from_dict, config_to_dict
-from dfstream.engine.runtime.detector import Detector, build_model
 from dfstream.engine.core.errors import CheckpointError, ConfigError, DfstreamError
+from dfstream.engine.runtime.config import EXECUTION_KEYS, RUNTIME_SECTIONS, ModelConfig
+from dfstream.engine.runtime.detector import Detector, build_model
+from dfstream.modalities import BRANCHES
 
 FORMAT = "dfstream.checkpoint/1"
-RUNTIME_SECTIONS = ("inference", "scheduler", "limits", "localizer", "attribution", "replay", "call_hook")
-"""Config sections that may differ from training when a checkpoint is loaded."""
-EXECUTION_KEYS = ("device", "threads", "dtype", "quantize", "batch_size", "feature_extractor", "parallel_branches")
-"""Keys of ``inference`` that say how a model runs on a machine, not what the model is: a checkpoint
-neither stores nor fixes them (they come from the defaults and the overrides), so that, say,
-``dtype: auto`` picks bf16 on the machine that computes it natively whatever the training machine was."""
-DEPLOYMENT_SECTIONS = ("kafka", "serve")
-"""Config sections of the deployment, never stored in a checkpoint (they may hold credentials)."""
 WEIGHTS, META = "model.safetensors", "dfstream.json"
-LATER_ARCHITECTURE = {("audio", "mel_bands"): 0, ("visual", "mouth_channels"): 0}
-"""Architecture keys added after checkpoints of this format were first written, with the value that
-means "as before" (the learned paths off): a checkpoint whose config does not name one was trained
-without it. (``fusion.rule`` is also newer; its default, ``weighted``, is how earlier ones were trained.)"""
 
 
 def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) -> Path:
@@ -49,12 +39,17 @@ def save_checkpoint(detector: Detector, out: str | Path, training: dict | None) 
     meta = {
         "format": FORMAT,
         "model_id": f"dfstream-{'-'.join(detector.config.branches)}-{checksum[:12]}",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"dfstream": dfstream.__version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__},
-        "config": _model_config(config_to_dict(detector.config)),
-        "architecture": {name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
-                         for name, branch in detector.branches.items()},
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "dfstream": dfstream.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "config": _model_config(detector.config.to_dict()),
+        "architecture": {
+            name: {"encoder": branch.encoder_config(), "class": type(branch).__name__}
+            for name, branch in detector.branches.items()
+        },
         "specifications": {name: branch.specifications.to_dict() for name, branch in detector.branches.items()},
         "training": training,
         "weights_sha256": checksum,
@@ -91,13 +86,14 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
         raise CheckpointError(f"{directory}: {WEIGHTS} is missing")
     if sha256_file(weights) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights}: checksum does not match {META}; the file is corrupt or was replaced")
-    data = _model_config(_with_earlier_architecture(meta["config"]))
+    data = _with_earlier_architecture(_model_config(meta["config"]))
     for section, values in (overrides or {}).items():
         if section not in RUNTIME_SECTIONS:
-            raise ConfigError(f"config section {section!r} cannot override a checkpoint "
-                              f"(only {', '.join(RUNTIME_SECTIONS)})")
+            raise ConfigError(
+                f"config section {section!r} cannot override a checkpoint (only {', '.join(RUNTIME_SECTIONS)})"
+            )
         data = {**data, section: {**data.get(section, {}), **values}}  # keys not given keep the checkpoint's
-    config = config_from_dict(data)
+    config = ModelConfig.from_dict(data)
     saved = {name: arch["encoder"] for name, arch in meta["architecture"].items()}
     try:
         model = build_model(config, saved)
@@ -114,20 +110,24 @@ def load_checkpoint(directory: str | Path, overrides: dict | None = None) -> Det
 
 
 def _model_config(data: dict) -> dict:
-    """A config dict without the deployment sections and the :data:`EXECUTION_KEYS` (which checkpoints
-    written before this rule still hold, and which loading ignores)."""
-    data = {k: v for k, v in data.items() if k not in DEPLOYMENT_SECTIONS}
+    """The model's part of a config dict: without the sections of other owners (the deployment's and
+    training's, which checkpoints written before the split still hold) and the :data:`EXECUTION_KEYS`;
+    loading ignores both."""
+    data = {k: v for k, v in data.items() if k in ModelConfig.keys()}
     if isinstance(data.get("inference"), dict):
         data["inference"] = {k: v for k, v in data["inference"].items() if k not in EXECUTION_KEYS}
     return data
 
 
 def _with_earlier_architecture(data: dict) -> dict:
-    """``data`` (a checkpoint's config) with each :data:`LATER_ARCHITECTURE` key it lacks set to "as before"."""
+    """``data`` (a checkpoint's config) with each key its branch sections lack from their
+    ``ADDED_LATER`` set to "as before" (a checkpoint that does not name one was trained without it;
+    ``fusion.rule`` is also newer, and its default, ``weighted``, is how earlier ones were trained)."""
     data = dict(data)
-    for (section, key), before in LATER_ARCHITECTURE.items():
-        if isinstance(data.get(section), dict) and key not in data[section]:
-            data[section] = {**data[section], key: before}
+    for name, branch in BRANCHES.items():
+        section = data.get(name)
+        if isinstance(section, dict):
+            data[name] = {**branch.config_class.ADDED_LATER, **section}
     return data
 
 
@@ -135,12 +135,21 @@ def _load_state(model: torch.nn.Module, state: dict, directory: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
-        detail = "; ".join(filter(None, [
-            missing and f"missing {len(missing)} tensors (e.g. {missing[0]})",
-            unexpected and f"unexpected {len(unexpected)} tensors (e.g. {unexpected[0]})",
-            shapes and f"shape mismatch {shapes[0]}"]))
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    missing and f"missing {len(missing)} tensors (e.g. {missing[0]})",
+                    unexpected and f"unexpected {len(unexpected)} tensors (e.g. {unexpected[0]})",
+                    shapes and f"shape mismatch {shapes[0]}",
+                ],
+            )
+        )
         raise CheckpointError(f"{directory}: weights do not match the architecture in {META}: {detail}")
     model.load_state_dict(state, strict=True)

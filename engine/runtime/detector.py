@@ -4,10 +4,10 @@ It owns the torch modules and the window geometry; it holds no per-stream state
 (that is :class:`dfstream.engine.runtime.stream.StreamProcessor`'s). ``forward`` is the only code
 that touches the device, under ``torch.inference_mode()``.
 """
+
 from __future__ import annotations
 
 import logging
-import sys
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dfstream.engine.core.config import Config
+from dfstream.engine.core.branch import Prepared
+from dfstream.engine.core.errors import MediaError
+from dfstream.engine.media.blocks import MediaRequest, as_media
+from dfstream.engine.runtime.config import ModelConfig
 from dfstream.engine.runtime.device import intra_op_threads, resolve_device, resolve_dtype, set_threads
 from dfstream.engine.runtime.frame_cache import FrameCache
-from dfstream.engine.media.blocks import FrameBlock, MediaBlock, as_media
 from dfstream.engine.runtime.precision import encoders_in, quantize_int8
 from dfstream.engine.runtime.windows import WindowPlan
 from dfstream.fusion.fusion import DynamicFusion, single_branch, to_step
 from dfstream.modalities import branch_class
-from dfstream.modalities.audio.attention import use_sdpa
 
 UNTRAINED = "UNTRAINED"
-log = logging.getLogger("dfstream.detector")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class FrameScores:
         """Frames of consecutive windows ``first, first+1, ...``, the first ``keep[i]`` of each:
         probabilities ``(F,)``, embeddings ``(F, D)`` and per-branch probabilities ``{name: (F,)}``."""
         rows = list(zip(range(first, first + len(keep)), keep))
+
         def cat(a):
             return np.concatenate([a[r][:n] for r, n in rows])
+
         return cat(self.probs), cat(self.embeddings), {k: cat(v) for k, v in self.branches.items()}
 
 
@@ -61,7 +64,7 @@ class Detector:
 
     Parameters
     ----------
-    config : Config
+    config : ModelConfig
         Validated configuration.
     model : torch.nn.ModuleDict
         Branch modules keyed by branch name, and ``fusion`` when there are several.
@@ -73,8 +76,14 @@ class Detector:
         Checksum of the checkpoint's weights (ties attribution indexes to a model).
     """
 
-    def __init__(self, config: Config, model: torch.nn.ModuleDict, model_id: str, training: dict | None,
-                 weights_sha256: str | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        model: torch.nn.ModuleDict,
+        model_id: str,
+        training: dict | None,
+        weights_sha256: str | None = None,
+    ):
         self.config, self.model, self.training = config, model, training
         self.weights_sha256 = weights_sha256
         self.model_id = model_id if training else f"{model_id}/{UNTRAINED}"
@@ -91,37 +100,46 @@ class Detector:
             self.model = quantize_int8(self.model, self.device)
         self.branches = {name: self.model[name] for name in config.branches}
         for branch in self.branches.values():
-            if hasattr(branch, "fused"):
-                branch.fused = config.inference.feature_extractor == "fused"
-                if branch.fused:  # and, at inference only, WavLM's attention as one fused kernel
-                    use_sdpa(branch)
+            branch.configure_inference(config.inference.feature_extractor)
+        self.media = MediaRequest()  # what the branches read of decoded media
+        for branch in self.branches.values():
+            self.media = self.media.merge(branch.media())
         self.fusion = self.model["fusion"] if "fusion" in self.model else None
         self.specs = {name: b.specifications for name, b in self.branches.items()}
-        self.plans = {name: WindowPlan.build(config.inference, s.sample_rate, s.frame_samples, s.receptive_samples)
-                      for name, s in self.specs.items()}
+        self.modalities = {name: spec.modality for name, spec in self.specs.items()}
+        self.plans = {
+            name: WindowPlan.build(config.inference, s.sample_rate, s.frame_samples, s.receptive_samples)
+            for name, s in self.specs.items()
+        }
         self.step = min(s.frame_step for s in self.specs.values())
         self.ratios = {name: round(s.frame_step / self.step) for name, s in self.specs.items()}
         self.hop_frames = round(config.inference.hop_seconds / self.step)
         self.embedding_dim = sum(s.embedding_dim for s in self.specs.values())
-        # branches whose feature-extractor frames a stream's next window can reuse (engine/frame_cache.py)
-        self.cacheable = tuple(name for name, b in self.branches.items()
-                               if getattr(b, "cacheable", False) and self.plans[name].context >= self.plans[name].frame)
+        # branches whose feature-extractor frames a stream's next window can reuse (engine/runtime/frame_cache.py)
+        self.cacheable = tuple(
+            name
+            for name, b in self.branches.items()
+            if b.cacheable and self.plans[name].context >= self.plans[name].frame
+        )
         # several branches run at once, each on its own thread, when inference.parallel_branches
-        self._pool = (ThreadPoolExecutor(len(self.branches), thread_name_prefix="dfstream-branch")
-                      if self.parallel else None)
+        self._pool = (
+            ThreadPoolExecutor(len(self.branches), thread_name_prefix="dfstream-branch") if self.parallel else None
+        )
         if self._pool is not None:  # its threads end with the detector
             weakref.finalize(self, self._pool.shutdown, wait=False)
         first = config.branches[0]  # the primary branch: the one raw arrays passed to score() are for
         self.branch, self.spec, self.plan = self.branches[first], self.specs[first], self.plans[first]
 
     @classmethod
-    def from_config(cls, config: Config) -> Detector:
-        """A randomly initialised detector (tests, training from scratch)."""
-        return cls(config, build_model(config), "dfstream-random", None)
+    def from_config(cls, config: ModelConfig, seed: int = 0) -> Detector:
+        """A randomly initialised detector (tests, training from scratch); ``seed`` draws the fusion's
+        weights (``train.seed`` in training)."""
+        return cls(config, build_model(config, seed=seed), "dfstream-random", None)
 
     @property
     def threads(self) -> int:
-        """torch's CPU threads for a batch that one branch scores alone (:func:`dfstream.engine.runtime.device.intra_op_threads`)."""
+        """torch's CPU threads for a batch that one branch scores alone
+        (:func:`dfstream.engine.runtime.device.intra_op_threads`)."""
         return intra_op_threads(self.config.inference.threads, 1, self.reserved_cores)
 
     @property
@@ -142,32 +160,37 @@ class Detector:
     def describe(self) -> str:
         """One line saying what this model is and what it was trained on."""
         if not self.trained:
-            return (f"model {self.model_id}: UNTRAINED random weights (--model random) - its scores mean "
-                    "nothing; leave --model out for the shipped model, or train one with `dfstream train`")
+            return (
+                f"model {self.model_id}: UNTRAINED random weights (--model random) - its scores mean "
+                "nothing; leave --model out for the shipped model, or train one with `dfstream train`"
+            )
         data = self.training.get("data", {})
-        return (f"model {self.model_id}: trained on {data.get('description', 'unknown data')} "
-                f"({data.get('files', '?')} files, {data.get('seconds', 0):.0f} s)")
+        return (
+            f"model {self.model_id}: trained on {data.get('description', 'unknown data')} "
+            f"({data.get('files', '?')} files, {data.get('seconds', 0):.0f} s)"
+        )
 
     def warn_if_untrained(self) -> None:
-        """Print a loud warning on stderr when the weights are random."""
+        """A loud warning (logged) when the weights are random."""
         if not self.trained:
             bar = "!" * 78
-            print(f"{bar}\nWARNING: {self.describe()}\n{bar}", file=sys.stderr)
+            log.warning("%s\nWARNING: %s\n%s", bar, self.describe(), bar)
 
-    def prepare(self, block):
-        """CPU work before scoring, safe off the model thread: crop faces of decoded video
-        (:meth:`dfstream.modalities.visual.branch.VisualBranch.prepare`); video is dropped when no
-        branch uses it. Returns a :class:`dfstream.engine.media.blocks.MediaBlock`."""
+    def prepare(self, block) -> Prepared:
+        """CPU work before scoring, safe off the model thread: each branch's input from decoded
+        media (a MediaBlock or AudioBlock; the visual branch crops faces here). A Prepared block
+        passes as it is. MediaError ``no-media`` when no branch reads any of the block's media."""
+        if isinstance(block, Prepared):
+            return block
         block = as_media(block)
-        video = block.video
-        if video is not None and not isinstance(video, FrameBlock):
-            video = self.branches["visual"].prepare(video) if "visual" in self.branches else None
-        if block.audio is not None and "audio" not in self.branches:
-            return MediaBlock(None, video)
-        return MediaBlock(block.audio, video)
+        inputs = {name: x for name, branch in self.branches.items() if (x := branch.prepare(block)) is not None}
+        if not inputs:
+            raise MediaError(f"no media this model reads: its branches are {', '.join(self.branches)}", "no-media")
+        return Prepared(inputs)
 
-    def score(self, windows, present: dict | None = None, keys: list | None = None,
-              caches: dict | None = None) -> FrameScores:
+    def score(
+        self, windows, present: dict | None = None, keys: list | None = None, caches: dict | None = None
+    ) -> FrameScores:
         """Score a batch of windows.
 
         Parameters
@@ -189,15 +212,27 @@ class Detector:
         if not isinstance(windows, dict):
             windows = {self.config.branches[0]: windows}
         n = len(next(iter(windows.values())))
-        present = {name: (present or {}).get(name, np.ones((n, self.plans[name].hop_frames), bool))
-                   if name in windows else np.zeros((n, self.plans[name].hop_frames), bool)
-                   for name in self.branches}
+        present = {
+            name: (present or {}).get(name, np.ones((n, self.plans[name].hop_frames), bool))
+            if name in windows
+            else np.zeros((n, self.plans[name].hop_frames), bool)
+            for name in self.branches
+        }
         size = self.config.inference.batch_size
-        parts = [self._forward({k: v[i:i + size] for k, v in windows.items()},
-                               {k: v[i:i + size] for k, v in present.items()},
-                               None if keys is None else keys[i:i + size], caches) for i in range(0, n, size)]
-        return FrameScores(np.concatenate([p.probs for p in parts]), np.concatenate([p.embeddings for p in parts]),
-                           {k: np.concatenate([p.branches[k] for p in parts]) for k in self.branches})
+        parts = [
+            self._forward(
+                {k: v[i : i + size] for k, v in windows.items()},
+                {k: v[i : i + size] for k, v in present.items()},
+                None if keys is None else keys[i : i + size],
+                caches,
+            )
+            for i in range(0, n, size)
+        ]
+        return FrameScores(
+            np.concatenate([p.probs for p in parts]),
+            np.concatenate([p.embeddings for p in parts]),
+            {k: np.concatenate([p.branches[k] for p in parts]) for k in self.branches},
+        )
 
     def score_stream(self, samples: np.ndarray) -> FrameScores:
         """Every frame of a whole audio stream (primary branch), ``samples`` float32 16 kHz:
@@ -218,11 +253,15 @@ class Detector:
         a live stream's first windows should not."""
         size = self.config.inference.batch_size
         empty = {name: branch.empty_input(0) for name, branch in self.branches.items()}
+
         def run(n: int, keys=None, caches=None) -> None:
-            windows = {name: np.zeros((n, plan.length) + empty[name].shape[1:], empty[name].dtype)
-                       for name, plan in self.plans.items()}
+            windows = {
+                name: np.zeros((n, plan.length) + empty[name].shape[1:], empty[name].dtype)
+                for name, plan in self.plans.items()
+            }
             present = {name: np.ones((n, plan.hop_frames), bool) for name, plan in self.plans.items()}
             self._forward(windows, present, keys, caches)
+
         for _ in range(batches):
             run(size)
         for n in range(1, size + 1):
@@ -238,17 +277,24 @@ class Detector:
             x = x.pin_memory()
         return x.to(self.device, self.dtype, non_blocking=True)
 
-    def _forward(self, windows: dict, present: dict, keys: list | None = None,
-                 caches: dict | None = None) -> FrameScores:
+    def _forward(
+        self, windows: dict, present: dict, keys: list | None = None, caches: dict | None = None
+    ) -> FrameScores:
         with torch.inference_mode():
             busy = [name for name in self.branches if np.asarray(present[name]).any()]
             if self._pool is not None and len(busy) > 1:  # each branch on its own thread; they meet at the fusion
-                futures = {name: self._pool.submit(self._branch_forward, name, windows, present, keys, caches,
-                                                   self.threads_parallel) for name in self.branches}
+                futures = {
+                    name: self._pool.submit(
+                        self._branch_forward, name, windows, present, keys, caches, self.threads_parallel
+                    )
+                    for name in self.branches
+                }
                 outs = {name: f.result() for name, f in futures.items()}
             else:  # one branch has media (e.g. audio-only streams of an audio-visual model): it gets every thread
-                outs = {name: self._branch_forward(name, windows, present, keys, caches, self.threads)
-                        for name in self.branches}
+                outs = {
+                    name: self._branch_forward(name, windows, present, keys, caches, self.threads)
+                    for name in self.branches
+                }
             logits = {n: o[0] for n, o in outs.items()}
             embs = {n: o[1] for n, o in outs.items()}
             pres = {n: o[2] for n, o in outs.items()}
@@ -277,29 +323,38 @@ class Detector:
             em = torch.zeros((b, hop, self.specs[name].embedding_dim), device=self.device)
             cache = (caches or {}).get(name) if keys is not None else None
             if cache is not None and branch.carry_unscored:  # unscored windows carry their frames on too
-                frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name])),
-                                        keys, np.asarray(present[name]).any(axis=1))
+                frames = cache.features(
+                    branch,
+                    plan,
+                    self._to_device(branch.preprocess(windows[name])),
+                    keys,
+                    np.asarray(present[name]).any(axis=1),
+                )
             elif cache is not None and len(rows):  # an unscored window ends its stream's chain
-                frames = cache.features(branch, plan, self._to_device(branch.preprocess(windows[name][rows])),
-                                        [keys[r] for r in rows])
+                frames = cache.features(
+                    branch, plan, self._to_device(branch.preprocess(windows[name][rows])), [keys[r] for r in rows]
+                )
             if len(rows):
                 if cache is not None:
                     out_l, out_e = branch.forward_features(frames)
                 else:
                     out_l, out_e = branch(self._to_device(branch.preprocess(windows[name][rows])))
                 index = torch.from_numpy(rows).to(self.device)
-                lg[index], em[index] = out_l[:, lo:lo + hop].float(), out_e[:, lo:lo + hop].float()
+                lg[index], em[index] = out_l[:, lo : lo + hop].float(), out_e[:, lo : lo + hop].float()
             return to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
 
 
-def build_model(config: Config, saved: dict | None = None) -> torch.nn.ModuleDict:
-    """Branch modules for ``config.branches`` and, with more than one, their fusion;
-    ``saved`` maps branch -> exact encoder config."""
+def build_model(config: ModelConfig, saved: dict | None = None, seed: int = 0) -> torch.nn.ModuleDict:
+    """Branch modules for ``config.branches`` and, with more than one, their fusion (its weights
+    drawn from ``seed``); ``saved`` maps branch -> exact encoder config."""
     saved = saved or {}
-    modules = {name: branch_class(name)(getattr(config, name), saved.get(name)) for name in config.branches}
+    modules = {name: branch_class(name)(config.branch(name), saved.get(name)) for name in config.branches}
     if len(modules) > 1:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.train.seed)
-            modules["fusion"] = DynamicFusion({n: m.specifications.embedding_dim for n, m in modules.items()},
-                                              config.fusion.hidden, config.fusion.rule)
+            torch.manual_seed(seed)
+            modules["fusion"] = DynamicFusion(
+                {n: m.specifications.embedding_dim for n, m in modules.items()},
+                config.fusion.hidden,
+                config.fusion.rule,
+            )
     return torch.nn.ModuleDict(modules)

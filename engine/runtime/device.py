@@ -1,4 +1,5 @@
 """Device and precision selection: GPU when present and asked for, CPU otherwise; bf16 where native."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,8 +55,9 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def resolve_dtype(name: str, device: torch.device, quantize: str = "none",
-                  flags: frozenset[str] | None = None) -> tuple[torch.dtype, str]:
+def resolve_dtype(
+    name: str, device: torch.device, quantize: str = "none", flags: frozenset[str] | None = None
+) -> tuple[torch.dtype, str]:
     """``inference.dtype`` -> (torch dtype, why), the why a line for the start-up log.
 
     ``auto`` is bfloat16 where the hardware computes it natively (a CUDA device with bf16, a CPU
@@ -68,11 +70,15 @@ def resolve_dtype(name: str, device: torch.device, quantize: str = "none",
         return torch.float32, f"float32 (inference.dtype: auto; {quantize} quantization works on float32 weights)"
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
-            return torch.bfloat16, f"bfloat16 (inference.dtype: auto; {torch.cuda.get_device_name(device)} " \
-                                   "computes bf16 natively)"
+            return (
+                torch.bfloat16,
+                f"bfloat16 (inference.dtype: auto; {torch.cuda.get_device_name(device)} computes bf16 natively)",
+            )
         return torch.float32, "float32 (inference.dtype: auto; this GPU has no native bf16)"
     native = sorted(set(cpu_flags() if flags is None else flags) & set(NATIVE_BF16_FLAGS))
     if native:
         return torch.bfloat16, f"bfloat16 (inference.dtype: auto; the CPU computes bf16 natively: {', '.join(native)})"
-    return torch.float32, ("float32 (inference.dtype: auto; the CPU has no native bf16 - no avx512_bf16, amx_bf16 "
-                           "or bf16 flag - and emulated bf16 is several times slower)")
+    return torch.float32, (
+        "float32 (inference.dtype: auto; the CPU has no native bf16 - no avx512_bf16, amx_bf16 "
+        "or bf16 flag - and emulated bf16 is several times slower)"
+    )

@@ -23,6 +23,7 @@ counts for a clip of a few seconds). A window whose predecessor's frames are not
 hand (a stream that starts late, a state moved from another worker) computes all
 its frames.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,9 @@ class FrameCache:
         """Forget a stream (it ended, was closed or its state replaced)."""
         self._store.pop(key, None)
 
-    def features(self, branch, plan: WindowPlan, x: torch.Tensor, keys: list[tuple[str, int]],
-                 needed=None) -> torch.Tensor:
+    def features(
+        self, branch, plan: WindowPlan, x: torch.Tensor, keys: list[tuple[str, int]], needed=None
+    ) -> torch.Tensor:
         """Feature-extractor frames of windows ``x`` ``(B, plan.length)``, row ``i`` being window
         ``keys[i] = (stream id, window index)``; rows of one stream come in window order.
 
@@ -70,12 +72,13 @@ class FrameCache:
             else:
                 ready.pop(key, None)
         full_rows = [i for i, (c, n) in enumerate(zip(chained, needed)) if n and not c]
-        new = iter(branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame:])
-                   if any(chained) else ())
+        new = iter(
+            branch.frontend(x[[i for i, c in enumerate(chained) if c], plan.context - frame :]) if any(chained) else ()
+        )
         full = iter(branch.frontend(x[full_rows]) if full_rows else ())
         first = next((i for i, (_, k) in enumerate(keys) if k == 0), None)
         if self._silence is None and first is not None:
-            self._silence = branch.frontend(x[first:first + 1, :plan.context])[0, :context_frames - 1].clone()
+            self._silence = branch.frontend(x[first : first + 1, : plan.context])[0, : context_frames - 1].clone()
         out = []
         for (key, k), c, need in zip(keys, chained, needed):
             if not (c or need):

@@ -23,6 +23,7 @@ resolves to its :class:`~dfstream.engine.core.errors.MediaError`; the stream goe
 the chunk was its final one. ``close(cancel=True)`` resolves what has not
 reached the model yet with :class:`Cancelled` instead of scoring it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -31,9 +32,9 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from dfstream.engine.core.config import SchedulerConfig
 from dfstream.engine.core.errors import DfstreamError, MediaError
 from dfstream.engine.core.types import Chunk
+from dfstream.engine.runtime.sections import SchedulerConfig
 
 
 class Cancelled(DfstreamError):
@@ -78,8 +79,9 @@ class Scheduler:
         processor.share_cores(config.decode_workers)  # the decode pool computes beside the model
         self.stats = SchedulerStats()
         # the pool is the decoders' parallelism; the processor sets each worker thread up (init_worker)
-        self._pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="dfstream-decode",
-                                        initializer=processor.init_worker)
+        self._pool = ThreadPoolExecutor(
+            config.decode_workers, thread_name_prefix="dfstream-decode", initializer=processor.init_worker
+        )
         self._slots = threading.Semaphore(config.max_pending)
         self._cond = threading.Condition()
         self._queues: OrderedDict[str, deque[_Item]] = OrderedDict()
@@ -94,8 +96,9 @@ class Scheduler:
         arrived; its verdict's latency counts from it."""
         return self._enqueue(chunk.stream_id, chunk.seq, chunk.final, started, self.processor.load, chunk)
 
-    def submit_block(self, stream_id: str, seq: int, block, final: bool = False,
-                     started: float | None = None) -> Future:
+    def submit_block(
+        self, stream_id: str, seq: int, block, final: bool = False, started: float | None = None
+    ) -> Future:
         """Queue decoded media (a MediaBlock or AudioBlock) as chunk ``seq`` of ``stream_id``;
         it is prepared for the branches on the pool. Otherwise as :meth:`submit`."""
         return self._enqueue(stream_id, seq, final, started, self.processor.prepare, block)
@@ -103,16 +106,19 @@ class Scheduler:
     def submit_error(self, stream_id: str, seq: int, error: Exception) -> Future:
         """Queue a failure in the stream's order: once the stream's earlier chunks are scored its
         state is dropped and the future raises ``error`` (a file that stopped decoding mid-way)."""
+
         def fail():
             raise error
+
         return self._enqueue(stream_id, seq, True, None, fail)
 
     def _enqueue(self, stream_id, seq, final, started, work, *args) -> Future:
         if self._closing:
             raise DfstreamError("the scheduler is closed")
         self._slots.acquire()
-        item = _Item(stream_id, seq, final, time.perf_counter() if started is None else started,
-                     self._pool.submit(work, *args))
+        item = _Item(
+            stream_id, seq, final, time.perf_counter() if started is None else started, self._pool.submit(work, *args)
+        )
         with self._cond:
             self._queues.setdefault(stream_id, deque()).append(item)
         item.decoded.add_done_callback(self._wake)
@@ -190,8 +196,11 @@ class Scheduler:
                 if not self._ready():
                     return  # closing and drained
                 deadline = time.monotonic() + self.config.max_wait_ms / 1000
-                while (self._ready() < self.config.batch_chunks and not self._closing
-                       and (left := deadline - time.monotonic()) > 0):
+                while (
+                    self._ready() < self.config.batch_chunks
+                    and not self._closing
+                    and (left := deadline - time.monotonic()) > 0
+                ):
                     self._cond.wait(left)
                 batch = self._take()
             self._score(batch)

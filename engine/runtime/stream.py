@@ -12,6 +12,7 @@ audio file under an audio-visual model, a chunk without video) is filled in as
 *absent*: the branch is not run on windows with nothing present, and the
 fusion gives an absent modality no weight.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dfstream.engine.core.branch import Prepared
+from dfstream.engine.core.types import Chunk, Span, Trace, Verdict
+from dfstream.engine.media.blocks import decode_media
 from dfstream.engine.media.decode import check_gap, place
 from dfstream.engine.runtime.detector import Detector
 from dfstream.engine.runtime.device import set_threads
 from dfstream.engine.runtime.frame_cache import FrameCache
-from dfstream.engine.media.blocks import MediaBlock, as_media, decode_media
 from dfstream.engine.runtime.stream_state import dump_state, load_state
-from dfstream.engine.core.types import Chunk, Span, Trace, Verdict
 from dfstream.fusion.localizer import Localizer
 
 
@@ -55,7 +57,7 @@ class Track:
 class StreamState:
     """What one stream carries from chunk to chunk."""
 
-    origin: float                      # stream time (s) of unit 0 of every track
+    origin: float  # stream time (s) of unit 0 of every track
     localizer: Localizer
     tracks: dict = field(default_factory=dict)
     next_window: int = 0
@@ -87,12 +89,23 @@ class StreamProcessor:
     keep_media : bool
         Hand each verdict its chunk's prepared media (``Verdict.media``: the audio and
         face crops the branches saw), for reports; off, verdicts hold no media.
+    gate_branch : str, optional
+        The branch whose windows ``gate`` judges (the call hook's: the audio branch).
     """
 
-    def __init__(self, detector: Detector, attributor=None, gate=None, reuse_frames: bool = True,
-                 keep_media: bool = False):
+    def __init__(
+        self,
+        detector: Detector,
+        attributor=None,
+        gate=None,
+        reuse_frames: bool = True,
+        keep_media: bool = False,
+        gate_branch: str | None = None,
+    ):
         self.detector, self.attributor, self.gate = detector, attributor, gate
-        self.keep_media = keep_media
+        self.keep_media, self.gate_branch = keep_media, gate_branch
+        if gate is not None and gate_branch not in detector.branches:
+            raise ValueError(f"the gate judges branch {gate_branch!r}, which this model does not have")
         self.limits = detector.config.limits
         self.states: dict[str, StreamState] = {}
         self.rates = {name: spec.sample_rate for name, spec in detector.specs.items()}  # units per second
@@ -115,22 +128,22 @@ class StreamProcessor:
         block = self.decode(chunk)
         return self.feed(chunk.stream_id, chunk.seq, block, chunk.final, started)
 
-    def decode(self, chunk: Chunk) -> MediaBlock:
+    def decode(self, chunk: Chunk) -> Prepared:
         """:meth:`load` ``chunk`` and :meth:`check` it against its stream."""
         block = self.load(chunk)
         self.check(chunk.stream_id, block)
         return block
 
-    def load(self, chunk: Chunk) -> MediaBlock:
+    def load(self, chunk: Chunk) -> Prepared:
         """Decode ``chunk`` within ``limits`` and prepare it for the branches (CPU work that
         needs no stream state, so it may run on any thread)."""
-        return self.prepare(decode_media(chunk, self.detector.config))
+        return self.prepare(decode_media(chunk, self.detector.media, self.limits))
 
-    def prepare(self, block) -> MediaBlock:
+    def prepare(self, block) -> Prepared:
         """Decoded media made ready for the branches (face crops; CPU work, any thread)."""
         return self.detector.prepare(block)
 
-    def admit(self, stream_id: str, block) -> MediaBlock:
+    def admit(self, stream_id: str, block) -> Prepared:
         """:meth:`prepare` decoded media and :meth:`check` it."""
         block = self.prepare(block)
         self.check(stream_id, block)
@@ -141,16 +154,12 @@ class StreamProcessor:
         track ends (or, in a stream's first block, past the block's earliest track) than
         ``limits.max_gap_seconds``: the gap would be filled with that much silence or absence.
         Checked before :meth:`feed` changes any state."""
-        state, block = self.states.get(stream_id), as_media(block)
-        for name in self.detector.branches:
-            media = self._media(block, name)
-            if media is None:
-                continue
+        state, block = self.states.get(stream_id), self.detector.prepare(block)
+        for name, given in block.inputs.items():
             expected = block.t0 if state is None else state.origin + state.tracks[name].seconds
-            check_gap(media[2] - expected, self.limits.max_gap_seconds)
+            check_gap(given.t0 - expected, self.limits.max_gap_seconds)
 
-    def feed(self, stream_id: str, seq: int, block, final: bool = False,
-             started: float | None = None) -> Verdict:
+    def feed(self, stream_id: str, seq: int, block, final: bool = False, started: float | None = None) -> Verdict:
         """Score decoded ``block`` (MediaBlock, or an AudioBlock) of ``stream_id``; ``final`` ends the stream."""
         return self.feed_many([(stream_id, seq, block, final)], started)[0]
 
@@ -170,10 +179,12 @@ class StreamProcessor:
         n_windows = sum(len(cut[2]) for cut in cuts)
         scores, passed = None, None
         if n_windows:
-            windows = {name: np.concatenate([cut[3][name] for cut in cuts if len(cut[2])])
-                       for name in self.detector.branches}
-            present = {name: np.concatenate([cut[4][name] for cut in cuts if len(cut[2])])
-                       for name in self.detector.branches}
+            windows = {
+                name: np.concatenate([cut[3][name] for cut in cuts if len(cut[2])]) for name in self.detector.branches
+            }
+            present = {
+                name: np.concatenate([cut[4][name] for cut in cuts if len(cut[2])]) for name in self.detector.branches
+            }
             hop = self.detector.hop_frames
             keys = [(item[0], cut[1] // hop + j) for item, cut in zip(items, cuts) for j in range(len(cut[2]))]
             scores, passed = self._gated_score(windows, present, keys)
@@ -181,33 +192,30 @@ class StreamProcessor:
         for (stream_id, seq, block, final), (state, first, keep, _, _), start in zip(items, cuts, starts):
             n = len(keep)
             probs, emb, branches = scores.flatten(keep, offset) if n else (np.zeros(0), None, {})
-            speech = None if passed is None or not n else bool(passed[offset:offset + n].any())
+            speech = None if passed is None or not n else bool(passed[offset : offset + n].any())
             offset += n
-            verdicts.append(self._conclude(stream_id, seq, block, final, state, first, probs, emb, branches,
-                                           speech, start))
+            verdicts.append(
+                self._conclude(stream_id, seq, block, final, state, first, probs, emb, branches, speech, start)
+            )
         return verdicts
 
     def _new_state(self, t0: float) -> StreamState:
-        """A stream whose first media starts at ``t0``. With a visual branch the origin is the video
-        grid point at or before ``t0``, so sampled frames (at ``g / fps`` s) fall on whole track slots."""
+        """A stream whose first media starts at ``t0``. With a branch whose units sit on a grid of stream
+        time (sampled video frames, at ``g / fps`` s) the origin is the grid point at or before ``t0``,
+        so that they fall on whole track slots."""
         origin = t0
-        if "visual" in self.rates:
-            fps = self.rates["visual"]
-            origin = math.floor(t0 * fps + 1e-6) / fps
-        tracks = {name: Track(branch.empty_input(0), np.zeros(0, bool), self.rates[name])
-                  for name, branch in self.detector.branches.items()}
-        loc = Localizer(self.detector.config.localizer, self.detector.step, origin, tuple(self.detector.branches))
+        grids = [spec.sample_rate for spec in self.detector.specs.values() if spec.grid]
+        if grids:
+            rate = min(grids)
+            origin = math.floor(t0 * rate + 1e-6) / rate
+        tracks = {
+            name: Track(branch.empty_input(0), np.zeros(0, bool), self.rates[name])
+            for name, branch in self.detector.branches.items()
+        }
+        loc = Localizer(self.detector.config.localizer, self.detector.step, origin, self.detector.modalities)
         return StreamState(origin, loc, tracks)
 
-    def _media(self, block: MediaBlock, name: str):
-        """``(units, present, t0)`` of ``block``'s track for branch ``name``, or None."""
-        if name == "audio" and block.audio is not None:
-            return block.audio.samples, np.ones(len(block.audio.samples), bool), block.audio.t0
-        if name == "visual" and block.video is not None:
-            return block.video.images, np.asarray(block.video.faces, bool), block.video.t0
-        return None
-
-    def cut(self, stream_id: str, block: MediaBlock, final: bool):
+    def cut(self, stream_id: str, block: Prepared, final: bool):
         """Place prepared ``block`` on its stream's timeline and cut the windows it completes
         (what :meth:`feed_many` scores; training cuts its windows with it too).
 
@@ -219,12 +227,12 @@ class StreamProcessor:
             state = self.states[stream_id] = self._new_state(block.t0)
         det, limits = self.detector, self.limits
         for name, track in state.tracks.items():
-            rate, media = track.rate, self._media(block, name)
-            if media is not None:
-                units, present, t0 = media
-                start = round((t0 - state.origin) * rate)
-                # a gap inside the audio is silence (present); before the first media, nothing is
-                fill = name == "audio" and track.received > 0
+            rate, given = track.rate, block.inputs.get(name)
+            if given is not None:
+                units, present = given.units, given.present
+                start = round((given.t0 - state.origin) * rate)
+                # a gap inside audio is silence (present); before the first media, nothing is
+                fill = det.specs[name].gaps_present and track.received > 0
                 units = place(units, start, track.received, rate, limits.max_gap_seconds)
                 present = place(present, start, track.received, rate, limits.max_gap_seconds, fill=fill)
             else:  # absent here: fill up to the block's end so that the other tracks' windows complete
@@ -242,11 +250,19 @@ class StreamProcessor:
         for name, track in state.tracks.items():
             plan, total = plans[name], track.received if final else None
             shape = (0, plan.length) + track.data.shape[1:]
-            windows[name] = np.stack([plan.cut(track.data, track.start, k, total) for k in ks]) if ks else \
-                np.zeros(shape, track.data.dtype)
+            windows[name] = (
+                np.stack([plan.cut(track.data, track.start, k, total) for k in ks])
+                if ks
+                else np.zeros(shape, track.data.dtype)
+            )
             frames = [plan.kept_frames(k, total) for k in ks]
-            present[name] = np.array([self._frame_presence(plan, plan.cut(track.present, track.start, k, total), n)
-                                      for k, n in zip(ks, frames)], bool).reshape(len(ks), plan.hop_frames)
+            present[name] = np.array(
+                [
+                    self._frame_presence(plan, plan.cut(track.present, track.start, k, total), n)
+                    for k, n in zip(ks, frames)
+                ],
+                bool,
+            ).reshape(len(ks), plan.hop_frames)
             kept = np.maximum(kept, np.array(frames, int) * det.ratios[name])
         keep = [int(min(det.hop_frames, n)) for n in kept]
         state.next_window = max(first, last)
@@ -260,12 +276,13 @@ class StreamProcessor:
     def _frame_presence(plan, present: np.ndarray, kept: int) -> np.ndarray:
         """Which of a window's ``hop_frames`` scored frames hold any present unit (and are kept)."""
         lo = plan.context
-        frames = present[lo:lo + plan.hop].reshape(plan.hop_frames, plan.frame).any(axis=1)
+        frames = present[lo : lo + plan.hop].reshape(plan.hop_frames, plan.frame).any(axis=1)
         frames[kept:] = False
         return frames
 
-    def _conclude(self, stream_id, seq, block, final, state, first_frame, probs, emb, branches, speech,
-                  started) -> Verdict:
+    def _conclude(
+        self, stream_id, seq, block, final, state, first_frame, probs, emb, branches, speech, started
+    ) -> Verdict:
         """Localize the new frames and build the chunk's verdict."""
         closed = state.localizer.push(probs, emb, branches)
         if final:
@@ -276,15 +293,28 @@ class StreamProcessor:
         score, scored, trace = None, None, None
         if len(probs):
             step = self.detector.step
-            scored = Span(state.origin + first_frame * step,
-                          min(state.origin + (first_frame + len(probs)) * step, state.end_time))
+            scored = Span(
+                state.origin + first_frame * step, min(state.origin + (first_frame + len(probs)) * step, state.end_time)
+            )
             trace = Trace(scored.start, step, probs, dict(branches), emb)
             if speech is not False:
                 score = float(probs.max())
-        dropped = block.video.dropped if block.video is not None else 0
-        return Verdict(stream_id, seq, Span(block.t0, block.end), score, scored,
-                       tuple(closed), self.detector.model_id, (time.perf_counter() - started) * 1000, final,
-                       speech, trace, dropped, block if self.keep_media else None)
+        dropped = block.dropped
+        return Verdict(
+            stream_id,
+            seq,
+            Span(block.t0, block.end),
+            score,
+            scored,
+            tuple(closed),
+            self.detector.model_id,
+            (time.perf_counter() - started) * 1000,
+            final,
+            speech,
+            trace,
+            dropped,
+            block if self.keep_media else None,
+        )
 
     def export_state(self, stream_id: str, extra: dict | None = None) -> bytes | None:
         """The stream's state as bytes (see :mod:`dfstream.engine.runtime.stream_state`); None if it has none."""
@@ -325,9 +355,10 @@ class StreamProcessor:
         marks the audio of windows without speech absent.
 
         Returns the scores and the gate's verdict per window (``None`` without a gate)."""
-        if self.gate is None or "audio" not in windows:
+        name = self.gate_branch
+        if self.gate is None or name not in windows:
             return self.detector.score(windows, present, keys, self.frames), None
-        plan = self.detector.plans["audio"]
-        passed = np.asarray(self.gate(windows["audio"][:, plan.context:plan.context + plan.hop]), bool)
-        present = {**present, "audio": present["audio"] & passed[:, None]}
+        plan = self.detector.plans[name]
+        passed = np.asarray(self.gate(windows[name][:, plan.context : plan.context + plan.hop]), bool)
+        present = {**present, name: present[name] & passed[:, None]}
         return self.detector.score(windows, present, keys, self.frames), passed

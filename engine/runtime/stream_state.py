@@ -9,6 +9,7 @@ mask, the open span's embedding sums) whose metadata holds the scalars as JSON
 branch rate, hop and context; the fused step) is stored and checked on
 restore: a state cut for another geometry is refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,13 @@ class StateError(DfstreamError):
 
 
 def _geometry(detector) -> dict:
-    return {"step": detector.step,
-            **{name: {"rate": detector.specs[name].sample_rate, "hop": plan.hop, "context": plan.context}
-               for name, plan in detector.plans.items()}}
+    return {
+        "step": detector.step,
+        **{
+            name: {"rate": detector.specs[name].sample_rate, "hop": plan.hop, "context": plan.context}
+            for name, plan in detector.plans.items()
+        },
+    }
 
 
 def dump_state(state, detector, extra: dict | None = None) -> bytes:
@@ -45,11 +50,19 @@ def dump_state(state, detector, extra: dict | None = None) -> bytes:
         arrays["gap_emb_sum"] = np.asarray(loc.at_gap[1], np.float64)
     scalars = {
         "geometry": _geometry(detector),
-        "origin": state.origin, "next_window": state.next_window,
+        "origin": state.origin,
+        "next_window": state.next_window,
         "tracks": {name: {"start": t.start, "received": t.received} for name, t in state.tracks.items()},
-        "localizer": {"origin": loc.origin, "start": loc.start, "gap_start": loc.gap_start,
-                      "prob_sum": loc.prob_sum, "gap_prob_sum": loc.at_gap[0], "next_frame": loc.next_frame,
-                      "branch_sums": loc.branch_sums, "gap_branch_sums": loc.at_gap[2]},
+        "localizer": {
+            "origin": loc.origin,
+            "start": loc.start,
+            "gap_start": loc.gap_start,
+            "prob_sum": loc.prob_sum,
+            "gap_prob_sum": loc.at_gap[0],
+            "next_frame": loc.next_frame,
+            "branch_sums": loc.branch_sums,
+            "gap_branch_sums": loc.at_gap[2],
+        },
         "extra": extra or {},
     }
     return safetensors.numpy.save(arrays, metadata={"format": FORMAT, "state": json.dumps(scalars)})
@@ -61,7 +74,7 @@ def _metadata(data: bytes) -> dict:
         raise StateError("stream state is too short to be a safetensors buffer")
     size = int.from_bytes(data[:8], "little")
     try:
-        header = json.loads(data[8:8 + size])
+        header = json.loads(data[8 : 8 + size])
         return header["__metadata__"]
     except (ValueError, KeyError, TypeError):
         raise StateError("stream state has no readable safetensors header") from None
@@ -82,16 +95,24 @@ def load_state(data: bytes, detector, state_cls, track_cls):
     except Exception as e:  # safetensors raises its own error type for corrupt buffers
         raise StateError(f"stream state is corrupt: {e}") from None
     if scalars["geometry"] != _geometry(detector):
-        raise StateError(f"stream state was cut for geometry {scalars['geometry']}, "
-                         f"this model uses {_geometry(detector)}")
+        raise StateError(
+            f"stream state was cut for geometry {scalars['geometry']}, this model uses {_geometry(detector)}"
+        )
     s = scalars["localizer"]
-    loc = Localizer(detector.config.localizer, detector.step, s["origin"], tuple(detector.branches))
+    loc = Localizer(detector.config.localizer, detector.step, s["origin"], detector.modalities)
     loc.start, loc.gap_start, loc.prob_sum, loc.next_frame = s["start"], s["gap_start"], s["prob_sum"], s["next_frame"]
     loc.branch_sums = s["branch_sums"]
     loc.emb_sum = arrays.get("emb_sum")
     loc.at_gap = (s["gap_prob_sum"], arrays.get("gap_emb_sum"), s["gap_branch_sums"])
-    tracks = {name: track_cls(arrays[f"{name}.data"], arrays[f"{name}.present"].astype(bool),
-                              detector.specs[name].sample_rate, t["start"], t["received"])
-              for name, t in scalars["tracks"].items()}
+    tracks = {
+        name: track_cls(
+            arrays[f"{name}.data"],
+            arrays[f"{name}.present"].astype(bool),
+            detector.specs[name].sample_rate,
+            t["start"],
+            t["received"],
+        )
+        for name, t in scalars["tracks"].items()
+    }
     state = state_cls(scalars["origin"], loc, tracks, scalars["next_window"])
     return state, scalars["extra"]

@@ -9,6 +9,7 @@ audio while all hops of a batch step through their 32 ms frames together.
 ``import silero_vad`` sets torch's CPU threads to 1 for the whole process; the
 gate restores the count it found, so the model it sits beside keeps its threads.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +22,7 @@ def _load_silero():
     threads = torch.get_num_threads()
     try:
         import silero_vad  # its import calls torch.set_num_threads(1)
+
         return silero_vad.load_silero_vad()
     finally:
         torch.set_num_threads(threads)
@@ -49,7 +51,7 @@ class SileroGate:
         with torch.inference_mode():
             self.model.reset_states()
             for start in range(0, hops.shape[1] - FRAME + 1, FRAME):
-                frame = torch.from_numpy(np.ascontiguousarray(hops[:, start:start + FRAME]))
+                frame = torch.from_numpy(np.ascontiguousarray(hops[:, start : start + FRAME]))
                 out |= self.model(frame, 16000)[:, 0].numpy() >= self.threshold
                 if out.all():
                     break

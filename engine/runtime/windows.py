@@ -8,6 +8,7 @@ length, and its content depends only on stream time — never on where chunks
 were cut — so a stream scored chunk by chunk and the same stream scored whole
 run identical windows.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfstream.engine.core.config import InferenceConfig
 from dfstream.engine.core.errors import ConfigError
+from dfstream.engine.runtime.sections import InferenceConfig
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,21 @@ class WindowPlan:
     @classmethod
     def build(cls, inference: InferenceConfig, sample_rate: int, frame: int, receptive: int) -> WindowPlan:
         """From config seconds; hop and context must be whole frames."""
+
         def frames(seconds: float, name: str) -> int:
             n = seconds * sample_rate / frame
             if abs(n - round(n)) > 1e-6:
-                raise ConfigError(f"inference.{name}={seconds} must be a multiple of the "
-                                  f"frame step {frame / sample_rate} s")
+                raise ConfigError(
+                    f"inference.{name}={seconds} must be a multiple of the frame step {frame / sample_rate} s"
+                )
             return round(n)
-        return cls(frame, frames(inference.hop_seconds, "hop_seconds"),
-                   frames(inference.context_seconds, "context_seconds") * frame, receptive - frame)
+
+        return cls(
+            frame,
+            frames(inference.hop_seconds, "hop_seconds"),
+            frames(inference.context_seconds, "context_seconds") * frame,
+            receptive - frame,
+        )
 
     @property
     def hop(self) -> int:
@@ -91,7 +99,7 @@ class WindowPlan:
         out = np.zeros((self.length,) + audio.shape[1:], audio.dtype)
         a, b = max(lo, audio_start), min(hi, audio_start + len(audio))
         if b > a:
-            out[a - lo:b - lo] = audio[a - audio_start:b - audio_start]
+            out[a - lo : b - lo] = audio[a - audio_start : b - audio_start]
         return out
 
     def keep_from(self, k: int) -> int:

@@ -14,21 +14,26 @@ carries the synthesizers' marks that it blurs.
 What :meth:`AudioBranch.encode` returns (and training caches) is the frozen part:
 the stacked hidden states and the log-mel frames (``None`` without the spectral path).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
 
-from dfstream.engine.core.config import AudioBranchConfig
+from dfstream.engine.core.branch import BranchInput, Specifications
+from dfstream.engine.media.blocks import MediaBlock, MediaRequest
+from dfstream.engine.media.decode import SAMPLE_RATE
+from dfstream.modalities.audio.attention import use_sdpa
 from dfstream.modalities.audio.channel import telephone
+from dfstream.modalities.audio.config import AudioBranchConfig
 from dfstream.modalities.audio.conv_frames import conv_frames
 from dfstream.modalities.audio.encoder import build_encoder
 from dfstream.modalities.audio.spectral import LogMel, SpectralCNN
-from dfstream.modalities.base import Specifications
+from dfstream.modalities.base import Branch
 
 
-class AudioBranch(nn.Module):
+class AudioBranch(Branch):
     """Per-frame (20 ms) forgery logits and embeddings from 16 kHz mono audio.
 
     Parameters
@@ -39,8 +44,9 @@ class AudioBranch(nn.Module):
         Exact encoder config from a checkpoint (see :func:`build_encoder`).
     """
 
-    name = "audio"
+    config_class = AudioBranchConfig
     carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
+    degrades = True  # train.degrade: a telephone line
     fused = True  # conv feature extractor via dfstream.modalities.audio.conv_frames; False: the library's module
 
     def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
@@ -53,14 +59,39 @@ class AudioBranch(nn.Module):
         self.layer_logits = nn.Parameter(torch.zeros(layers))
         self.norm = nn.LayerNorm(hidden)
         self.proj = nn.Linear(hidden, dim)
-        self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True,
-                            bidirectional=True, dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            dim,
+            dim // 2,
+            num_layers=cfg.backend_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(dim, 1)
         self.conv_dim = self.encoder.config.conv_dim[-1]
         self.log_mel = LogMel(cfg.mel_bands) if cfg.mel_bands else None
         self.spectral = SpectralCNN(cfg.mel_bands, cfg.mel_channels, dim) if cfg.mel_bands else None
-        self.specifications = Specifications("audio", 16000, 320, 400, dim)
+        self.specifications = Specifications("audio", SAMPLE_RATE, 320, 400, dim, gaps_present=True)
         self.encoder.feature_extractor.register_forward_hook(_given_features)
+
+    def media(self) -> MediaRequest:
+        """16 kHz mono audio."""
+        return MediaRequest(audio=True)
+
+    def prepare(self, block: MediaBlock) -> BranchInput | None:
+        """The block's audio samples, every one present (a gap inside audio is silence)."""
+        audio = block.audio
+        if audio is None:
+            return None
+        return BranchInput(audio.samples, np.ones(len(audio.samples), bool), audio.t0, SAMPLE_RATE, "audio")
+
+    def configure_inference(self, feature_extractor: str) -> None:
+        """``fused``: the convolutional feature extractor as matrix products over time-major frames
+        (:mod:`dfstream.modalities.audio.conv_frames`) and WavLM's attention as one fused kernel
+        (:mod:`dfstream.modalities.audio.attention`); ``transformers``: the library's modules."""
+        self.fused = feature_extractor == "fused"
+        if self.fused:
+            use_sdpa(self)
 
     @property
     def cacheable(self) -> bool:
@@ -80,7 +111,7 @@ class AudioBranch(nn.Module):
     def encode_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`encode` from :meth:`frontend` features: the encoder runs from its feature
         projection on (the feature extractor is handed these instead of computing them)."""
-        conv, mel = features[..., :self.conv_dim], features[..., self.conv_dim:]
+        conv, mel = features[..., : self.conv_dim], features[..., self.conv_dim :]
         extractor = self.encoder.feature_extractor
         extractor.given_features = conv.transpose(1, 2)
         try:

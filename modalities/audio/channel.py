@@ -6,6 +6,7 @@ G.711's encoder uses a 16-segment approximation of it), and resamples back.
 Deterministic: the same samples give the same output, so a training window's
 degraded copy can be encoded once and cached beside the clean one.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -31,6 +32,7 @@ def band_pass(x: np.ndarray, rate: int, low: float = BAND[0], high: float = BAND
     delay); ``high`` is lowered below Nyquist when ``rate`` needs it. Returns ``x`` itself when it is
     too short for the filter's padding, otherwise a new float64 array."""
     from scipy.signal import butter, sosfiltfilt  # scipy comes with scikit-learn
+
     sos = butter(4, [low, min(high, 0.45 * rate)], btype="bandpass", fs=rate, output="sos")
     if x.shape[-1] <= 3 * (2 * len(sos) + 1):
         return x
@@ -43,6 +45,7 @@ def telephone(wav: np.ndarray, rate: int) -> np.ndarray:
     :func:`band_pass` to the telephone band, resample to 8 kHz (polyphase), 8-bit
     mu-law, resample back to ``rate``. Windows too short for the filter pass unchanged."""
     from scipy.signal import resample_poly
+
     x = np.asarray(wav, np.float32)
     n = x.shape[-1]
     passed = band_pass(x, rate)

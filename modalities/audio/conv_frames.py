@@ -30,6 +30,7 @@ All three layer kinds of the library are covered: per-frame ``LayerNorm``
 (``feat_extract_norm="layer"``), per-channel ``GroupNorm`` over time on the
 first layer (``"group"``), and no norm.
 """
+
 from __future__ import annotations
 
 import torch
@@ -83,7 +84,7 @@ def _conv(x: torch.Tensor, conv: nn.Conv1d, taps: torch.Tensor) -> torch.Tensor:
     for g in range(0, kernel, stride):
         width = min(stride, kernel - g) * in_channels
         rows = x[g:].as_strided((frames, width), (stride * in_channels, 1))
-        part = taps[g * in_channels:g * in_channels + width]
+        part = taps[g * in_channels : g * in_channels + width]
         if g == 0:
             y = rows @ part if y is None else torch.addmm(y, rows, part)
         else:  # into the first group's product, which is this call's own: no copy of it

@@ -3,13 +3,14 @@
 Nothing is ever fetched from a hub: pretrained weights load with
 ``local_files_only=True`` from a directory the user downloaded beforehand.
 """
+
 from __future__ import annotations
 
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
-from dfstream.engine.core.config import EncoderConfig
 from dfstream.engine.core.errors import lookup
+from dfstream.modalities.audio.config import EncoderConfig
 from dfstream.modalities.pretrained import load_local
 
 ENCODERS = {"wavlm": (WavLMConfig, WavLMModel), "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model)}
@@ -18,11 +19,20 @@ ENCODERS = {"wavlm": (WavLMConfig, WavLMModel), "wav2vec2": (Wav2Vec2Config, Wav
 def _sized_config(cfg: EncoderConfig):
     config_cls, _ = lookup(ENCODERS, cfg.kind, "encoder kind")
     return config_cls(
-        hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
-        conv_dim=(cfg.conv_dim,) * 7, num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
-        feat_extract_norm=cfg.feature_norm, conv_bias=cfg.feature_norm == "layer", do_stable_layer_norm=False,
-        apply_spec_augment=False, layerdrop=0.0, mask_time_prob=0.0)
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        conv_dim=(cfg.conv_dim,) * 7,
+        num_conv_pos_embeddings=64,
+        num_conv_pos_embedding_groups=16,
+        feat_extract_norm=cfg.feature_norm,
+        conv_bias=cfg.feature_norm == "layer",
+        do_stable_layer_norm=False,
+        apply_spec_augment=False,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
 
 
 def build_encoder(cfg: EncoderConfig, saved: dict | None = None) -> torch.nn.Module:

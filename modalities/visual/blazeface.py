@@ -24,6 +24,7 @@ one batch, so it costs less per frame as well. It is not the default because
 the shipped recipe retrained on its crops scored lower (README, "Face
 detectors and fusion rules").
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,8 @@ import cv2
 import numpy as np
 import torch
 
+from dfstream.modalities.visual.boxes import iou
 from dfstream.modalities.visual.face_model import default_path, load
-from dfstream.modalities.visual.faces import _iou
 from dfstream.modalities.visual.graph_net import GraphNet
 
 SIDE = 128
@@ -93,12 +94,13 @@ class BlazeFaceDetector:
         ox, oy = (SIDE - size[0]) // 2, (SIDE - size[1]) // 2
         boxed = np.zeros((len(frames), SIDE, SIDE, 3), np.uint8)
         for i, frame in enumerate(frames):
-            boxed[i, oy:oy + size[1], ox:ox + size[0]] = cv2.resize(
-                np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            boxed[i, oy : oy + size[1], ox : ox + size[0]] = cv2.resize(
+                np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            )
         regress, probs = [], []
         with torch.inference_mode():
             for start in range(0, len(boxed), self.batch):
-                x = torch.from_numpy(boxed[start:start + self.batch]).permute(0, 3, 1, 2).float()
+                x = torch.from_numpy(boxed[start : start + self.batch]).permute(0, 3, 1, 2).float()
                 r, c = self.net(x.div_(127.5).sub_(1.0))
                 regress.append(r[..., :4].numpy())
                 probs.append(torch.sigmoid(c[..., 0].clamp(-100.0, 100.0)).numpy())
@@ -115,8 +117,9 @@ class BlazeFaceDetector:
         return out
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Weighted NMS of boxes (K, 4): best first, each the score-weighted mean of its cluster."""
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, min_iou: float) -> np.ndarray:
+    """Weighted NMS of boxes (K, 4): best first, each the score-weighted mean of its cluster (the boxes
+    overlapping it by more than ``min_iou``)."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
     kept = []
@@ -124,10 +127,9 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarra
     for i in range(len(boxes)):
         if not alive[i]:
             continue
-        cluster = alive & (_iou(boxes[i], boxes) > iou)
+        cluster = alive & (iou(boxes[i], boxes) > min_iou)
         cluster[i] = True
         weights = scores[cluster][:, None]
         kept.append((boxes[cluster] * weights).sum(0) / weights.sum())
         alive &= ~cluster
     return np.array(kept, np.float64).reshape(-1, 4)
-

@@ -12,6 +12,7 @@ small CNN) is added to the back-end's input.
 What :meth:`VisualBranch.encode` returns (and training caches) is the frozen part:
 the [CLS] states and the mouth regions (``None`` without the mouth path).
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,21 +21,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfstream.engine.core.config import VisualBranchConfig
-from dfstream.engine.media.blocks import FrameBlock
-from dfstream.engine.media.video import VideoBlock
-from dfstream.modalities.base import Specifications
+from dfstream.engine.core.branch import BranchInput, Specifications
+from dfstream.engine.media.blocks import MediaBlock, MediaRequest, VideoSampling
+from dfstream.modalities.base import Branch
+from dfstream.modalities.visual.config import VisualBranchConfig
 from dfstream.modalities.visual.encoder import build_vit
 from dfstream.modalities.visual.faces import crop_faces, face_detector
 from dfstream.modalities.visual.mouth import MouthCNN, mouth_region
-
 
 MOUTH_SHIFT = 1 / 7  # of the mouth region's side (8 px of a 56 px region)
 MOUTH_GAIN = 0.15
 MOUTH_OFFSET = 0.15  # pixels are in [-1, 1]
 
 
-class VisualBranch(nn.Module):
+class VisualBranch(Branch):
     """Per-frame (at ``fps``) forgery logits and embeddings from RGB crops.
 
     Parameters
@@ -45,9 +45,9 @@ class VisualBranch(nn.Module):
         Exact ViT config from a checkpoint.
     """
 
-    name = "visual"
+    config_class = VisualBranchConfig
     # The ViT sees each frame alone, so a stream's next window can reuse the [CLS] states of the
-    # frames it shares with this one (engine/frame_cache.py). Unscored windows (no face anywhere,
+    # frames it shares with this one (engine/runtime/frame_cache.py). Unscored windows (no face anywhere,
     # or no video) are not encoded to keep that chain going: they cost as much as they would save.
     cacheable = True
     carry_unscored = False
@@ -60,28 +60,43 @@ class VisualBranch(nn.Module):
         self.image_size = self.encoder.config.image_size
         self.norm = nn.LayerNorm(hidden)
         self.proj = nn.Linear(hidden, dim)
-        self.lstm = nn.LSTM(dim, dim // 2, num_layers=cfg.backend_layers, batch_first=True, bidirectional=True,
-                            dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            dim,
+            dim // 2,
+            num_layers=cfg.backend_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.backend_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(dim, 1)
         self.hidden_size = hidden
         self.mouth = MouthCNN(cfg.mouth_channels, dim) if cfg.mouth_channels else None
-        self.specifications = Specifications("visual", cfg.fps, 1, 1, dim)
+        self.specifications = Specifications("visual", cfg.fps, 1, 1, dim, grid=True)
         self._local = threading.local()  # one face detector per decoding thread (OpenCV's is not thread-safe)
 
     def encoder_config(self) -> dict:
         """The exact ``transformers`` config of the ViT, for checkpoints."""
         return self.encoder.config.to_dict()
 
-    def prepare(self, video: VideoBlock) -> FrameBlock:
-        """CPU: decoded frames ``(N, H, W, 3)`` -> face (or whole-frame) crops at the encoder's size."""
+    def media(self) -> MediaRequest:
+        """Video sampled at ``fps``, its longer side at most ``decode_side`` pixels (the face detector's input)."""
+        return MediaRequest(video=VideoSampling(self.cfg.fps, self.cfg.decode_side))
+
+    def prepare(self, block: MediaBlock) -> BranchInput | None:
+        """CPU: decoded frames ``(N, H, W, 3)`` -> face (or whole-frame) crops at the encoder's size;
+        a frame without a face is absent visual evidence (always present in whole-frame mode)."""
+        video = block.video
+        if video is None:
+            return None
         detector = None
         if self.cfg.crop == "face":
             detector = getattr(self._local, "detector", None)
             if detector is None:
                 detector = self._local.detector = face_detector(self.cfg.face_detector)
-        crops = crop_faces(video.frames, self.image_size, detector, self.cfg.face_margin,
-                           detect_every=self.cfg.detect_every)
-        return FrameBlock(crops.images, crops.faces, video.t0, video.fps, video.dropped)
+        crops = crop_faces(
+            video.frames, self.image_size, detector, self.cfg.face_margin, detect_every=self.cfg.detect_every
+        )
+        return BranchInput(crops.images, np.asarray(crops.faces, bool), video.t0, video.fps, "visual", video.dropped)
 
     def empty_input(self, frames: int) -> np.ndarray:
         """``frames`` black crops, uint8 ``(frames, S, S, 3)`` (absent video)."""
@@ -100,8 +115,9 @@ class VisualBranch(nn.Module):
         cls = out.last_hidden_state[:, 0].reshape(b, t, -1)
         return cls, (mouth_region(frames) if self.mouth is not None else None)
 
-    def augment(self, encoded: tuple[torch.Tensor, torch.Tensor | None],
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def augment(
+        self, encoded: tuple[torch.Tensor, torch.Tensor | None], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Training augmentation of :meth:`encode`'s features (``train.augment``): each window's
         mouth regions, all its frames alike (their motion stays true), mirrored with
         probability 1/2, shifted by up to ``MOUTH_SHIFT`` of the side (edges replicated), and
@@ -117,7 +133,7 @@ class VisualBranch(nn.Module):
         out = torch.empty_like(mouth)
         for i in range(b):
             dy, dx = (draw[i, 1:3] * (2 * pad + 1)).long().clamp(max=2 * pad).tolist()
-            window = padded[i, :, :, dy:dy + side, dx:dx + side]
+            window = padded[i, :, :, dy : dy + side, dx : dx + side]
             out[i] = window.flip(-1) if draw[i, 0] < 0.5 else window
         gain = 1 + MOUTH_GAIN * (2 * draw[:, 3] - 1)
         offset = MOUTH_OFFSET * (2 * draw[:, 4] - 1)
@@ -140,7 +156,7 @@ class VisualBranch(nn.Module):
 
     def forward_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` from :meth:`frontend` features."""
-        cls, rest = features[..., :self.hidden_size], features[..., self.hidden_size:]
+        cls, rest = features[..., : self.hidden_size], features[..., self.hidden_size :]
         side = self.image_size // 2
         mouth = rest.reshape(*rest.shape[:2], 3, side, side) if self.mouth is not None else None
         return self.head_forward((cls, mouth))

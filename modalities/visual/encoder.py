@@ -3,14 +3,15 @@
 Nothing is ever fetched from a hub: pretrained weights load with
 ``local_files_only=True`` from a directory the user downloaded beforehand.
 """
+
 from __future__ import annotations
 
 import torch
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTModel
 
-from dfstream.engine.core.config import ViTConfig
 from dfstream.modalities.pretrained import load_local
+from dfstream.modalities.visual.config import ViTConfig
 
 
 def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:
@@ -21,10 +22,16 @@ def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:
         return ViTModel(HFViTConfig.from_dict(saved), add_pooling_layer=False)
     if cfg.pretrained:
         return load_local(ViTModel, cfg.pretrained, "visual.encoder.pretrained", "ViT", add_pooling_layer=False)
-    config = HFViTConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.hidden_size,
-                         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-                         intermediate_size=cfg.intermediate_size, hidden_dropout_prob=0.0,
-                         attention_probs_dropout_prob=0.0)
+    config = HFViTConfig(
+        image_size=cfg.image_size,
+        patch_size=cfg.patch_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return ViTModel(config, add_pooling_layer=False)

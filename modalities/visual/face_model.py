@@ -17,6 +17,7 @@ when unset). ``make install`` runs ``dfstream fetch-face-model``.
 We did not train this detector; it only finds the face to crop, like OpenCV's
 Haar cascade before it. Model card: "BlazeFace (short range)", MediaPipe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,9 @@ WHEEL_PLATFORM = ("manylinux_2_28_x86_64", "3.11")  # any wheel holds the same m
 MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
 FILENAME = "blazeface_short_range.safetensors"
-SOURCE = (f"{MEMBER} from the PyPI wheel {WHEEL} (MediaPipe BlazeFace short range, "
-          "Apache-2.0, Google); converted by dfstream")
+SOURCE = (
+    f"{MEMBER} from the PyPI wheel {WHEEL} (MediaPipe BlazeFace short range, Apache-2.0, Google); converted by dfstream"
+)
 
 
 def default_path() -> Path:
@@ -56,15 +58,25 @@ def convert(tflite_bytes: bytes, out: Path) -> Path:
 
     digest = hashlib.sha256(tflite_bytes).hexdigest()
     if digest != SHA256:
-        raise ConfigError(f"{MEMBER}: SHA-256 {digest} is not the expected {SHA256} (another mediapipe "
-                          f"build? dfstream converts the one in {WHEEL})")
+        raise ConfigError(
+            f"{MEMBER}: SHA-256 {digest} is not the expected {SHA256} (another mediapipe "
+            f"build? dfstream converts the one in {WHEEL})"
+        )
     ops, tensors, inputs, outputs = read_tflite(tflite_bytes)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={
-        "graph": json.dumps(ops), "inputs": json.dumps(inputs), "outputs": json.dumps(outputs),
-        "source": SOURCE, "sha256": digest})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={
+            "graph": json.dumps(ops),
+            "inputs": json.dumps(inputs),
+            "outputs": json.dumps(outputs),
+            "source": SOURCE,
+            "sha256": digest,
+        },
+    )
     tmp.replace(out)
     return out
 
@@ -75,8 +87,22 @@ def fetch(out: Path | None = None, wheel: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
             platform, python = WHEEL_PLATFORM
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                   "--platform", platform, "--python-version", python, "-d", tmp, WHEEL]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                platform,
+                "--python-version",
+                python,
+                "-d",
+                tmp,
+                WHEEL,
+            ]
             done = subprocess.run(cmd, capture_output=True, text=True)
             found = sorted(Path(tmp).glob("mediapipe-*.whl"))
             if done.returncode or not found:
@@ -94,8 +120,10 @@ def load(path: Path | None = None) -> tuple[list[dict], dict, list[str], list[st
     """``(ops, tensors, inputs, outputs)`` from the converted file; ConfigError when it is missing."""
     path = Path(path) if path else default_path()
     if not path.is_file():
-        raise ConfigError(f"BlazeFace weights not found at {path}: run `dfstream fetch-face-model` "
-                          "(downloads the mediapipe wheel from PyPI once), or set DFSTREAM_FACE_MODEL")
+        raise ConfigError(
+            f"BlazeFace weights not found at {path}: run `dfstream fetch-face-model` "
+            "(downloads the mediapipe wheel from PyPI once), or set DFSTREAM_FACE_MODEL"
+        )
     with safe_open(str(path), "np") as handle:
         meta = handle.metadata() or {}
         if meta.get("sha256") != SHA256 or "graph" not in meta:

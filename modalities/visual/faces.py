@@ -65,6 +65,7 @@ once. Each detector owns its cascade and guards ``detect`` with its own lock, so
 sharing one instance is safe but serialised; for parallel detection make one
 detector per worker thread (construction loads the XML, ~15 ms).
 """
+
 from __future__ import annotations
 
 import threading
@@ -75,6 +76,7 @@ import cv2
 import numpy as np
 
 from dfstream.engine.core.errors import ConfigError, lookup
+from dfstream.modalities.visual.boxes import area, iou
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 SCALE_FACTOR = 1.15
@@ -121,13 +123,16 @@ class HaarFaceDetector:
 
     def __init__(self, detect_side: int = 240):
         if int(detect_side) < CASCADE_WINDOW:
-            raise ConfigError(f"detect_side={detect_side} is smaller than the cascade's "
-                              f"{CASCADE_WINDOW} px window; use at least {CASCADE_WINDOW} (240 is typical)")
+            raise ConfigError(
+                f"detect_side={detect_side} is smaller than the cascade's "
+                f"{CASCADE_WINDOW} px window; use at least {CASCADE_WINDOW} (240 is typical)"
+            )
         self.detect_side = int(detect_side)
         self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
         if self._cascade.empty():
-            raise ConfigError(f"cannot load {CASCADE_FILE} from {cv2.data.haarcascades}; "
-                              "reinstall opencv-python-headless")
+            raise ConfigError(
+                f"cannot load {CASCADE_FILE} from {cv2.data.haarcascades}; reinstall opencv-python-headless"
+            )
         self._lock = threading.Lock()
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
@@ -171,15 +176,14 @@ class HaarFaceDetector:
                 return np.zeros((0, 4), np.float64)
             sizes = {"minSize": (low, low), "maxSize": (high, high)}
         with self._lock:
-            found = self._cascade.detectMultiScale(gray, scaleFactor=SCALE_FACTOR,
-                                                   minNeighbors=MIN_NEIGHBORS, **sizes)
+            found = self._cascade.detectMultiScale(gray, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, **sizes)
         boxes = np.asarray(found, np.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
         return boxes * to_frame  # undo the downscale: x * (W / w) per axis
 
 
 def _blazeface() -> FaceDetector:
-    from dfstream.modalities.visual.blazeface import BlazeFaceDetector  # imports this module
+    from dfstream.modalities.visual.blazeface import BlazeFaceDetector  # torch, and its weights: only when asked
 
     return BlazeFaceDetector()
 
@@ -209,8 +213,15 @@ class Crops:
     faces: np.ndarray
 
 
-def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
-               margin: float = 0.25, hold: int = 2, detect_every: int = 1, search: str = "tracked") -> Crops:
+def crop_faces(
+    frames: np.ndarray,
+    size: int,
+    detector: FaceDetector | None,
+    margin: float = 0.25,
+    hold: int = 2,
+    detect_every: int = 1,
+    search: str = "tracked",
+) -> Crops:
     """Track the largest face through ``frames`` and crop it with a margin.
 
     In each frame the detection overlapping the previous kept box most (IoU
@@ -251,8 +262,10 @@ def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
     """
     _check_frames(frames)
     if int(size) < 1 or margin < 0 or hold < 0 or detect_every < 1 or search not in FACE_SEARCHES:
-        raise ValueError(f"need size >= 1, margin >= 0, hold >= 0, detect_every >= 1, search in {FACE_SEARCHES}; "
-                         f"got {size}, {margin}, {hold}, {detect_every}, {search!r}")
+        raise ValueError(
+            f"need size >= 1, margin >= 0, hold >= 0, detect_every >= 1, search in {FACE_SEARCHES}; "
+            f"got {size}, {margin}, {hold}, {detect_every}, {search!r}"
+        )
     size = int(size)
     images = np.zeros((len(frames), size, size, 3), np.uint8)
     faces = np.zeros(len(frames), bool)
@@ -271,13 +284,13 @@ def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
             boxes = None if found is None else np.asarray(found[i], np.float64).reshape(-1, 4)
             if boxes is None and near is not None and previous is not None:
                 boxes = np.asarray(near(frame, previous), np.float64).reshape(-1, 4)
-                if not (len(boxes) and _iou(previous, boxes).max() > TRACK_IOU):
+                if not (len(boxes) and iou(previous, boxes).max() > TRACK_IOU):
                     boxes = None  # the tracked face is not among them: search the whole frame
             if boxes is None:
                 boxes = np.asarray(detector.detect(frame), np.float64).reshape(-1, 4)
             if len(boxes):
-                overlap = _iou(previous, boxes) if previous is not None else np.zeros(len(boxes))
-                box = boxes[overlap.argmax()] if overlap.max() > TRACK_IOU else boxes[_area(boxes).argmax()]
+                overlap = iou(previous, boxes) if previous is not None else np.zeros(len(boxes))
+                box = boxes[overlap.argmax()] if overlap.max() > TRACK_IOU else boxes[area(boxes).argmax()]
                 missed = 0
             elif previous is not None and missed < hold:
                 box, missed = previous, missed + 1
@@ -289,26 +302,14 @@ def crop_faces(frames: np.ndarray, size: int, detector: FaceDetector | None,
 
 
 def _check_frames(frames, ndim: int = 4) -> None:
-    if not (isinstance(frames, np.ndarray) and frames.ndim == ndim and frames.shape[-1] == 3
-            and frames.dtype == np.uint8):
+    if not (
+        isinstance(frames, np.ndarray) and frames.ndim == ndim and frames.shape[-1] == 3 and frames.dtype == np.uint8
+    ):
         shape = getattr(frames, "shape", None)
         dtype = getattr(frames, "dtype", type(frames).__name__)
-        raise ValueError(f"frames must be uint8 RGB of shape (N, H, W, 3) (one frame (H, W, 3)); "
-                         f"got shape {shape}, dtype {dtype}")
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    """Areas of boxes ``(..., 4)`` as (x0, y0, x1, y1); shape ``(...)``."""
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one box (4,) with each of boxes (K, 4), all (x0, y0, x1, y1); shape (K,)."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = w * h
-    union = _area(box) + _area(boxes) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        raise ValueError(
+            f"frames must be uint8 RGB of shape (N, H, W, 3) (one frame (H, W, 3)); got shape {shape}, dtype {dtype}"
+        )
 
 
 def _square_crop(frame: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:

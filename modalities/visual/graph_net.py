@@ -13,6 +13,7 @@ e.g. an NHWC array permuted), symmetric ``same`` padding is left to ``conv2d``,
 a channels-only ``pad`` feeding an ``add`` is folded into it, and an ``add`` or a
 ``relu`` whose input has no other reader writes into it (:func:`_fuse`).
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,9 @@ class GraphNet(nn.Module):
                     padding = (h0, w0)  # symmetric: conv2d pads itself
                 else:
                     x = F.pad(x, (w0, w1, h0, h1))
-            return F.conv2d(x, weight, self.weight(op["bias"]), stride=op["stride"], padding=padding,
-                            groups=op["groups"])
+            return F.conv2d(
+                x, weight, self.weight(op["bias"]), stride=op["stride"], padding=padding, groups=op["groups"]
+            )
         if kind == "max_pool":
             x = args[0]
             if op["padding"] == "same":
@@ -82,7 +84,7 @@ class GraphNet(nn.Module):
             return args[0] + args[1]
         if kind == "add_padded":  # add(pad(a, channels after), b) without building the padded copy
             out = args[1] if op.get("inplace") else args[1].clone()
-            out[:, :args[0].shape[1]] += args[0]
+            out[:, : args[0].shape[1]] += args[0]
             return out
         if kind == "relu":
             return torch.relu_(args[0]) if op.get("inplace") else torch.relu(args[0])
@@ -144,13 +146,21 @@ def _fuse(ops: list[dict], outputs: list[str]) -> list[dict]:
         op = dict(op)
         if op["op"] == "add" and op.get("activation") is None:
             pad = made.get(op["inputs"][0])
-            if (pad is not None and pad["op"] == "pad" and uses[pad["output"]] == 1
-                    and pad["nhwc"][:2] == [[0, 0], [0, 0]] and pad["nhwc"][2][0] == 0):
+            if (
+                pad is not None
+                and pad["op"] == "pad"
+                and uses[pad["output"]] == 1
+                and pad["nhwc"][:2] == [[0, 0], [0, 0]]
+                and pad["nhwc"][2][0] == 0
+            ):
                 op.update(op="add_padded", inputs=[pad["inputs"][0], op["inputs"][1]])
                 dropped.add(pad["output"])
             other = op["inputs"][1]
-            op["inplace"] = (uses[other] == 1 and other != op["inputs"][0]  # a convolution's own output only
-                             and made.get(other, {}).get("op") == "conv")
+            op["inplace"] = (
+                uses[other] == 1
+                and other != op["inputs"][0]  # a convolution's own output only
+                and made.get(other, {}).get("op") == "conv"
+            )
         elif op["op"] == "relu" and uses[op["inputs"][0]] == 1 and op["inputs"][0] in made:
             op["inplace"] = True
         fused.append(op)

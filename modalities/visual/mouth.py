@@ -12,6 +12,7 @@ The region is the crop's lower half, middle half of its width (a face crop
 with the default margin holds the mouth there): ``(3, S/2, S/2)`` of an
 ``S``-pixel crop.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 def mouth_region(frames: torch.Tensor) -> torch.Tensor:
     """Crops ``(..., 3, S, S)`` -> their mouth regions ``(..., 3, S/2, S/2)``."""
     s = frames.shape[-1]
-    return frames[..., s // 2:s // 2 * 2, s // 4:s // 4 + s // 2]
+    return frames[..., s // 2 : s // 2 * 2, s // 4 : s // 4 + s // 2]
 
 
 class MouthCNN(nn.Module):

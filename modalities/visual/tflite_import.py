@@ -11,6 +11,7 @@ list of dicts (``op``, ``inputs``, ``output`` and the op's settings), and
 ``(out, in / groups, kh, kw)``). Tensors are named by the graph's own tensor
 names. The FlatBuffer schema comes from the ``tflite`` package (Apache-2.0).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -75,19 +76,37 @@ def read_tflite(data: bytes) -> tuple[list[dict], dict[str, np.ndarray], list[st
             groups = int(weight.shape[0] // opt.DepthMultiplier()) if depthwise else 1
             tensors[ins[1]] = np.ascontiguousarray(weight)
             tensors[ins[2]] = consts[ins[2]].astype(np.float32)
-            ops.append({"op": "conv", "inputs": [ins[0]], "output": out, "weight": ins[1], "bias": ins[2],
-                        "stride": [opt.StrideH(), opt.StrideW()], "padding": _padding(opt.Padding()),
-                        "groups": groups, "activation": _activation(opt.FusedActivationFunction())})
+            ops.append(
+                {
+                    "op": "conv",
+                    "inputs": [ins[0]],
+                    "output": out,
+                    "weight": ins[1],
+                    "bias": ins[2],
+                    "stride": [opt.StrideH(), opt.StrideW()],
+                    "padding": _padding(opt.Padding()),
+                    "groups": groups,
+                    "activation": _activation(opt.FusedActivationFunction()),
+                }
+            )
         elif kind == "MAX_POOL_2D":
             opt = options(op, tflite.Pool2DOptions)
-            ops.append({"op": "max_pool", "inputs": ins, "output": out,
-                        "kernel": [opt.FilterHeight(), opt.FilterWidth()],
-                        "stride": [opt.StrideH(), opt.StrideW()], "padding": _padding(opt.Padding()),
-                        "activation": _activation(opt.FusedActivationFunction())})
+            ops.append(
+                {
+                    "op": "max_pool",
+                    "inputs": ins,
+                    "output": out,
+                    "kernel": [opt.FilterHeight(), opt.FilterWidth()],
+                    "stride": [opt.StrideH(), opt.StrideW()],
+                    "padding": _padding(opt.Padding()),
+                    "activation": _activation(opt.FusedActivationFunction()),
+                }
+            )
         elif kind == "ADD":
             opt = options(op, tflite.AddOptions)
-            ops.append({"op": "add", "inputs": ins, "output": out,
-                        "activation": _activation(opt.FusedActivationFunction())})
+            ops.append(
+                {"op": "add", "inputs": ins, "output": out, "activation": _activation(opt.FusedActivationFunction())}
+            )
         elif kind == "RELU":
             ops.append({"op": "relu", "inputs": ins, "output": out})
         elif kind == "PAD":
@@ -100,8 +119,15 @@ def read_tflite(data: bytes) -> tuple[list[dict], dict[str, np.ndarray], list[st
             ops.append({"op": "reshape", "inputs": [ins[0]], "output": out, "shape": shape[1:]})
         elif kind == "CONCATENATION":
             opt = options(op, tflite.ConcatenationOptions)
-            ops.append({"op": "concat", "inputs": ins, "output": out, "axis": int(opt.Axis()),
-                        "activation": _activation(opt.FusedActivationFunction())})
+            ops.append(
+                {
+                    "op": "concat",
+                    "inputs": ins,
+                    "output": out,
+                    "axis": int(opt.Axis()),
+                    "activation": _activation(opt.FusedActivationFunction()),
+                }
+            )
         else:
             raise ValueError(f"TFLite op {kind} ({out!r}) is not supported by this reader")
     inputs = [name(j) for j in graph.InputsAsNumpy()]
