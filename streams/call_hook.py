@@ -43,6 +43,7 @@ from dfstream.engine.core.errors import ConfigError, DfstreamError
 from dfstream.engine.media.decode import pcm16_samples
 from dfstream.streams import telephony
 from dfstream.streams.config import CallHookConfig
+from dfstream.streams.tls import ServerTls
 
 log = logging.getLogger(__name__)
 IDLE_CLOSE = 4408
@@ -57,12 +58,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to listen beyond loopback without a token."""
-    if not token and not is_loopback(host):
+def check_exposure(host: str, token: str | None, tls: bool = False, insecure_plaintext: bool = False) -> None:
+    """Refuse to listen beyond loopback without a token, or without TLS (the token and the callers'
+    audio would cross the network readable by anyone on the path) unless ``insecure_plaintext``,
+    which is then said loudly."""
+    if is_loopback(host):
+        return
+    if not token:
         raise ConfigError(
             f"refusing to listen on {host} without a token: anyone who reaches it could "
             "stream to it. Pass --token-file, or listen on 127.0.0.1"
+        )
+    if not tls and not insecure_plaintext:
+        raise ConfigError(
+            f"refusing to listen on {host} without TLS: the token and the calls' audio would cross the "
+            "network in the clear. Pass --certfile and --keyfile (wss://), put a TLS proxy in front and "
+            "listen on 127.0.0.1, or accept the risk with --insecure-plaintext"
+        )
+    if not tls:
+        bar = "!" * 78
+        log.warning(
+            "%s\nINSECURE: listening on %s in plain ws:// (--insecure-plaintext): the token and every call's "
+            "audio cross the network readable by anyone on the path\n%s",
+            bar,
+            host,
+            bar,
         )
 
 
@@ -82,6 +102,11 @@ class CallHook:
         ``[(screener, hops), ...] -> [verdicts, ...]`` on the model thread, e.g.
         :func:`dfstream.engine.runtime.callscreen.batch_scorer`; default: each screener's ``score``
         in turn.
+    tls : ServerTls, optional
+        Serve ``wss://`` with its certificate (mutual TLS when it has a client CA); its
+        :meth:`~dfstream.streams.tls.ServerTls.reload` takes effect for the next handshakes.
+    insecure_plaintext : bool
+        Allow plain ``ws://`` beyond loopback (said loudly at start).
     """
 
     def __init__(
@@ -90,8 +115,12 @@ class CallHook:
         cfg: CallHookConfig,
         token: str | None = None,
         score_batch: Callable | None = None,
+        tls: ServerTls | None = None,
+        insecure_plaintext: bool = False,
     ):
         self.make_screener, self.cfg, self.token = make_screener, cfg, token
+        self.tls, self.insecure_plaintext = tls, insecure_plaintext
+        self.port: int | None = None
         self.score_batch = score_batch or (lambda requests: [s.score(h) for s, h in requests])
         self.queue: asyncio.Queue | None = None
         self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="dfstream-model")
@@ -137,6 +166,10 @@ class CallHook:
             if not self.open_by_client[client]:
                 del self.open_by_client[client]
 
+    def url(self, host: str) -> str:
+        """Where clients connect: ``wss://`` with TLS, ``ws://`` without."""
+        return f"{'wss' if self.tls is not None else 'ws'}://{host}:{self.port}"
+
     async def run_model(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, fn, *args)
 
@@ -164,7 +197,7 @@ class CallHook:
         self, host: str, port: int, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
     ) -> None:
         """Serve until ``stop`` is set (or forever)."""
-        check_exposure(host, self.token)
+        check_exposure(host, self.token, self.tls is not None, self.insecure_plaintext)
         self.queue = asyncio.Queue()
         batcher = asyncio.create_task(self._batcher())
         async with serve(
@@ -174,9 +207,10 @@ class CallHook:
             process_request=self.process_request,
             max_size=self.cfg.max_message_bytes,
             max_queue=16,
+            ssl=self.tls.context if self.tls is not None else None,
         ) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else port
-            log.info("call hook listening on ws://%s:%s", host, self.port)
+            log.info("call hook listening on %s", self.url(host))
             if ready is not None:
                 ready.set()
             await (stop.wait() if stop is not None else asyncio.Future())
@@ -195,7 +229,7 @@ class BackgroundServer:
         self.thread.start()
         if not self._ready.wait(timeout):
             raise DfstreamError(f"the call hook did not start within {timeout} s")
-        self.url = f"ws://{host}:{hook.port}"
+        self.url = hook.url(host)
 
     async def _main(self) -> None:
         self.loop, self.stop, ready = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dfstream.engine.core.config import Root, Section, check
+from dfstream.streams.secrets import check_inline
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,12 @@ class CallHookConfig(Section):
 class KafkaConfig(Section):
     """Connection to a Kafka cluster (any: Apache Kafka, Redpanda, the dev broker).
 
-    ``client`` passes through, unchanged, to every kafka-python client
-    (consumer, producer, admin): security settings such as
-    ``security_protocol: SASL_SSL``, ``sasl_mechanism``, ``sasl_plain_username``,
-    ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``.
+    ``client`` passes through to every kafka-python client (consumer, producer, admin):
+    security settings such as ``security_protocol: SASL_SSL``, ``sasl_mechanism``,
+    ``sasl_plain_username``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``. Secrets
+    (``sasl_plain_password``, ``ssl_password``) are named by where they are, never written
+    inline: ``sasl_plain_password_file: PATH`` or ``sasl_plain_password_env: VARIABLE``
+    (:mod:`dfstream.streams.secrets`); they are read when a client is built.
     """
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -82,6 +85,7 @@ class KafkaConfig(Section):
 
     def validate(self) -> None:
         check([(all(isinstance(k, str) for k in self.client), "kafka.client keys must be strings")])
+        check_inline(self.client, "kafka.client")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from dfstream.engine.core.errors import BrokerError, ConfigError
 from dfstream.streams.config import KafkaConfig
+from dfstream.streams.secrets import resolve
 
 FETCH_OVERHEAD = 1024 * 1024  # room for headers and batch framing above the chunk size limit
 
@@ -25,7 +26,7 @@ def _common(cfg: KafkaConfig) -> dict:
     return {
         "bootstrap_servers": cfg.bootstrap_servers.split(","),
         "request_timeout_ms": cfg.request_timeout_ms,
-        **cfg.client,
+        **resolve(cfg.client, "kafka.client"),  # secrets read from their files / variables only here
     }
 
 

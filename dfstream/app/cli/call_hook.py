@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
 from dfstream.app.cli.common import EPILOG, INDEX_HELP, MODEL_HELP, attributor, load_model
 from dfstream.engine.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 NAME = "call-hook"
 STYLE = "timed"
@@ -39,9 +42,40 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="F",
         help="file holding the token clients must present (Authorization: Bearer, X-Dfstream-Token or ?token=)",
     )
+    p.add_argument(
+        "--certfile",
+        metavar="F",
+        help="PEM certificate chain: serve wss:// (TLS 1.2 or later); "
+        "kill -HUP reloads it and the key, open calls go on",
+    )
+    p.add_argument("--keyfile", metavar="F", help="PEM private key of --certfile")
+    p.add_argument(
+        "--client-ca",
+        metavar="F",
+        help="PEM CA certificates: mutual TLS, every client must present a certificate one of them signed",
+    )
+    p.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="allow plain ws:// on a non-loopback address (the token and the calls' audio travel in "
+        "the clear; said loudly at start). Prefer TLS, or a TLS proxy in front of 127.0.0.1",
+    )
     p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
     p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     return p
+
+
+def server_tls(args):
+    """The listener's TLS from --certfile / --keyfile / --client-ca (None without them)."""
+    if args.certfile is None and args.keyfile is None:
+        if args.client_ca is not None:
+            raise ConfigError("--client-ca needs TLS: give --certfile and --keyfile too")
+        return None
+    if args.certfile is None or args.keyfile is None:
+        raise ConfigError("TLS needs both --certfile and --keyfile")
+    from dfstream.streams.tls import ServerTls, TlsFiles
+
+    return ServerTls(TlsFiles(args.certfile, args.keyfile, args.client_ca))
 
 
 def read_token(path: str | None) -> str | None:
@@ -56,12 +90,24 @@ def read_token(path: str | None) -> str | None:
     return token
 
 
+def reload(tls) -> None:
+    """SIGHUP: the certificate, key and client CA again from their files (a bad file keeps the old ones)."""
+    try:
+        tls.reload()
+    except ConfigError as e:
+        log.error("certificates not reloaded, the previous ones stay: %s", e)
+    else:
+        log.info("certificates reloaded from %s", tls.files.certfile)
+
+
 def run(args) -> int:
     from dfstream.engine.runtime.callscreen import CallScreener, batch_scorer, call_processor
     from dfstream.streams.call_hook import CallHook, check_exposure
+    from dfstream.streams.secrets import masked
 
     token = read_token(args.token_file)
-    check_exposure(args.host, token)
+    tls = server_tls(args)
+    check_exposure(args.host, token, tls is not None, args.insecure_plaintext)
     loaded = load_model(args.model, args.config, call=True)
     detector, hook_config = loaded.detector, loaded.config.deployment.call_hook
     detector.warn_if_untrained()
@@ -69,7 +115,27 @@ def run(args) -> int:
     processor = call_processor(
         detector, attributor(detector, args.index, loaded.folder), hook_config.vad, hook_config.vad_threshold
     )
-    hook = CallHook(lambda sid: CallScreener(processor, sid), hook_config, token, batch_scorer(processor))
+    log.info(
+        "config: %s",
+        masked(
+            {
+                "call_hook": hook_config.to_dict(),
+                "host": args.host,
+                "port": args.port,
+                "certfile": args.certfile,
+                "client_ca": args.client_ca,
+                "token_file": args.token_file,
+            }
+        ),
+    )
+    hook = CallHook(
+        lambda sid: CallScreener(processor, sid),
+        hook_config,
+        token,
+        batch_scorer(processor),
+        tls,
+        args.insecure_plaintext,
+    )
     print(
         f"{detector.describe()}\nverdict every {hook_config.hop_seconds} s of call audio; "
         f"VAD {'on' if hook_config.vad else 'off'}; token {'required' if token else 'off (loopback only)'}"
@@ -80,6 +146,8 @@ def run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if tls is not None:
+            loop.add_signal_handler(signal.SIGHUP, reload, tls)
         await hook.serve(args.host, args.port, stop=stop)
 
     asyncio.run(serve())

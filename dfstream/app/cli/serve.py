@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import signal
 import threading
 
@@ -11,6 +12,7 @@ from dfstream.app.cli.common import EPILOG, INDEX_HELP, MODEL_HELP, attributor, 
 
 NAME = "serve"
 STYLE = "json"
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -47,14 +49,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help=MODEL_HELP)
     p.add_argument("--index", metavar="DIR", help=INDEX_HELP)
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: %(default)s)")
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics endpoint (default: %(default)s: loopback; see the README before exposing it)",
+    )
     return p
 
 
 def run(args) -> int:
     from dfstream.engine.runtime.stream import StreamProcessor
+    from dfstream.streams.secrets import masked
     from dfstream.streams.serve import Worker
-    from dfstream.streams.serve_metrics import ServeMetrics
+    from dfstream.streams.serve_metrics import ServeMetrics, event
 
     loaded = load_model(args.model, args.config)
     detector = loaded.detector
@@ -67,6 +74,13 @@ def run(args) -> int:
     metrics = ServeMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port, args.metrics_host)
+    event(
+        log,
+        logging.INFO,
+        "config",
+        model=detector.model_id,
+        **masked({"kafka": kafka_config(loaded.config, args.bootstrap).to_dict(), "serve": serve.to_dict()}),
+    )
     worker = Worker(
         StreamProcessor(detector, attributor(detector, args.index, loaded.folder)),
         kafka_config(loaded.config, args.bootstrap),
