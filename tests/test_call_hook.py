@@ -270,7 +270,7 @@ def test_token_auth(server):
 def test_exposure_needs_a_token():
     with pytest.raises(ConfigError, match="without a token"):
         check_exposure("0.0.0.0", None)
-    check_exposure("0.0.0.0", "a-token-of-sixteen")
+    check_exposure("0.0.0.0", "a-token-of-sixteen", tls=True)  # beyond loopback: TLS too (test_tls.py)
     check_exposure("127.0.0.1", None)
     check_exposure("localhost", None)
 
