@@ -1,4 +1,4 @@
-"""Kafka clients built from :class:`dfstream.engine.core.config.KafkaConfig`, and small helpers.
+"""Kafka clients built from :class:`dfstream.streams.config.KafkaConfig`, and small helpers.
 
 Everything here is plain Kafka protocol through kafka-python: it works against
 any cluster. ``kafka.client`` settings (SASL/SSL, ...) pass through to every

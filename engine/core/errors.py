@@ -19,7 +19,7 @@ class MediaError(DfstreamError):
     ``reason`` is a short code for machines (dead-letter headers, metrics):
     ``empty``, ``truncated``, ``not-media``, ``unsupported-codec``, ``no-audio``,
     ``no-video``, ``corrupt``, ``bad-pcm`` or ``undecodable``; or a breach of
-    ``limits`` (:class:`dfstream.engine.core.config.LimitsConfig`): ``too-long``,
+    ``limits`` (:class:`dfstream.engine.media.limits.LimitsConfig`): ``too-long``,
     ``decode-timeout``, ``timestamp-jump``, ``too-many-channels``, ``bad-rate``,
     ``too-many-frames``, ``frame-too-large``.
     """
