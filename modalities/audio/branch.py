@@ -25,7 +25,7 @@ from dfstream.engine.core.branch import BranchInput, Specifications
 from dfstream.engine.media.blocks import MediaBlock, MediaRequest
 from dfstream.engine.media.decode import SAMPLE_RATE
 from dfstream.modalities.audio.attention import use_sdpa
-from dfstream.modalities.audio.channel import telephone
+from dfstream.modalities.audio.channel import degrade
 from dfstream.modalities.audio.config import AudioBranchConfig
 from dfstream.modalities.audio.conv_frames import conv_frames
 from dfstream.modalities.audio.encoder import build_encoder
@@ -46,7 +46,7 @@ class AudioBranch(Branch):
 
     config_class = AudioBranchConfig
     carry_unscored = True  # a window the speech gate turned away holds real audio: its new frames carry on
-    degrades = True  # train.degrade: a telephone line
+    degrades = True  # train.degrade: the channels of audio.channels
     fused = True  # conv feature extractor via dfstream.modalities.audio.conv_frames; False: the library's module
 
     def __init__(self, cfg: AudioBranchConfig, saved_encoder: dict | None = None):
@@ -137,9 +137,9 @@ class AudioBranch(Branch):
         return torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
 
     def degrade(self, wav: torch.Tensor) -> torch.Tensor:
-        """``train.degrade``: the windows ``(B, samples)`` as a telephone line passes them
-        (:func:`dfstream.modalities.audio.channel.telephone`); deterministic, so encoded once and cached."""
-        line = telephone(wav.detach().cpu().numpy(), self.specifications.sample_rate)
+        """``train.degrade``: the windows ``(B, samples)`` each through one of ``audio.channels``
+        (:func:`dfstream.modalities.audio.channel.degrade`); deterministic, so encoded once and cached."""
+        line = degrade(wav.detach().cpu().numpy(), self.specifications.sample_rate, self.cfg.channels)
         return torch.from_numpy(line).to(wav.device, wav.dtype)
 
     def encode(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -47,7 +47,10 @@ class AudioBranchConfig(Section):
 
     ``mel_bands`` > 0 adds :mod:`dfstream.modalities.audio.spectral`: log-mel frames on the
     encoder's grid through a small CNN whose channels are ``mel_channels``,
-    summed into the back-end's input; 0 leaves the encoder alone.
+    summed into the back-end's input; 0 leaves the encoder alone. ``channels`` are what
+    ``train.degrade`` passes windows through, one drawn per window
+    (:mod:`dfstream.modalities.audio.channel`); the default, a telephone line alone, is what
+    every checkpoint before the choice was trained with.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -56,17 +59,24 @@ class AudioBranchConfig(Section):
     backend_dim: int = 128
     backend_layers: int = 2
     dropout: float = 0.1
+    channels: tuple[str, ...] = ("telephone",)
 
     def validate(self) -> None:
         check(
             [
                 (
+                    bool(self.channels) and set(self.channels) <= set(self.CHANNELS),
+                    f"audio.channels must name one or more of {', '.join(self.CHANNELS)}",
+                ),
+                (
                     self.mel_bands >= 0 and self.mel_bands % 8 == 0 and self.mel_channels >= 2,
                     "audio.mel_bands must be 0 (no spectral path) or a multiple of 8, and audio.mel_channels >= 2",
-                )
+                ),
             ]
         )
 
     ADDED_LATER: typing.ClassVar[dict] = {"mel_bands": 0}
     """Keys added after checkpoints were first written, with the value that means "as before" (the
     spectral path off): a checkpoint whose section does not name one was trained without it."""
+
+    CHANNELS: typing.ClassVar[tuple] = ("telephone", "rawboost", "codec", "reverb", "resample")
