@@ -96,3 +96,14 @@ def test_config_is_frozen_and_replace_validates():
         replace(cfg, "replay.chunk_seconds", -1.0)
     assert app_config(to_dict(cfg)) == cfg
     assert config_from_dict(to_dict(cfg.model)) == cfg.model
+
+
+def test_config_files_layer_later_over_earlier_section_by_section(tmp_path):
+    base, over = tmp_path / "base.yaml", tmp_path / "over.yaml"
+    base.write_text("audio:\n  channels: [telephone, codec]\n  backend_dim: 64\ntrain:\n  epochs: 3\n")
+    over.write_text("audio:\n  channels: [reverb]\ntrain:\n  degrade: 0.5\n")
+    cfg = load_config([base, over])
+    assert cfg.model.branch("audio").channels == ("reverb",)  # a list is replaced, not extended
+    assert cfg.model.branch("audio").backend_dim == 64  # what the later file leaves alone stays
+    assert (cfg.train.epochs, cfg.train.degrade) == (3, 0.5)
+    assert load_config([base]) == load_config(base)

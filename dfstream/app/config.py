@@ -92,6 +92,19 @@ def app_config(data: dict | None) -> AppConfig:
     return AppConfig.from_dict(data)
 
 
-def load_config(path: str | Path | None = None) -> AppConfig:
-    """Defaults overridden by the YAML file at ``path`` (if given)."""
-    return app_config(None if path is None else read_yaml(path))
+def load_config(path: str | Path | list | tuple | None = None) -> AppConfig:
+    """Defaults overridden by the YAML file at ``path`` (if given); by several files in turn when
+    ``path`` is a list, a later file's keys over an earlier one's, section by section."""
+    paths = [] if path is None else list(path) if isinstance(path, (list, tuple)) else [path]
+    data: dict = {}
+    for p in paths:
+        data = _merged(data, read_yaml(p))
+    return app_config(data or None)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s keys set, mappings merged key by key (lists and values replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

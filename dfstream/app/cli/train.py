@@ -23,7 +23,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--meta", required=True, metavar="JSON", help="metadata file (AV-Deepfake1M or LAV-DF format)")
     p.add_argument("--root", required=True, metavar="DIR", help="folder the metadata's 'file' paths are relative to")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
-    p.add_argument("--config", metavar="YAML", help="config overrides (architecture, train, inference)")
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        action="append",
+        help="config overrides (architecture, train, inference); repeat it to layer files, later over earlier",
+    )
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument(
         "--labels",
