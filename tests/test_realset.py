@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from realset import speech, video  # noqa: E402
+from realset import speech, video, vocoders  # noqa: E402
 from realset.build import Generators, build  # noqa: E402
 from realset.sources import FACE_VIDEOS, RATE, load_frames, speech_pools  # noqa: E402
 
@@ -73,19 +73,50 @@ def test_compose_is_exactly_long_and_spans_end_in_speech():
     assert all(b1 + 0.3 * RATE < a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
 
 
-@pytest.mark.parametrize("generator", ["griffinlim", "bank"])
+@pytest.mark.parametrize("generator", [*vocoders.RESYNTHESIS, "bank"])
 def test_splice_changes_only_its_stretch_at_the_same_level(generator):
     audio = _utterance()
     before = audio.copy()
     a, b = speech.choose_spans(audio, 1, np.random.default_rng(0))[0]
     rng = np.random.default_rng(2)
     bank = {f"w{k}": 0.3 * toy_signal(rng, RATE // 3, "toy-robot")[1].astype(np.float32) for k in range(5)}
-    words = speech.splice(audio, a, b, "griffinlim" if generator == "griffinlim" else "x", bank, rng)
+    words = speech.splice(audio, a, b, "x" if generator == "bank" else generator, bank, rng)
     assert np.array_equal(audio[:a], before[:a]) and np.array_equal(audio[b:], before[b:])
     assert not np.allclose(audio[a:b], before[a:b])
     level = 20 * np.log10(speech._voiced_rms(audio[a:b]) / speech._voiced_rms(before[a:b]))
     assert abs(level) < 1.5, level
-    assert (words == []) == (generator == "griffinlim")
+    assert (words == []) == (generator != "bank")
+
+
+def _voice(f0: float, seconds: float = 1.0) -> np.ndarray:
+    """A voiced vowel-like tone: 20 harmonics of ``f0`` under two formant peaks, 0.3 peak."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    out = sum(
+        np.sin(2 * np.pi * k * f0 * t)
+        * (np.exp(-(((k * f0 - 700) / 250) ** 2)) + 0.5 * np.exp(-(((k * f0 - 1200) / 300) ** 2)) + 0.02)
+        for k in range(1, 21)
+    )
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+def _median_pitch(x: np.ndarray) -> float:
+    import librosa
+
+    return float(np.median(librosa.yin(x[2000:-2000], fmin=60, fmax=400, sr=RATE)))
+
+
+@pytest.mark.parametrize("name", list(vocoders.RESYNTHESIS))
+def test_copy_synthesis_keeps_length_and_pitch_and_repeats_for_a_seed(name):
+    real = _voice(150.0)
+    fake = vocoders.RESYNTHESIS[name](real, 7)
+    assert fake.dtype == np.float32 and fake.shape == real.shape
+    assert np.array_equal(fake, vocoders.RESYNTHESIS[name](real, 7))
+    assert not np.allclose(fake, real, atol=1e-3)
+    semitones = 12 * np.log2(_median_pitch(fake) / 150.0)
+    if name == "pitch-shift":
+        assert 1.8 < abs(semitones) < 5.2, semitones
+    else:
+        assert abs(semitones) < 0.5, semitones
 
 
 def test_fit_phrase_fills_exactly_and_opens_and_closes_in_speech():
@@ -195,6 +226,31 @@ def test_tiny_model_recipe_trains_replays_and_writes_its_card(tiny_recipe, tmp_p
     other.write_text(json.dumps({"model": {"model_id": "dfstream-other"}, "conditions": {"clean": {"files": 1}}}))
     assert "Not measured for this checkpoint" in model_card.card(model, data, out, None, other, commands)
 
+    # the ablation table: each row scored on the card's subsets, shown when the card's checkpoint is a row
+    import ablation
+
+    table = tmp_path / "ablation.json"
+    assert ablation.main(["--data", str(data), "--row", "tiny", str(model), str(out), "--out", str(table)]) == 0
+    (row,) = json.loads(table.read_text())["rows"]
+    subsets = model_card.subsets(
+        json.loads((data / "metadata.json").read_text()), json.loads((data / "generators.json").read_text())
+    )
+    assert set(row["subsets"]) == set(ablation.SUBSETS) and row["model_id"] == detector.model_id
+    for name in ablation.SUBSETS:
+        assert row["subsets"][name]["files"] == len(subsets[name])
+    seen = evaluate(out / "predictions.json", _entries(tmp_path / "seen.json", subsets["seen"]), out / "scores.csv")
+    assert row["subsets"]["seen"]["ap@0.5"] == seen["localization"]["ap"]["0.5"]
+    text = model_card.card(model, data, out, None, None, commands, ablation=table)
+    assert "| tiny | " in text and "Measured by `make ablation`" in text
+    assert "Not measured for this checkpoint (`make ablation`" in model_card.card(
+        model, data, out, None, None, commands, ablation=other
+    )
+
+
+def _entries(path: Path, entries: list[dict]) -> Path:
+    path.write_text(json.dumps(entries))
+    return path
+
 
 def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path):
     """bench/branch_probe.py on the tiny trained model: its fused frame AUC is the one training's
@@ -239,10 +295,16 @@ def test_branch_probe_scores_each_branch_on_its_own_labels(tiny_recipe, tmp_path
 def test_card_names_each_augmentation_and_the_robustness_condition_training_saw():
     import model_card
 
-    assert model_card._augmented({}) == "" and model_card._seen_conditions({"augment": True}) == ""
-    both = model_card._augmented({"augment": True, "degrade": 0.5})
+    phone = ["telephone"]
+    assert model_card._augmented({}, phone) == "" and model_card._seen_conditions({"augment": True}, phone) == ""
+    both = model_card._augmented({"augment": True, "degrade": 0.5}, phone)
     assert "`train.degrade` 0.5" in both and "telephone line" in both and "mouth regions" in both
-    assert "`telephone` row measures a condition the model saw" in model_card._seen_conditions({"degrade": 0.5})
+    assert "gain" not in both
+    assert "the `telephone` rows measure conditions" in model_card._seen_conditions({"degrade": 0.5}, phone)
+    mixed = model_card._augmented({"degrade": 0.5}, ["telephone", "codec", "rawboost"])
+    assert "MP3 or AAC" in mixed and "RawBoost" in mixed and "-6 to +6 dB" in mixed
+    seen = model_card._seen_conditions({"degrade": 0.5}, ["codec", "reverb"])
+    assert "`mp3-32k`, `aac-32k`, `opus-16k` rows" in seen and "telephone" not in seen
     assert model_card._generator_loss({"generator_loss": 0.0}) == ""
     aux = model_card._generator_loss({"generator_loss": 0.5, "generator_classes": ["espeak-ng", "flite-slt"]})
     assert "`train.generator_loss` 0.5" in aux and "2 audio generators (espeak-ng, flite-slt)" in aux

@@ -32,16 +32,28 @@ from dfstream.app.toyset import write_metadata
 from dfstream.app.toyvideo import encode_mp4, union_spans
 from realset import shortcut, speech, video
 from realset.sources import LICENCES, RATE, face_videos, load_audio, load_frames, speech_pools
+from realset.vocoders import RESYNTHESIS
 from realset.voices import GENERATORS as AUDIO_GENERATORS
 from realset.voices import KINDS as AUDIO_KINDS
 from realset.voices import available, render_bank
 
 FPS = 25
 KINDS = ("real", "audio_modified", "visual_modified", "both_modified")
-SEEN_AUDIO = ("espeak-ng", "espeak-ng-klatt", "flite-kal16", "flite-slt", "flite-awb", "festival-kal", "griffinlim")
-HELD_OUT_AUDIO = ("piper-joe", "festival-slt-hts")
-SEEN_VISUAL = ("mouth-freeze", "mouth-transplant", "mouth-warp")
-HELD_OUT_VISUAL = ("mouth-shuffle",)
+SEEN_AUDIO = (
+    "espeak-ng",
+    "espeak-ng-klatt",
+    "flite-kal16",
+    "flite-slt",
+    "flite-awb",
+    "festival-kal",
+    "griffinlim",
+    "lpc-vocoder",
+    "pitch-shift",
+)
+# held out: a neural TTS, an HMM TTS and a vocoder family that training never hears
+HELD_OUT_AUDIO = ("piper-joe", "festival-slt-hts", "harmonic-noise")
+SEEN_VISUAL = ("mouth-freeze", "mouth-transplant", "mouth-warp", "mouth-reencode")
+HELD_OUT_VISUAL = ("mouth-shuffle", "mouth-interp")
 TRAIN_SHARE = 0.7  # of each face video's length, for train and val
 
 
@@ -273,7 +285,7 @@ def build(
     bank = Path(bank) if bank else material / "bank"
     pools = speech_pools(material)
     words = vocabulary(pools)
-    synthesizers = [g for g in gens.seen_audio + gens.held_out_audio if g != "griffinlim"]
+    synthesizers = [g for g in gens.seen_audio + gens.held_out_audio if g not in RESYNTHESIS]
     if synthesizers and not words:
         raise ValueError(f"no English vocabulary under {material} (ktuberling/en, librivox)")
     banks = {g: render_bank(g, words, bank, material) for g in tqdm(synthesizers, desc="speech banks", disable=None)}
@@ -346,8 +358,8 @@ face video), so lips never match the words, in real and forged clips alike.
 Speech generators:
 {kinds}
 
-Visual generators: see `bench/realset/video.py` (freeze, shuffle, transplant from another face, warp;
-feathered ellipse over mouth and chin, faded over 3 frames).
+Visual generators: see `bench/realset/video.py` (freeze, shuffle, transplant from another face, warp,
+local re-encoding, frame interpolation; feathered ellipse over mouth and chin, faded over 3 frames).
 
 ## Shortcut check
 A logistic regression on 40 ms loudness/silence features alone (`bench/realset/shortcut.py`), fitted on

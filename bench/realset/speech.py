@@ -9,7 +9,8 @@ holds words and pauses like the speech around it and no splice falls into a sile
 A forged stretch (:func:`splice`) is a phrase of words spoken by a synthesizer,
 time-fitted to the stretch (phase-vocoder time stretch, librosa), set to the stretch's
 own level while voiced, and cross-faded over 10 ms at both edges, so no gap, step in
-loudness or click marks the splice; or, for ``griffinlim``, the stretch itself resynthesised. A noise bed
+loudness or click marks the splice; or, for a copy-synthesis generator (:mod:`realset.vocoders`), the
+stretch itself resynthesised. A noise bed
 (pink, 30-45 dB under the speech) is added after splicing, so pauses are never digital
 silence and the bed runs unbroken through forged and real stretches alike.
 """
@@ -20,7 +21,7 @@ import librosa
 import numpy as np
 
 from realset.sources import RATE
-from realset.voices import griffinlim
+from realset.vocoders import RESYNTHESIS
 
 FADE = 160  # 10 ms cross-fade at each splice edge (samples)
 
@@ -133,12 +134,12 @@ def fit_phrase(bank: dict[str, np.ndarray], length: int, spoken_share: float, rn
 def splice(audio: np.ndarray, start: int, end: int, generator: str, bank: dict | None, rng) -> list[str]:
     """Replace ``audio[start:end]`` in place by ``generator``'s speech, matched to the stretch's level
     while voiced, cross-faded over :data:`FADE` samples at both edges; returns the words spoken
-    (none for ``griffinlim``, which keeps the speaker's own)."""
+    (none for copy-synthesis, which keeps the speaker's own)."""
     real = audio[start:end]
-    if generator == "griffinlim":
+    if generator in RESYNTHESIS:
         pad = RATE // 10
         a, b = max(0, start - pad), min(len(audio), end + pad)
-        fake, words = griffinlim(audio[a:b], int(rng.integers(1 << 31)))[start - a : end - a], []
+        fake, words = RESYNTHESIS[generator](audio[a:b], int(rng.integers(1 << 31)))[start - a : end - a], []
     else:
         # as much of the phrase voiced as of the real stretch (the shortcut check's notion of voiced):
         # words have quiet frames of their own, so the spoken share is corrected twice by measurement

@@ -15,7 +15,11 @@ untouched:
 - ``mouth-freeze``: the mouth of the span's first frame, held (lips stop moving);
 - ``mouth-shuffle``: mouths of the span's frames in a random order;
 - ``mouth-transplant``: the mouth of ANOTHER face video, colour-matched;
-- ``mouth-warp``: the mouth stretched and squeezed vertically at 2-4 Hz (a puppet jaw).
+- ``mouth-warp``: the mouth stretched and squeezed vertically at 2-4 Hz (a puppet jaw);
+- ``mouth-reencode``: the mouth re-encoded on its own (JPEG quality 8-20 after a slight blur), as
+  a pasted region that went through another codec is;
+- ``mouth-interp``: every mouth the blend of the frames 2-3 before and after it (frame
+  interpolation: the lips ghost and lag the face around them).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from dfstream.modalities.visual.faces import HaarFaceDetector
 
-GENERATORS = ("mouth-freeze", "mouth-shuffle", "mouth-transplant", "mouth-warp")
+GENERATORS = ("mouth-freeze", "mouth-shuffle", "mouth-transplant", "mouth-warp", "mouth-reencode", "mouth-interp")
 SIZE = (320, 240)  # W, H
 RAMP = 3
 
@@ -143,6 +147,7 @@ def manipulate(
         while n > 1 and (order == np.arange(j0, j1)).any():
             order = j0 + rng.permutation(n)
     phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(2, 4)
+    quality, step = int(rng.integers(8, 21)), int(rng.integers(2, 4))
     for k, j in enumerate(range(j0, j1)):
         alpha = min(1.0, (k + 1) / (RAMP + 1), (n - k) / (RAMP + 1))
         x0, y0, x1, y1, centre, axes = _mouth(boxes[j])
@@ -161,6 +166,16 @@ def manipulate(
             m = np.float32([[1, 0, 0], [0, s, centre[1] * (1 - s)]])
             patch = cv2.warpAffine(
                 region, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        elif generator == "mouth-reencode":
+            soft = cv2.GaussianBlur(region.astype(np.uint8), (3, 3), 0)
+            _, jpeg = cv2.imencode(".jpg", soft, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            patch = cv2.imdecode(jpeg, cv2.IMREAD_COLOR).astype(np.float32)
+        elif generator == "mouth-interp":
+            before, after = max(0, k - step), min(n - 1, k + step)
+            patch = 0.5 * (
+                _patch(span, boxes[j0:j1], before, boxes[j], x0, y0, x1, y1)
+                + _patch(span, boxes[j0:j1], after, boxes[j], x0, y0, x1, y1)
             )
         else:
             raise ValueError(f"unknown visual generator {generator!r}; valid: {', '.join(GENERATORS)}")

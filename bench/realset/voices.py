@@ -1,10 +1,10 @@
-"""Speech generators: the programs that speak the forged words, and one vocoder resynthesis.
+"""Speech generators: the programs that speak the forged words, and copy-synthesis vocoders.
 
 Each synthesizer renders a *bank*: every word of the vocabulary once, as 16 kHz float32,
 cached as WAV under ``bank/<generator>/`` so that rebuilding a set does not re-run them.
-``griffinlim`` is not a synthesizer: it re-creates the replaced stretch of real speech
-from its mel spectrogram (librosa's Griffin-Lim), so the words stay the speaker's own and
-only the vocoder's traces differ. It needs no program, which is why the tests use it.
+The copy-synthesis generators (:data:`realset.vocoders.RESYNTHESIS`) are not synthesizers:
+they re-make the replaced stretch of real speech, so the words stay the speaker's own and
+only the vocoder's traces differ. They need no program, which is why the tests use them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from realset.sources import RATE, load_audio
+from realset.sources import load_audio
+from realset.vocoders import RESYNTHESIS
 
 # name -> command line speaking {text} into {out}; None: rendered in-process or by piper's own venv
 COMMANDS = {
@@ -37,7 +38,10 @@ KINDS = {
     "festival-kal": "diphone (residual LPC)",
     "festival-slt-hts": "HMM (HTS)",
     "piper-joe": "neural (VITS)",
-    "griffinlim": "vocoder resynthesis of the real words (Griffin-Lim)",
+    "griffinlim": "copy-synthesis of the real words (mel spectrogram, Griffin-Lim phase)",
+    "lpc-vocoder": "copy-synthesis of the real words (LPC source-filter vocoder, pulse/noise excitation)",
+    "harmonic-noise": "copy-synthesis of the real words (harmonic-plus-noise model)",
+    "pitch-shift": "the real words moved 2-5 semitones (phase vocoder; crude voice conversion)",
 }
 GENERATORS = tuple(KINDS)
 _PIPER = """
@@ -59,7 +63,7 @@ def available(material: str | Path) -> tuple[str, ...]:
     ok = [g for g, cmd in COMMANDS.items() if shutil.which(cmd[0])]
     if (Path(material) / "pipervenv/bin/python").exists():
         ok.append("piper-joe")
-    return tuple(sorted(ok + ["griffinlim"], key=GENERATORS.index))
+    return tuple(sorted(ok + list(RESYNTHESIS), key=GENERATORS.index))
 
 
 def render_bank(generator: str, words: list[str], bank: str | Path, material: str | Path) -> dict[str, np.ndarray]:
@@ -86,12 +90,3 @@ def render_bank(generator: str, words: list[str], bank: str | Path, material: st
         samples = load_audio(folder / f"{w}.wav")
         out[w] = librosa.effects.trim(samples, top_db=30)[0] if len(samples) else samples
     return out
-
-
-def griffinlim(real: np.ndarray, seed: int) -> np.ndarray:
-    """``real`` (float32, 16 kHz) resynthesised from its 80-band mel spectrogram by Griffin-Lim
-    (32 iterations, the phase started from ``seed``); the same length."""
-    mel = librosa.feature.melspectrogram(y=real, sr=RATE, n_fft=1024, hop_length=256, n_mels=80)
-    magnitude = librosa.feature.inverse.mel_to_stft(mel, sr=RATE, n_fft=1024)
-    out = librosa.griffinlim(magnitude, n_iter=32, hop_length=256, n_fft=1024, length=len(real), random_state=seed)
-    return out.astype(np.float32)
