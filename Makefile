@@ -45,9 +45,11 @@ test: install chromium lint
 test-fast: install chromium lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The shipped model (models/default) on test clips of its own benchmark: the first 60 clips of the
-# real-material set of seed 0 are exactly the first 60 clips the model's set holds, so their test split
-# is the model's test split in part. Needs `make material` (root or sudo -n for the speech synthesizers).
+# The shipped model (models/default) on test clips of a small set of its own benchmark: seed 0 gives the
+# same speaker groups, face-video stretches and generator lists as the model's set, so these test clips
+# hold test speakers and the test stretch of each face video, never trained on (the clips themselves are
+# not the model set's: which index lands in which split depends on the set's size). Needs `make material`
+# (root or sudo -n for the speech synthesizers).
 DEMO_REAL := .cache/demo-real
 demo: install material
 	@test -f $(DEMO_REAL)/data/metadata.json || $(BIN)/python bench/make_dataset.py --out $(DEMO_REAL)/data \
