@@ -30,8 +30,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from dfstream.engine.media.codec import round_trip
-
 LINE_RATE = 8000
 BAND = (300.0, 3400.0)
 MU = 255.0
@@ -63,19 +61,24 @@ def telephone(wav: np.ndarray, rate: int) -> np.ndarray:
 
     :func:`band_pass` to the telephone band, resample to 8 kHz (polyphase), 8-bit
     mu-law, resample back to ``rate``. Windows too short for the filter pass unchanged."""
-    from scipy.signal import resample_poly
-
     x = np.asarray(wav, np.float32)
-    n = x.shape[-1]
     passed = band_pass(x, rate)
     if passed is x:
         return x
-    x = passed
-    ratio = Fraction(LINE_RATE, rate).limit_denominator(1000)
-    line = mu_law(np.clip(resample_poly(x, ratio.numerator, ratio.denominator, axis=-1), -1.0, 1.0))
-    back = resample_poly(line, ratio.denominator, ratio.numerator, axis=-1)
-    out = np.zeros_like(x, dtype=np.float32)
-    keep = min(n, back.shape[-1])
+    line = _through_rate(passed, rate, LINE_RATE, lambda y: mu_law(np.clip(y, -1.0, 1.0)))
+    return line.astype(np.float32, copy=False)
+
+
+def _through_rate(x: np.ndarray, rate: int, low: int, inside=None) -> np.ndarray:
+    """``x`` ``(..., n)`` resampled (polyphase) from ``rate`` to ``low`` Hz, through ``inside`` there (if
+    given), and back: the same shape, zeros where the round trip comes out short."""
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(low, rate).limit_denominator(1000)
+    there = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+    back = resample_poly(there if inside is None else inside(there), ratio.denominator, ratio.numerator, axis=-1)
+    out = np.zeros(x.shape, back.dtype)
+    keep = min(x.shape[-1], back.shape[-1])
     out[..., :keep] = back[..., :keep]
     return out
 
@@ -126,15 +129,13 @@ def reverb(x: np.ndarray, rate: int, rng) -> np.ndarray:
 
 def resample(x: np.ndarray, rate: int, rng) -> np.ndarray:
     """``x`` band-limited by a round trip through 8, 11.025 or 12 kHz sampling."""
-    from scipy.signal import resample_poly
-
-    low = Fraction(int(rng.choice([8000, 11025, 12000])), rate).limit_denominator(1000)
-    back = resample_poly(resample_poly(x, low.numerator, low.denominator), low.denominator, low.numerator)
-    return np.pad(back[: len(x)], (0, max(0, len(x) - len(back))))
+    return _through_rate(x, rate, int(rng.choice([8000, 11025, 12000])))
 
 
 def codec(x: np.ndarray, rate: int, rng) -> np.ndarray:
     """``x`` through MP3, AAC or Opus at a low bit rate and back."""
+    from dfstream.engine.media.codec import round_trip  # PyAV: only when the channel is drawn
+
     name = str(rng.choice(["mp3", "aac", "opus"]))
     kbps = rng.uniform(10, 24) if name == "opus" else rng.uniform(24, 48)
     return round_trip(np.clip(x, -1, 1), rate, name, int(kbps * 1000))
@@ -158,9 +159,9 @@ def degrade(wav: np.ndarray, rate: int, channels: tuple[str, ...]) -> np.ndarray
     if tuple(channels) == ("telephone",):
         return telephone(x, rate)
     out = np.empty_like(x)
-    for i, row in enumerate(x.reshape(-1, x.shape[-1])):
+    for row, dest in zip(x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])):
         rng = np.random.default_rng([zlib.crc32(row.tobytes()), 29])
         name = channels[int(rng.integers(len(channels)))]
         y = CHANNELS[name](row.astype(np.float64), rate, rng) if np.any(row) else row
-        out.reshape(-1, x.shape[-1])[i] = np.clip(y * 10 ** (rng.uniform(-6, 6) / 20), -1, 1)
+        dest[:] = np.clip(y * 10 ** (rng.uniform(-6, 6) / 20), -1, 1)
     return out

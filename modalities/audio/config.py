@@ -6,6 +6,7 @@ import typing
 from dataclasses import dataclass, field
 
 from dfstream.engine.core.config import Section, check
+from dfstream.modalities.audio.channel import CHANNELS
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class AudioBranchConfig(Section):
         check(
             [
                 (
-                    bool(self.channels) and set(self.channels) <= set(self.CHANNELS),
-                    f"audio.channels must name one or more of {', '.join(self.CHANNELS)}",
+                    bool(self.channels) and set(self.channels) <= set(CHANNELS),
+                    f"audio.channels must name one or more of {', '.join(CHANNELS)}",
                 ),
                 (
                     self.mel_bands >= 0 and self.mel_bands % 8 == 0 and self.mel_channels >= 2,
@@ -78,5 +79,3 @@ class AudioBranchConfig(Section):
     ADDED_LATER: typing.ClassVar[dict] = {"mel_bands": 0}
     """Keys added after checkpoints were first written, with the value that means "as before" (the
     spectral path off): a checkpoint whose section does not name one was trained without it."""
-
-    CHANNELS: typing.ClassVar[tuple] = ("telephone", "rawboost", "codec", "reverb", "resample")
