@@ -123,7 +123,7 @@ robustness: install $(REALSET)/commands.json
 # apart. Rows: the model shipped before issue 29 (git history), the shipped recipe trained on the families
 # before issue 29 (a set of the same seed whose seen generators are the old ones; the held-out ones and the
 # real clips are the same), the shipped recipe with the telephone line as its only channel, and the shipped
-# model. Needs `make model` first; about 35 min on 2 cores.
+# model. Needs `make model` first; 70 min on 2 cores measured (2026-12-07, other jobs sharing them).
 ABLATION := .cache/ablation
 PREVIOUS := 615a63a
 OLD_FAMILIES := --seen-audio espeak-ng,espeak-ng-klatt,flite-kal16,flite-slt,flite-awb,festival-kal,griffinlim \

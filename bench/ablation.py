@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from model_card import measure  # noqa: E402
-
-SUBSETS = ("seen", "held-out audio", "held-out visual", "held-out audio-visual")
+from model_card import ABLATION_SUBSETS as SUBSETS  # noqa: E402
+from model_card import ablation_scores, measure  # noqa: E402
+from model_card import ablation_table as table  # noqa: E402
+from replay_speed import machine  # noqa: E402
 
 
 def row(label: str, model: Path, out: Path, meta: list[dict], generators: dict) -> dict:
@@ -33,35 +33,8 @@ def row(label: str, model: Path, out: Path, meta: list[dict], generators: dict) 
         "label": label,
         "model_id": ckpt["model_id"],
         "model": str(model),
-        "subsets": {name: _scores(measured[name]) for name in SUBSETS},
+        "subsets": {name: ablation_scores(measured[name]) for name in SUBSETS},
     }
-
-
-def _scores(metrics: dict | None) -> dict:
-    """Files, AP@0.5 and detection AUC of one subset's metrics (``None``: the subset is empty)."""
-    if metrics is None:
-        return {"files": 0, "ap@0.5": None, "auc": None}
-    return {
-        "files": metrics["files"],
-        "ap@0.5": metrics["localization"]["ap"]["0.5"],
-        "auc": (metrics.get("detection") or {}).get("auc"),
-    }
-
-
-def table(result: dict) -> str:
-    """The rows as a Markdown table (AUC / AP@0.5 per subset)."""
-    head = "| recipe | " + " | ".join(f"{s}: AUC / AP@0.5" for s in SUBSETS) + " |"
-    lines = [head, "|---|" + "---|" * len(SUBSETS)]
-    for r in result["rows"]:
-        cells = []
-        for s in SUBSETS:
-            v = r["subsets"][s]
-            auc, ap = ("n/a" if x is None else f"{x:.4f}" for x in (v["auc"], v["ap@0.5"]))
-            cells.append(f"{auc} / {ap}")
-        lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-    files = result["rows"][0]["subsets"] if result["rows"] else {}
-    counts = ", ".join(f"{s} {v['files']}" for s, v in files.items())
-    return "\n".join(lines) + f"\n\nTest files per subset (real clips included in each): {counts}.\n"
 
 
 def main(argv=None) -> int:
@@ -87,7 +60,7 @@ def main(argv=None) -> int:
         rows.append(row(label, Path(model), Path(out), meta, generators))
     result = {
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"processor": platform.processor() or platform.machine(), "gpu": None},
+        "machine": machine(),
         "data": str(data),
         "generators": generators,
         "rows": rows,
