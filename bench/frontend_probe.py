@@ -22,7 +22,13 @@ A standardised logistic regression per feature set, fitted on ``--train`` clips 
 (real and audio-forged clips), scored by frame AUC on every such clip of the test split: all
 forged frames, each generator's forged frames against the real ones, and the held-out generators'.
 
+Cost, in the same run (``cost``): audio seconds per second of each front-end on 4 s windows
+in batches of 16 (what the engine batches), beside the shipped model's audio branch on the same
+windows (``cost.ratio``: the front-end's time over the branch's), float32 and, where the CPU computes
+it natively, bf16. A front-end that costs more than it gives is dropped (issue 29).
+
     python bench/frontend_probe.py --data .cache/realset/data
+    python bench/frontend_probe.py --cost-only     # only the cost, into the same JSON
 
 Writes bench/results/frontend_probe.json.
 """
@@ -207,19 +213,77 @@ def probe(train, test, held_out: set[str]) -> dict:
     return results
 
 
+def _timed(fn, x: torch.Tensor, repeats: int = 3) -> float:
+    """Seconds of ``fn(x)``: the best of ``repeats`` after one warm-up call."""
+    with torch.inference_mode():
+        fn(x)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(x)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cost(crepe: CrepeTiny, ge2e: GE2E, model: Path, windows: int = 16, seconds: float = 4.0) -> dict:
+    """Audio seconds per second of each front-end and of the shipped audio branch on the same
+    ``windows`` windows of ``seconds`` (noise; the cost does not depend on the content)."""
+    from dfstream.engine.runtime.checkpoint import load_checkpoint
+    from dfstream.engine.runtime.device import NATIVE_BF16_FLAGS, cpu_flags
+
+    n = int(seconds * RATE)
+    wav = torch.randn(windows, n, generator=torch.Generator().manual_seed(0)) * 0.1
+    frames = 1 + (n - 400) // HOP  # the branch's frames per window, each a CREPE frame of 1024 samples
+    crepe_in = torch.randn(windows * frames, 1024, generator=torch.Generator().manual_seed(1))
+    mel40 = torch.rand(1, windows * frames * 2, 40)  # GE2E: 10 ms frames
+    out = {"windows": windows, "window_seconds": seconds, "audio_seconds": windows * seconds}
+    dtypes = ["float32"] + (["bfloat16"] if cpu_flags() & set(NATIVE_BF16_FLAGS) else [])
+    for name in dtypes:
+        detector = load_checkpoint(model, {"inference": {"dtype": name}})  # encoders in bf16, heads in float32
+        branch = next(b for b in detector.branches.values() if b.specifications.modality == "audio")
+        dtype = detector.dtype
+        runs = {
+            "audio branch (models/default)": (branch.eval(), wav.to(dtype)),
+            "crepe-tiny": (crepe.to(dtype), crepe_in.to(dtype)),
+            "ge2e": (ge2e.to(dtype), mel40.to(dtype)),
+        }
+        rates = {k: windows * seconds / _timed(fn, x) for k, (fn, x) in runs.items()}
+        base = rates["audio branch (models/default)"]
+        out[name] = {k: {"audio_s_per_s": round(v, 2), "ratio": round(base / v, 3)} for k, v in rates.items()}
+    crepe.float(), ge2e.float()
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, metavar="DIR", help="the real-material set")
+    p.add_argument("--data", metavar="DIR", help="the real-material set (needed unless --cost-only)")
+    p.add_argument(
+        "--model",
+        default=str(ROOT / "models/default"),
+        metavar="DIR",
+        help="whose audio branch the cost is held against",
+    )
+    p.add_argument("--cost-only", action="store_true", help="measure the cost only and update it in --out")
     p.add_argument("--train", type=int, default=100, help="train clips probed (default: %(default)s)")
     p.add_argument("--cache", default=".cache/frontends", metavar="DIR", help="wheels and converted weights")
     p.add_argument("--out", default=str(ROOT / "bench/results/frontend_probe.json"), metavar="JSON")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    data, cache = Path(args.data), Path(args.cache)
-    meta = json.loads((data / "metadata.json").read_text())
-    gens = json.loads((data / "generators.json").read_text())
+    cache = Path(args.cache)
     crepe = loaded(CrepeTiny(), fetch("crepe-tiny", cache))
     ge2e = loaded(GE2E(), fetch("ge2e", cache))
+    costs = cost(crepe, ge2e, Path(args.model))
+    if args.cost_only:
+        out = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+        out.update(machine=machine(), cost=costs)
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        print(json.dumps(costs, indent=1))
+        return 0
+    if not args.data:
+        p.error("--data is needed unless --cost-only")
+    data = Path(args.data)
+    meta = json.loads((data / "metadata.json").read_text())
+    gens = json.loads((data / "generators.json").read_text())
     audio_kinds = ("real", "audio_modified", "both_modified")
     train = [e for e in meta if e["split"] == "train" and e["modify_type"] in audio_kinds][: args.train]
     test = [e for e in meta if e["split"] == "test" and e["modify_type"] in audio_kinds]
@@ -237,6 +301,7 @@ def main(argv=None) -> int:
         "frontends": {k: {"package": v[0], "weights": v[3], "licence": v[4]} for k, v in WHEELS.items()},
         "seconds": round(time.monotonic() - start, 1),
         "frame_auc": results,
+        "cost": costs,
     }
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     for name, row in results.items():
