@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -203,3 +204,15 @@ def prepared(audio: AudioBlock | None = None, video: BranchInput | None = None) 
     if video is not None:
         inputs["visual"] = video
     return Prepared(inputs)
+
+
+def hub_cache(cache: Path, repo_id: str, model, revision: str = "0" * 40) -> Path:
+    """Save ``model`` (a ``transformers`` model) into ``cache`` in the Hugging Face hub cache's
+    layout (``models--org--name/refs/main`` naming ``snapshots/<revision>/``), as a download would
+    leave it; returns the snapshot directory."""
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    model.save_pretrained(snapshot, safe_serialization=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot

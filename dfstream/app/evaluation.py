@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from dfstream.app import metrics
+from dfstream.app.corpus_metrics import corpus_metrics, format_corpus_metrics
 from dfstream.engine.core.dataset import LABEL_KEYS, load_metadata, read_json
 from dfstream.engine.core.errors import DatasetError
 from dfstream.engine.core.types import Detection, proposals
@@ -145,6 +146,9 @@ def evaluate_details(
 ) -> tuple[dict, dict]:
     """:func:`evaluate`'s result and what it was computed from, for curves and reports.
 
+    When the metadata's entries name their ``corpus``, ``result["corpus"]`` holds each corpus's own
+    metrics (:func:`~dfstream.app.corpus_metrics.corpus_metrics`).
+
     The details hold ``labels`` and ``predictions`` (as the localization metrics
     read them), ``ap_curve`` (AP at IoU 0.1 to 0.95), ``detection`` (``y``, ``s``: per-file truth and score) and
     ``attribution`` (the matches), each present when its metric is.
@@ -171,13 +175,15 @@ def evaluate_details(
             "ap": [metrics.average_precision(labels, predictions, t) for t in AP_CURVE_THRESHOLDS],
         },
     }
-    if scores_path is not None:
-        scores = read_scores(scores_path)
+    scores = read_scores(scores_path) if scores_path is not None else None
+    if scores is not None:
         known = [i for i in items if i.file in scores]
         y = [int(bool(i.segments[label_key])) for i in known]
         s = [scores[i.file] for i in known]
         result["detection"] = {"files": len(known), "auc": metrics.auc(y, s), "eer": metrics.eer(y, s)}
         details["detection"] = {"y": y, "s": s}
+    if any("corpus" in i.raw for i in items):
+        result["corpus"] = corpus_metrics(items, predictions, scores, label_key, result["localization"])
     if verdicts_path is not None:
         found = read_verdicts(verdicts_path)
         result["by_modality"] = modality_metrics(items, found)
@@ -243,6 +249,7 @@ def format_metrics(result: dict) -> str:
             f"{modality} spans ({m['labels']}, detections of modality {modality} or audio-visual): "
             f"AP@0.5 {f(m['ap']['0.5'])}  AP@0.75 {f(m['ap']['0.75'])}  AR@10 {f(m['ar']['10'])}"
         )
+    lines += format_corpus_metrics(result.get("corpus", {}))
     if "attribution" in result:
         a = result["attribution"]
         lines.append(

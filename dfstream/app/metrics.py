@@ -1,4 +1,5 @@
-"""The field's metrics: AV-Deepfake1M AP/AR for localization, AUC and EER for detection.
+"""The field's metrics: AV-Deepfake1M AP/AR for localization, AUC and EER for detection, and the
+ASVspoof and PartialSpoof ones (:func:`asvspoof_eer`, :func:`min_dcf`, :func:`segment_eer`).
 
 Semantics follow the official AV-Deepfake1M evaluation (PyPI ``avdeepfake1m``):
 
@@ -130,3 +131,112 @@ def eer(y_true, y_score) -> float | None:
         return float((fpr[i] + fnr[i]) / 2)
     w = diff[i - 1] / (diff[i - 1] - diff[i])
     return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def det_curve(target, nontarget) -> tuple[np.ndarray, np.ndarray]:
+    """ASVspoof's DET curve: miss and false-alarm rates ``(frr, far)`` at every threshold.
+
+    As the ASVspoof evaluation packages compute it (``compute_det_curve``): ``target`` scores are
+    bona fide (higher = more bona fide); the scores are sorted (stable) and the threshold moves
+    past one score at a time, from below them all (``frr`` 0, ``far`` 1) to above them all.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    nontarget = np.asarray(nontarget, dtype=np.float64)
+    is_target = np.concatenate([np.ones(target.size), np.zeros(nontarget.size)])
+    order = np.argsort(np.concatenate([target, nontarget]), kind="mergesort")
+    rejected_targets = np.cumsum(is_target[order])
+    rejected_nontargets = np.arange(1, order.size + 1) - rejected_targets
+    frr = np.concatenate([[0.0], rejected_targets / target.size])
+    far = np.concatenate([[1.0], (nontarget.size - rejected_nontargets) / nontarget.size])
+    return frr, far
+
+
+def _bona_fide_split(y_true, y_score) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(bona fide, spoof)`` scores in ASVspoof's orientation (higher = bona fide) from forged-class
+    labels (1 = forged) and scores (higher = forged); None unless both classes are present."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.all() or not y.any():
+        return None
+    return -s[~y], -s[y]
+
+
+def asvspoof_eer(y_true, y_score) -> float | None:
+    """EER as the ASVspoof organisers compute it (``compute_eer``): the point of the DET curve where
+    ``|frr - far|`` is least (the first such), and the mean of its two rates; no interpolation.
+
+    ``y_true`` 1 = spoof/forged, ``y_score`` higher = more likely forged (dfstream's orientation;
+    negated into ASVspoof's). It differs from :func:`eer` (interpolated between ROC points) by at
+    most one step of the curve. ``None`` unless both classes are present.
+    """
+    split = _bona_fide_split(y_true, y_score)
+    if split is None:
+        return None
+    frr, far = det_curve(*split)
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2)
+
+
+ASVSPOOF5_DCF = {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
+"""The cost model of ASVspoof 5's track 1 minDCF (its evaluation package, ``calculate_metrics.py``)."""
+
+
+def min_dcf(y_true, y_score, p_spoof: float = 0.05, c_miss: float = 1.0, c_fa: float = 10.0) -> float | None:
+    """Normalised minimum detection cost, ASVspoof 5's primary metric (track 1).
+
+    ``DCF(t) = c_miss * (1 - p_spoof) * frr(t) + c_fa * p_spoof * far(t)`` over the DET curve's
+    thresholds (:func:`det_curve`), its minimum divided by the cost of the better fixed decision,
+    ``min(c_miss * (1 - p_spoof), c_fa * p_spoof)`` (so 1.0 is no better than always deciding the
+    same). Labels and scores as in :func:`asvspoof_eer`; ``None`` unless both classes are present.
+    """
+    split = _bona_fide_split(y_true, y_score)
+    if split is None:
+        return None
+    frr, far = det_curve(*split)
+    cost = c_miss * (1 - p_spoof) * frr + c_fa * p_spoof * far
+    return float(cost.min() / min(c_miss * (1 - p_spoof), c_fa * p_spoof))
+
+
+def segment_count(duration: float, resolution: float) -> int:
+    """How many segments of ``resolution`` seconds cover ``duration`` (the last one may be short)."""
+    return max(0, int(np.ceil(duration / resolution - 1e-9)))
+
+
+def segment_labels(spans, duration: float, resolution: float) -> np.ndarray:
+    """Which segments of ``resolution`` s are forged, as PartialSpoof labels them (``rttm2vadvec``):
+    segment ``i`` is forged when ``round(start / r) <= i < round(end / r)`` for a forged span."""
+    out = np.zeros(segment_count(duration, resolution), dtype=bool)
+    for start, end in spans:
+        out[int(np.rint(start / resolution)) : int(np.rint(end / resolution))] = True
+    return out
+
+
+def segment_scores(proposals, duration: float, resolution: float) -> np.ndarray:
+    """Each segment's score from span predictions ``[[score, start, end], ...]``: the highest score
+    of the spans overlapping it (by more than an instant), 0 where none does."""
+    out = np.zeros(segment_count(duration, resolution))
+    scores, spans = _as_arrays(proposals)
+    for score, (start, end) in zip(scores, spans):
+        first = max(0, int(np.floor(start / resolution + 1e-9)))
+        stop = min(out.size, int(np.ceil(end / resolution - 1e-9)))
+        if stop > first:
+            out[first:stop] = np.maximum(out[first:stop], score)
+    return out
+
+
+def segment_eer(labels: dict, durations: dict, predictions: dict, resolution: float) -> float | None:
+    """PartialSpoof's point-based segment-level EER at one ``resolution`` (s).
+
+    Every file of ``labels`` (file -> forged spans) is cut into segments of ``resolution``
+    (``durations``: file -> seconds); each segment is labelled by :func:`segment_labels`, scored by
+    :func:`segment_scores` from ``predictions`` (file -> ``[[score, start, end], ...]``; a file
+    without predictions scores 0 throughout), and the segments of all files are pooled into one
+    :func:`asvspoof_eer`. ``None`` unless both classes are present.
+    """
+    y, s = [], []
+    for file, spans in labels.items():
+        y.append(segment_labels(spans, durations[file], resolution))
+        s.append(segment_scores(predictions.get(file, []), durations[file], resolution))
+    if not y:
+        return None
+    return asvspoof_eer(np.concatenate(y), np.concatenate(s))

@@ -13,9 +13,10 @@ from dfstream.modalities.audio.channel import CHANNELS
 class EncoderConfig(Section):
     """The self-supervised speech encoder (``transformers``).
 
-    ``kind`` is ``wavlm`` or ``wav2vec2``. With ``pretrained`` set to a local
-    directory, weights load with ``local_files_only=True`` and the size fields
-    are ignored; otherwise the encoder is built from these sizes (random init).
+    ``kind`` is ``wavlm`` or ``wav2vec2``. With ``pretrained`` set to a local model directory or a hub id
+    (``org/name[@revision]``, looked up in the Hugging Face cache; ``dfstream fetch-encoders``
+    fills it), the weights load from there and the size fields are ignored; otherwise the
+    encoder is built from these sizes (random init).
     ``feature_norm`` is the convolutional feature extractor's normalisation:
     ``layer`` (each 20 ms frame normalised on its own, as in WavLM Large) keeps
     every frame's features a function of its own 25 ms of audio, so a stream's

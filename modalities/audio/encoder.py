@@ -1,8 +1,5 @@
-"""Build the ``transformers`` speech encoder: from a config, or from a local directory.
-
-Nothing is ever fetched from a hub: pretrained weights load with
-``local_files_only=True`` from a directory the user downloaded beforehand.
-"""
+"""Build the ``transformers`` speech encoder: from a config, or pretrained (a local directory or a
+hub id in the Hugging Face cache, :mod:`dfstream.modalities.pretrained`; never downloaded here)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
 from dfstream.engine.core.errors import lookup
 from dfstream.modalities.audio.config import EncoderConfig
-from dfstream.modalities.pretrained import load_local
+from dfstream.modalities.pretrained import load_pretrained
 
 ENCODERS = {"wavlm": (WavLMConfig, WavLMModel), "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model)}
 
@@ -41,7 +38,7 @@ def build_encoder(cfg: EncoderConfig, saved: dict | None = None) -> torch.nn.Mod
     Parameters
     ----------
     cfg : EncoderConfig
-        Kind, sizes and seed, or ``pretrained`` = a local weights directory.
+        Kind, sizes and seed, or ``pretrained``: a local model directory or a cached hub id.
     saved : dict, optional
         An exact ``transformers`` config dict stored in a checkpoint; the
         encoder is built from it (weights are loaded by the caller).
@@ -50,7 +47,7 @@ def build_encoder(cfg: EncoderConfig, saved: dict | None = None) -> torch.nn.Mod
     if saved is not None:
         return model_cls(config_cls.from_dict(saved))
     if cfg.pretrained:
-        model = load_local(model_cls, cfg.pretrained, "audio.encoder.pretrained", "WavLM / wav2vec2")
+        model = load_pretrained(model_cls, cfg.pretrained, "audio.encoder.pretrained", "WavLM / wav2vec2")
         model.config.apply_spec_augment = False
         model.config.layerdrop = 0.0
         return model

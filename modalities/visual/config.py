@@ -12,8 +12,9 @@ from dfstream.engine.core.config import Section, check
 class ViTConfig(Section):
     """The vision transformer (``transformers`` ``ViTModel``) of the visual branch.
 
-    With ``pretrained`` set to a local directory, weights load with
-    ``local_files_only=True`` and the size fields are ignored; otherwise the
+    With ``pretrained`` set to a local model directory or a hub id
+    (``org/name[@revision]``, looked up in the Hugging Face cache; ``dfstream fetch-encoders``
+    fills it), the weights load from there and the size fields are ignored; otherwise the
     encoder is built from these sizes (random init).
     """
 

@@ -1,8 +1,5 @@
-"""Build the ``transformers`` vision transformer: from a config, or from a local directory.
-
-Nothing is ever fetched from a hub: pretrained weights load with
-``local_files_only=True`` from a directory the user downloaded beforehand.
-"""
+"""Build the ``transformers`` vision transformer: from a config, or pretrained (a local directory or
+a hub id in the Hugging Face cache, :mod:`dfstream.modalities.pretrained`; never downloaded here)."""
 
 from __future__ import annotations
 
@@ -10,18 +7,18 @@ import torch
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTModel
 
-from dfstream.modalities.pretrained import load_local
+from dfstream.modalities.pretrained import load_pretrained
 from dfstream.modalities.visual.config import ViTConfig
 
 
 def build_vit(cfg: ViTConfig, saved: dict | None = None) -> ViTModel:
     """The ViT described by ``cfg`` (random init from the sizes, seeded), or ``saved``
     (an exact config dict from a checkpoint; weights are loaded by the caller), or
-    ``cfg.pretrained`` (a local model directory)."""
+    ``cfg.pretrained`` (a local model directory or a cached hub id)."""
     if saved is not None:
         return ViTModel(HFViTConfig.from_dict(saved), add_pooling_layer=False)
     if cfg.pretrained:
-        return load_local(ViTModel, cfg.pretrained, "visual.encoder.pretrained", "ViT", add_pooling_layer=False)
+        return load_pretrained(ViTModel, cfg.pretrained, "visual.encoder.pretrained", "ViT", add_pooling_layer=False)
     config = HFViTConfig(
         image_size=cfg.image_size,
         patch_size=cfg.patch_size,

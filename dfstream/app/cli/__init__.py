@@ -14,7 +14,9 @@ import sys
 from dfstream.app import logs
 from dfstream.app.cli import (
     call_hook,
+    corpus,
     evaluate,
+    fetch_encoders,
     fetch_face_model,
     index,
     inspect_file,
@@ -27,7 +29,20 @@ from dfstream.app.cli import (
 from dfstream.app.cli.common import EPILOG
 from dfstream.engine.core.errors import DfstreamError
 
-COMMANDS = (replay, inspect_file, train, evaluate, index, call_hook, serve, produce, fetch_face_model, toyset)
+COMMANDS = (
+    replay,
+    inspect_file,
+    train,
+    evaluate,
+    corpus,
+    index,
+    call_hook,
+    serve,
+    produce,
+    fetch_encoders,
+    fetch_face_model,
+    toyset,
+)
 """The commands, in the order ``--help`` lists them."""
 
 

@@ -21,7 +21,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog=EPILOG,
         help="compute AP/AR, AUC and EER",
         description="AV-Deepfake1M metrics: AP@{0.5,0.75,0.9,0.95}, AR@{50,30,20,10,5} "
-        "(IoU 0.5:0.05:0.95), the 1M-Deepfakes score, and with --scores AUC and EER.",
+        "(IoU 0.5:0.05:0.95), the 1M-Deepfakes score, and with --scores AUC and EER. Metadata "
+        "imported with `dfstream corpus import` names its corpus, and each corpus's own metric is "
+        "reported beside them: the organisers' EER (ASVspoof 2019/2021, In-the-Wild; with minDCF for "
+        "ASVspoof 5), segment-level EER at 10-640 ms (PartialSpoof), AP/AR and AUC (AV-Deepfake1M, LAV-DF).",
     )
     p.add_argument("--pred", required=True, metavar="JSON", help="predictions {file: [[score, start, end], ...]}")
     p.add_argument("--meta", required=True, metavar="JSON", help="metadata with the true segments")
