@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,3 +74,17 @@ def test_fetch_encoders_offline_finds_cached_models_and_names_missing_ones(tmp_p
     assert found.stdout.strip() == f"audio.encoder.pretrained: tiny-org/tiny-wavlm -> {snapshot.resolve()}"
     missing = subprocess.run(run + [str(bad)], env=env, capture_output=True, text=True)
     assert missing.returncode == 2 and "audio.encoder.pretrained=tiny-org/absent: cannot fetch it" in missing.stderr
+
+
+def test_the_production_configs_name_their_encoders_by_hub_id():
+    from dfstream.app.cli.fetch_encoders import pretrained_names
+    from dfstream.app.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    both = load_config([configs / "production-audio.yaml", configs / "production-av.yaml"])
+    assert pretrained_names(both) == {
+        "audio.encoder.pretrained": "microsoft/wavlm-base-plus",
+        "visual.encoder.pretrained": "google/vit-base-patch16-224-in21k",
+    }
+    assert all(hub_id(name) for name in pretrained_names(both).values())
+    assert both.train.finetune_encoder and both.train.precision == "auto"

@@ -222,3 +222,46 @@ def test_training_batches_mix_files_keep_their_members_and_evaluation_batches_ar
     again = Trainer(det, replace(tiny_app(), "train.batch_size", 4).train)._batches(10, True, np.random.default_rng(0))
     assert all(np.array_equal(a, b) for a, b in zip(again, epochs[0]))  # drawn from train.seed
     assert [b.tolist() for b in trainer._batches(10, False, None)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_finetune_layers_trains_only_the_last_layers(tmp_path):
+    meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
+    config = replace(tiny_app(), "train.finetune_encoder", True)
+    config = replace(replace(config, "train.finetune_layers", 1), "train.epochs", 1)
+    before = Detector.from_config(config.model).model.state_dict()
+    train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
+    after = load_checkpoint(tmp_path / "ck").model.state_dict()
+    first, last = (
+        "audio.encoder.encoder.layers.0.attention.q_proj.weight",
+        "audio.encoder.encoder.layers.1.attention.q_proj.weight",
+    )
+    assert torch.equal(before[first], after[first]) and not torch.equal(before[last], after[last])
+
+
+def test_accumulate_steps_once_per_group_of_batches_and_bf16_keeps_float32_weights(tmp_path):
+    from dfstream.app.training import Trainer
+
+    meta = make_toyset(tmp_path, files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
+    det = Detector.from_config(tiny_config())
+    data = training_windows(load_metadata(meta), tmp_path, det, "audio_fake_segments", "t")
+    batches = -(-len(data.mask) // 2)
+    config = replace(
+        replace(replace(tiny_app(), "train.batch_size", 2), "train.accumulate", 3), "train.precision", "bf16"
+    )
+    trainer = Trainer(det, config.train)
+    trainer.epoch(data, torch.tensor(1.0), np.random.default_rng(0), "t", 1)
+    steps = {int(s["step"]) for s in trainer.optimizer.state.values()}
+    assert batches > 3 and steps == {-(-batches // 3)}
+    assert trainer.autocast == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in det.model.parameters())
+
+
+def test_patience_stops_when_validation_stops_improving(tmp_path):
+    meta = make_toyset(tmp_path / "d", files=6, seed=2, min_seconds=1.0, max_seconds=1.2)
+    # a learning rate this high makes validation worse after the first epochs
+    config = replace(replace(replace(tiny_app(), "train.epochs", 12), "train.patience", 2), "train.learning_rate", 0.5)
+    summary = train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
+    history = summary["history"]
+    best = summary["best_epoch"]["epoch"]
+    assert len(history) == best + 2 < 12
+    assert summary["stopped_early"] == f"stopped early after epoch {best + 2}: no better validation for 2 epochs"

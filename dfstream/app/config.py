@@ -17,6 +17,8 @@ from dfstream.engine.core.errors import ConfigError
 from dfstream.engine.runtime.config import ModelConfig
 from dfstream.streams.config import DeploymentConfig
 
+PRECISIONS = ("float32", "bf16", "auto")
+
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
@@ -34,7 +36,17 @@ class TrainConfig(Section):
     learns from the audio branch's frame embeddings which generator (the metadata's
     ``audio_model``, among train's) forged each frame of ``audio_fake_segments``, so the
     embeddings that attribution indexes separate generators. The classifier is not
-    saved. 0 turns it off (and needs fewer than two generators in train to do nothing)."""
+    saved. 0 turns it off (and needs fewer than two generators in train to do nothing).
+    ``accumulate``: the optimizer steps once every this many batches, on their summed gradients
+    (a batch of ``batch_size * accumulate`` windows where memory holds ``batch_size``).
+    ``patience``: stop when validation BCE has not improved for this many epochs (0: never stop early).
+    ``finetune_layers``: with ``finetune_encoder``, only the last this many transformer layers of
+    each encoder learn (0: every layer but the convolutional feature extractor).
+    ``precision``: ``float32``; ``bf16``, the forward passes under bf16 autocast (weights, gradients
+    and the optimizer stay float32); ``auto``, bf16 on a CUDA device that computes it natively and
+    float32 elsewhere (CPU training stays float32, so that ``make model`` reproduces on any CPU).
+    ``checkpoint_every``: save the training state (``<out>/resume/``, :mod:`dfstream.app.train_state`)
+    after every this many epochs, so that ``dfstream train --resume`` continues an interrupted run."""
 
     epochs: int = 8
     batch_size: int = 16
@@ -47,6 +59,11 @@ class TrainConfig(Section):
     augment: bool = False
     degrade: float = 0.0
     generator_loss: float = 0.0
+    finetune_layers: int = 0
+    precision: str = "float32"
+    accumulate: int = 1
+    patience: int = 0
+    checkpoint_every: int = 1
 
     def validate(self) -> None:
         check(
@@ -55,6 +72,11 @@ class TrainConfig(Section):
                 (0 <= self.degrade <= 1, "train.degrade must be in [0, 1]"),
                 (self.generator_loss >= 0, "train.generator_loss must be >= 0"),
                 (self.epochs >= 1, "train.epochs must be >= 1"),
+                (self.accumulate >= 1, "train.accumulate must be >= 1"),
+                (self.finetune_layers >= 0, "train.finetune_layers must be >= 0 (0: every layer)"),
+                (self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
+                (self.patience >= 0, "train.patience must be >= 0 (0: no early stopping)"),
+                (self.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),
                 (self.lr_schedule in ("cosine", "constant"), "train.lr_schedule must be 'cosine' or 'constant'"),
             ]
         )

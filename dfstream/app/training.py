@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfstream.app import metrics
+from dfstream.app import metrics, train_state
 from dfstream.app.config import AppConfig, TrainConfig
+from dfstream.app.distributed import Group, join, leave
 from dfstream.engine.core.config import replace
 from dfstream.engine.core.dataset import Item, load_metadata
-from dfstream.engine.core.errors import DatasetError, MediaError
+from dfstream.engine.core.errors import ConfigError, DatasetError, MediaError
 from dfstream.engine.core.progress import SILENT, Progress, tracked
 from dfstream.engine.media.blocks import iter_media, with_final
 from dfstream.engine.runtime.checkpoint import save_checkpoint
@@ -185,14 +186,20 @@ class Trainer:
     modality is present), so that spans can say which modality carries them.
     """
 
-    def __init__(self, detector: Detector, cfg: TrainConfig, classes: int = 0):
-        self.detector, self.device, self.cfg = detector, detector.device, cfg
+    def __init__(self, detector: Detector, cfg: TrainConfig, classes: int = 0, group: Group = Group()):
+        self.detector, self.device, self.cfg, self.group = detector, detector.device, cfg, group
         self.frozen = not cfg.finetune_encoder
         for branch in detector.branches.values():
             if self.frozen:
                 branch.encoder.requires_grad_(False)
+            elif cfg.finetune_layers:
+                branch.encoder.requires_grad_(False)
+                for layer in transformer_layers(branch.encoder)[-cfg.finetune_layers :]:
+                    layer.requires_grad_(True)
             elif hasattr(branch.encoder, "freeze_feature_encoder"):
                 branch.encoder.freeze_feature_encoder()
+        self.autocast = autocast_dtype(cfg.precision, self.device)
+        self.progress = SILENT
         params = [p for p in detector.model.parameters() if p.requires_grad]
         # train.generator_loss: a linear classifier of the generator over the branch's frame
         # embeddings; it only shapes them in training and is not saved
@@ -203,6 +210,7 @@ class Trainer:
             dim = detector.specs[self.generator_branch].embedding_dim
             self.classifier = torch.nn.Linear(dim, classes).to(self.device)
             params += list(self.classifier.parameters())
+        self.params = params
         self.optimizer = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay)
         self.rates = learning_rates(self.cfg)
         self.cache: dict[tuple, torch.Tensor] = {}
@@ -263,25 +271,39 @@ class Trainer:
             rng.shuffle(batches)
         return batches
 
-    def _loss(self, data: Windows, b: np.ndarray, fused, logits, pres, embs, pos_weight) -> tuple[torch.Tensor, float]:
+    def _loss(
+        self, data: Windows, b: np.ndarray, mine: np.ndarray, fused, logits, pres, embs, pos_weight
+    ) -> tuple[torch.Tensor, float]:
+        """The loss of windows ``mine`` (this process's share of batch ``b``, :mod:`dfstream.app.distributed`),
+        each term's sum over ``mine`` divided by its frame count over the whole of ``b``: the
+        processes' losses add up to the batch's. Returns it and ``b``'s frame count."""
         bce = torch.nn.functional.binary_cross_entropy_with_logits
-        mask = torch.from_numpy(data.mask[b] * np.any([data.present_frames[n][b] for n in logits], axis=0))
-        mask = mask.to(self.device)
-        target = torch.from_numpy(data.targets[b]).to(self.device)
-        loss = (bce(fused, target, pos_weight=pos_weight, reduction="none") * mask).sum() / mask.sum()
+        branches = list(logits)
+
+        def frames(index):
+            return data.mask[index] * np.any([data.present_frames[n][index] for n in branches], axis=0)
+
+        whole = frames(b)
+        mask = torch.from_numpy(frames(mine)).to(self.device)
+        target = torch.from_numpy(data.targets[mine]).to(self.device)
+        loss = (bce(fused, target, pos_weight=pos_weight, reduction="none") * mask).sum() / float(whole.sum())
         if len(logits) > 1:
             for name, lg in logits.items():
-                m = mask * pres[name].float()
-                if m.sum() > 0:
-                    t = torch.from_numpy(data.branch_targets[name][b]).to(self.device)
-                    loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / m.sum()
+                count = float((whole * data.present_frames[name][b]).sum())
+                if count > 0:
+                    m = mask * pres[name].float()
+                    t = torch.from_numpy(data.branch_targets[name][mine]).to(self.device)
+                    loss = loss + (bce(lg, t, pos_weight=pos_weight, reduction="none") * m).sum() / count
         if self.classifier is not None and data.generators is not None:
-            g = torch.from_numpy(data.generators[b]).to(self.device)
-            labelled = (g >= 0) & (mask > 0) & pres[self.generator_branch].bool()
-            if labelled.any():
-                guess = self.classifier(embs[self.generator_branch][labelled].float())
-                loss = loss + self.cfg.generator_loss * torch.nn.functional.cross_entropy(guess, g[labelled])
-        return loss, float(mask.sum())
+            gen = self.generator_branch
+            count = int(((data.generators[b] >= 0) & (whole > 0) & (data.present_frames[gen][b] > 0)).sum())
+            g = torch.from_numpy(data.generators[mine]).to(self.device)
+            labelled = (g >= 0) & (mask > 0) & pres[gen].bool()
+            if count and labelled.any():
+                guess = self.classifier(embs[gen][labelled].float())
+                ce = torch.nn.functional.cross_entropy(guess, g[labelled], reduction="sum") / count
+                loss = loss + self.cfg.generator_loss * ce
+        return loss, float(whole.sum())
 
     def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str, number: int) -> float:
         """Train one epoch (``number`` from 1) at its learning rate; returns the mean loss."""
@@ -292,28 +314,68 @@ class Trainer:
             for branch in self.detector.branches.values():
                 branch.encoder.eval()
         total, weight = 0.0, 0.0
-        for b in self._batches(len(data.mask), True, rng):
-            fused, logits, pres, embs = self._logits(data, b, (tag, int(b[0])), augment=True)
-            loss, w = self._loss(data, b, fused, logits, pres, embs, pos_weight)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            total += float(loss.detach()) * w
-            weight += w
-        return total / max(weight, 1.0)
+        batches = self._batches(len(data.mask), True, rng)
+        self.optimizer.zero_grad()
+        task = self.progress.task(f"epoch {number}", len(data.mask), "window")
+        for step, b in enumerate(batches, 1):
+            mine = self.group.share(b)
+            if len(mine):  # a share can be empty (the last batch, with fewer windows than processes)
+                with self._precision():
+                    fused, logits, pres, embs = self._logits(data, mine, (tag, int(b[0])), augment=True)
+                    loss, w = self._loss(data, b, mine, fused, logits, pres, embs, pos_weight)
+                (loss / self.cfg.accumulate).backward()
+                total += float(loss.detach()) * w
+            weight += float(self._frame_count(data, b))
+            if step % self.cfg.accumulate == 0 or step == len(batches):
+                self.group.sum_gradients(self.params)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            task.advance(len(b))
+        task.close()
+        self.group.average_buffers(self.detector.model)
+        return float(self.group.sum(torch.tensor(total, dtype=torch.float64))) / max(weight, 1.0)
+
+    def _precision(self):
+        """The forward pass's autocast context (``train.precision``); a no-op in float32."""
+        return torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None)
+
+    def _frame_count(self, data: Windows, b: np.ndarray) -> float:
+        """Frames of batch ``b`` in the loss (inside a file, some modality present)."""
+        return float((data.mask[b] * np.any([data.present_frames[n][b] for n in self.detector.branches], axis=0)).sum())
 
     @torch.no_grad()
     def evaluate(self, data: Windows, tag: str) -> dict:
         self.detector.model.eval()
         probs = []
         for b in self._batches(len(data.mask), False, None):
-            probs.append(torch.sigmoid(self._logits(data, b, (tag, int(b[0])))[0]).cpu().numpy())
+            with self._precision():
+                fused = self._logits(data, b, (tag, int(b[0])))[0]
+            probs.append(torch.sigmoid(fused.float()).cpu().numpy())
         p = np.concatenate(probs)
         m = data.mask.astype(bool) & np.any(list(data.present_frames.values()), axis=0)
         y, s = data.targets[m], p[m]
         eps = 1e-6
         bce = float(-np.mean(y * np.log(s + eps) + (1 - y) * np.log(1 - s + eps)))
         return {"frame_auc": metrics.auc(y, s), "frame_eer": metrics.eer(y, s), "bce": bce}
+
+
+def transformer_layers(encoder: torch.nn.Module) -> torch.nn.ModuleList:
+    """An encoder's transformer layers, first to last (WavLM and wav2vec2: ``encoder.layers``; ViT:
+    ``encoder.layer``), for ``train.finetune_layers``."""
+    stack = getattr(encoder, "encoder", None)
+    layers = getattr(stack, "layers", None) or getattr(stack, "layer", None)
+    if layers is None:
+        raise ConfigError(f"train.finetune_layers: {type(encoder).__name__} has no transformer layers to pick")
+    return layers
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``train.precision`` asks for on ``device`` (None: float32, no autocast)."""
+    if precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    ):
+        return torch.bfloat16
+    return None
 
 
 def _pick(swap: torch.Tensor, chosen: tuple, kept: tuple) -> tuple:
@@ -332,21 +394,26 @@ def train(
     description: str | None = None,
     label_key: str | None = None,
     progress: Progress = SILENT,
+    resume: bool = False,
 ) -> dict:
     """Train a detector (``config.model``, as ``config.train`` says) on the metadata's train split and
     save the best epoch to ``out``; files are cut as replay cuts them (``replay.chunk_seconds``).
 
-    ``label_key`` is what the fused curve learns (default :func:`default_label_key`).
-    Returns the training summary written into the checkpoint. Each epoch's losses are logged
-    (``dfstream.app.training``); ``progress`` counts files decoded and epochs.
+    ``label_key`` is what the fused curve learns (default :func:`default_label_key`). The training
+    state is saved in ``out`` every ``train.checkpoint_every`` epochs; ``resume`` continues from it
+    (:mod:`dfstream.app.train_state`). Under ``torchrun`` the processes share each batch
+    (:mod:`dfstream.app.distributed`). Returns the training summary written into the checkpoint.
+    Each epoch's losses are logged (``dfstream.app.training``); ``progress`` counts files decoded and epochs.
     """
-    meta, root, cfg = Path(meta), Path(root), config.train
+    meta, root, out, cfg = Path(meta), Path(root), Path(out), config.train
     items = load_metadata(meta)
     train_items, val_items = _split(items, cfg)
     torch.manual_seed(cfg.seed)
     # gradients in float32 and unquantized, whatever inference uses
     model = replace(replace(config.model, "inference.quantize", "none"), "inference.dtype", "float32")
     detector = Detector.from_config(model, seed=cfg.seed)
+    group = join(detector.device.type)
+    progress = progress if group.main else SILENT
     label_key = label_key or default_label_key(detector)
     chunk_seconds = config.deployment.replay.chunk_seconds
     classes = generator_classes(train_items) if cfg.generator_loss > 0 else None
@@ -359,12 +426,22 @@ def train(
     positives = float((train_data.targets * train_data.mask).sum())
     negatives = float(train_data.mask.sum()) - positives
     pos_weight = torch.tensor(min(10.0, max(1.0, negatives / max(positives, 1.0))), device=detector.device)
-    trainer = Trainer(detector, cfg, len(classes or ()))
+    trainer = Trainer(detector, cfg, len(classes or ()), group)
+    trainer.progress = progress
     rng = np.random.default_rng(cfg.seed)
-    history, best, best_state, interrupted = [], None, None, False
+    history, best, best_state, interrupted, done = [], None, None, False, 0
+    run = {"model": model.to_dict(), "train": cfg.to_dict(), "labels": label_key, "chunk_seconds": chunk_seconds}
+    fingerprint = train_state.fingerprint(run, meta)
+    state = {"model": detector.model, "optimizer": trainer.optimizer, "classifier": trainer.classifier}
+    state |= {"augmenter": trainer.augmenter, "rng": rng}
+    if resume:
+        done, best, best_state, history = train_state.load(out, fingerprint=fingerprint, **state)
+        log.info("resuming %s after epoch %d of %d", out, done, cfg.epochs)
     task = progress.task("training", cfg.epochs, "epoch")
+    task.advance(done)
+    stopped = None
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(done + 1, cfg.epochs + 1):
             loss = trainer.epoch(train_data, pos_weight, rng, "train", epoch)
             val = trainer.evaluate(val_data, "val") if val_data else {}
             history.append(
@@ -388,6 +465,21 @@ def train(
                 if val and val["frame_auc"] is not None
                 else "",
             )
+            since = epoch - next(h["epoch"] for h in reversed(history) if h.get("best"))
+            if cfg.patience and since >= cfg.patience:
+                stopped = f"stopped early after epoch {epoch}: no better validation for {since} epochs"
+                log.info("%s (train.patience %d)", stopped, cfg.patience)
+                break
+            if group.main and epoch < cfg.epochs and epoch % cfg.checkpoint_every == 0:
+                train_state.save(
+                    out,
+                    epoch=epoch,
+                    best_state=best_state,
+                    best=best,
+                    history=history,
+                    fingerprint=fingerprint,
+                    **state,
+                )
     except KeyboardInterrupt:
         if best_state is None:
             log.warning("training interrupted before the first epoch ended: nothing saved")
@@ -413,14 +505,21 @@ def train(
             + (" (fused; plus each branch on its modality's labels)" if len(detector.branches) > 1 else ""),
             **cfg.to_dict(),
             **({"generator_classes": classes} if trainer.classifier is not None else {}),
+            **({"processes": group.size} if group.size > 1 else {}),
         },
         "best_epoch": best_epoch,
         "history": history,
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if stopped:
+        summary["stopped_early"] = stopped
     if interrupted:
         summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {cfg.epochs}"
-    save_checkpoint(detector, out, summary)
+    if group.main:
+        save_checkpoint(detector, out, summary)
+        if not interrupted:
+            train_state.remove(out)
+    leave(group)
     if interrupted:
         log.warning("training interrupted after epoch %d: saved the best epoch so far to %s", len(history), out)
         raise KeyboardInterrupt

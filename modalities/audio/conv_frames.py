@@ -87,6 +87,7 @@ def _conv(x: torch.Tensor, conv: nn.Conv1d, taps: torch.Tensor) -> torch.Tensor:
         part = taps[g * in_channels : g * in_channels + width]
         if g == 0:
             y = rows @ part if y is None else torch.addmm(y, rows, part)
-        else:  # into the first group's product, which is this call's own: no copy of it
-            y.addmm_(rows, part)
+        else:  # into the first group's product, which is this call's own: no copy of it (under
+            # autocast that product is bf16 and the in-place call is not autocast: same dtypes given)
+            y.addmm_(rows.to(y.dtype), part.to(y.dtype))
     return y
