@@ -45,6 +45,10 @@ class TrainConfig(Section):
     ``precision``: ``float32``; ``bf16``, the forward passes under bf16 autocast (weights, gradients
     and the optimizer stay float32); ``auto``, bf16 on a CUDA device that computes it natively and
     float32 elsewhere (CPU training stays float32, so that ``make model`` reproduces on any CPU).
+    ``data``: ``memory`` holds every window and, with frozen encoders, caches their states
+    (fast for a few hundred clips); ``stream`` decodes each epoch's files in ``workers``
+    ``DataLoader`` processes in an order drawn from the seed, their windows mixed in a buffer of
+    ``shuffle_buffer``, nothing of the whole set held and nothing cached (a corpus of any size).
     ``checkpoint_every``: save the training state (``<out>/resume/``, :mod:`dfstream.app.train_state`)
     after every this many epochs, so that ``dfstream train --resume`` continues an interrupted run."""
 
@@ -62,6 +66,9 @@ class TrainConfig(Section):
     finetune_layers: int = 0
     precision: str = "float32"
     accumulate: int = 1
+    data: str = "memory"
+    workers: int = 2
+    shuffle_buffer: int = 256
     patience: int = 0
     checkpoint_every: int = 1
 
@@ -73,6 +80,11 @@ class TrainConfig(Section):
                 (self.generator_loss >= 0, "train.generator_loss must be >= 0"),
                 (self.epochs >= 1, "train.epochs must be >= 1"),
                 (self.accumulate >= 1, "train.accumulate must be >= 1"),
+                (self.data in ("memory", "stream"), "train.data must be 'memory' or 'stream'"),
+                (
+                    self.workers >= 0 and self.shuffle_buffer >= 1,
+                    "train.workers must be >= 0, train.shuffle_buffer >= 1",
+                ),
                 (self.finetune_layers >= 0, "train.finetune_layers must be >= 0 (0: every layer)"),
                 (self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
                 (self.patience >= 0, "train.patience must be >= 0 (0: no early stopping)"),

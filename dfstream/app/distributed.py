@@ -52,6 +52,21 @@ class Group:
         dist.all_reduce(total)
         return total
 
+    def together(self, batches):
+        """``batches`` while every process still has one: processes that stream their own files
+        have different numbers of batches, and each step's collectives need all of them, so the
+        epoch ends for all when the first runs out (the others' last batches wait for the next
+        epoch's order)."""
+        if self.size == 1:
+            yield from batches
+            return
+        it = iter(batches)
+        while True:
+            batch = next(it, None)
+            if int(self.sum(torch.tensor(0 if batch is None else 1))) < self.size:
+                return
+            yield batch
+
     def sum_gradients(self, params) -> None:
         """Every parameter's gradient summed over the processes, in one flat all-reduce."""
         if self.size == 1:

@@ -1,12 +1,9 @@
-"""``dfstream train``: fit the heads on AV-Deepfake1M / LAV-DF-format data.
+"""``dfstream train``: fit the heads (and, if asked, the encoders) on AV-Deepfake1M / LAV-DF-format data.
 
-Training cuts every file into exactly the windows inference uses (it runs
-the streaming path's own cutting, :class:`dfstream.engine.runtime.stream.StreamProcessor`), so
-the model never sees a geometry at training time that it will not see live.
-Fused frame ``g`` of a file is labelled forged when its centre
-``(g + 0.5) * step`` lies in a forged segment. With frozen encoders (the
-default) the encoders' outputs are computed once and cached; only the audio
-layer weights, the back-ends and the fusion are trained.
+The windows are those inference cuts (:mod:`dfstream.app.train_data`), held in memory or streamed
+(``train.data``). With frozen encoders (the default) and windows in memory, the encoders' outputs
+are computed once and cached; only the audio layer weights, the back-ends and the fusion are
+trained. The loss is frame-level BCE on the fused curve (and each branch's on its modality).
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,135 +19,39 @@ import torch
 from dfstream.app import metrics, train_state
 from dfstream.app.config import AppConfig, TrainConfig
 from dfstream.app.distributed import Group, join, leave
+from dfstream.app.train_data import (
+    BRANCH_LABELS,
+    GENERATOR_KEYS,
+    GENERATOR_MODALITY,
+    Windows,
+    WindowStream,
+    default_label_key,
+    generator_classes,
+    label_balance,
+    loader,
+    training_windows,
+)
 from dfstream.engine.core.config import replace
 from dfstream.engine.core.dataset import Item, load_metadata
-from dfstream.engine.core.errors import ConfigError, DatasetError, MediaError
-from dfstream.engine.core.progress import SILENT, Progress, tracked
-from dfstream.engine.media.blocks import iter_media, with_final
+from dfstream.engine.core.errors import ConfigError, DatasetError
+from dfstream.engine.core.progress import SILENT, Progress
 from dfstream.engine.runtime.checkpoint import save_checkpoint
 from dfstream.engine.runtime.detector import Detector
-from dfstream.engine.runtime.stream import StreamProcessor
 from dfstream.fusion.fusion import to_step
+
+__all__ = [
+    "BRANCH_LABELS",
+    "GENERATOR_KEYS",
+    "Trainer",
+    "default_label_key",
+    "generator_classes",
+    "train",
+    "training_windows",
+]
 
 log = logging.getLogger(__name__)
 
 VAL_SPLITS = ("val", "validation", "dev")
-
-
-@dataclass
-class Windows:
-    """Training windows, exactly as streaming inference cuts them.
-
-    ``inputs`` and ``present`` map each branch to its windows ``(N, length, ...)``
-    and frame presence ``(N, hop_frames_b)``; ``targets`` ``(N, F)`` label the
-    fused frames (``label_key``), ``branch_targets`` each branch's modality
-    (``audio_fake_segments`` / ``visual_fake_segments``) on the same frames;
-    ``mask`` ``(N, F)`` marks frames inside the file; ``present_frames`` maps each
-    branch to its presence on the fused frames ``(N, F)`` (frames where no
-    modality is present are left out of the loss).
-    """
-
-    inputs: dict
-    present: dict
-    present_frames: dict
-    targets: np.ndarray
-    branch_targets: dict
-    mask: np.ndarray
-    seconds: float
-    fake_seconds: float
-    generators: np.ndarray | None = None  # (N, F) class of the generator that forged each frame, -1: none
-
-
-BRANCH_LABELS = {"audio": "audio_fake_segments", "visual": "visual_fake_segments"}
-"""The labels each modality's branches learn (a branch's modality: its ``specifications.modality``)."""
-# the metadata field naming the generator of each modality's forgeries
-GENERATOR_KEYS = {"audio": "audio_model", "visual": "visual_model"}
-# The auxiliary generator loss (train.generator_loss): the audio branch's frame embeddings learn which
-# generator forged the frames of its modality's segments - what attribution indexes.
-GENERATOR_MODALITY = "audio"
-GENERATOR_FIELD, GENERATOR_SEGMENTS = GENERATOR_KEYS[GENERATOR_MODALITY], BRANCH_LABELS[GENERATOR_MODALITY]
-
-
-def generator_classes(items: list[Item]) -> list[str]:
-    """The generators (``GENERATOR_FIELD``) of ``items`` that forged ``GENERATOR_SEGMENTS``, sorted."""
-    return sorted(
-        {str(i.raw[GENERATOR_FIELD]) for i in items if i.raw.get(GENERATOR_FIELD) and i.segments[GENERATOR_SEGMENTS]}
-    )
-
-
-def default_label_key(detector: Detector) -> str:
-    """What the fused curve learns: the one branch's own labels, or ``fake_segments`` for several."""
-    if len(detector.branches) == 1:
-        return BRANCH_LABELS[next(iter(detector.modalities.values()))]
-    return "fake_segments"
-
-
-def _labels(segments, centres: np.ndarray) -> np.ndarray:
-    inside = np.zeros(centres.shape, bool)
-    for s in segments:
-        inside |= (centres >= s.start) & (centres < s.end)
-    return inside.astype(np.float32)
-
-
-def training_windows(
-    items: list[Item],
-    root: Path,
-    detector: Detector,
-    label_key: str,
-    desc: str,
-    classes: list[str] | None = None,
-    chunk_seconds: float = 2.0,
-    progress: Progress = SILENT,
-) -> Windows:
-    """Cut every file with the streaming path itself (:class:`dfstream.engine.runtime.stream.StreamProcessor`,
-    blocks of ``replay.chunk_seconds``), so training sees the windows inference will.
-    With ``classes``, frames inside ``GENERATOR_SEGMENTS`` get their file's generator's index
-    in it (``Windows.generators``; -1 elsewhere and for generators not in ``classes``)."""
-    step, hop = detector.step, detector.hop_frames
-    cutter = StreamProcessor(detector)
-    inputs = {n: [] for n in detector.branches}
-    present = {n: [] for n in detector.branches}
-    targets, branch_targets, mask, generators = [], {n: [] for n in detector.branches}, [], []
-    seconds = fake = 0.0
-    for item in tracked(progress, items, f"decoding {desc}", "file"):
-        generator = item.raw.get(GENERATOR_FIELD)
-        cls = classes.index(str(generator)) if classes and generator and str(generator) in classes else -1
-        try:
-            blocks = iter_media(root / item.file, chunk_seconds, detector.media, detector.config.limits)
-            for block, final in with_final(blocks):
-                state, first, keep, windows, pres = cutter.cut(item.file, detector.prepare(block), final)
-                for n in detector.branches:
-                    inputs[n].append(windows[n])
-                    present[n].append(pres[n])
-                centres = state.origin + (first + np.arange(len(keep))[:, None] * hop + np.arange(hop) + 0.5) * step
-                targets.append(_labels(item.segments[label_key], centres))
-                for n in detector.branches:
-                    branch_targets[n].append(_labels(item.segments[BRANCH_LABELS[detector.modalities[n]]], centres))
-                mask.append((np.arange(hop)[None, :] < np.array(keep)[:, None]).astype(np.float32))
-                if classes is not None:
-                    inside = _labels(item.segments[GENERATOR_SEGMENTS], centres) > 0
-                    generators.append(np.where(inside, cls, -1).astype(np.int64))
-                if final:
-                    seconds += state.end_time - state.origin
-                    cutter.close(item.file)
-        except MediaError as e:
-            raise DatasetError(f"{item.file}: {e}") from None
-        fake += sum(s.duration for s in item.segments[label_key])
-    if not mask or not sum(len(m) for m in mask):
-        raise DatasetError(f"no media in the {desc} files")
-    present = {n: np.concatenate(v) for n, v in present.items()}
-    frames = {n: np.repeat(v, detector.ratios[n], axis=1) for n, v in present.items()}
-    return Windows(
-        {n: np.concatenate(v) for n, v in inputs.items()},
-        present,
-        frames,
-        np.concatenate(targets),
-        {n: np.concatenate(v) for n, v in branch_targets.items()},
-        np.concatenate(mask),
-        seconds,
-        fake,
-        np.concatenate(generators) if classes is not None else None,
-    )
 
 
 def _split(items: list[Item], cfg: TrainConfig) -> tuple[list[Item], list[Item]]:
@@ -233,9 +133,10 @@ class Trainer:
                 swap = torch.rand(len(index), generator=self.augmenter) < self.cfg.degrade
                 swap = swap if bool(swap.any()) else None
             if self.frozen:
-                encoded = self._encoded(branch, (name, key), x)
+                encoded = self._encoded(branch, key and (name, key), x)
                 if swap is not None:
-                    encoded = _pick(swap, self._encoded(branch, (name, key, "degraded"), x, branch.degrade), encoded)
+                    degraded = self._encoded(branch, key and (name, key, "degraded"), x, branch.degrade)
+                    encoded = _pick(swap, degraded, encoded)
             else:
                 encoded = branch.encode(x if swap is None else _pick(swap, (branch.degrade(x),), (x,))[0])
             if augment and self.cfg.augment:
@@ -252,8 +153,12 @@ class Trainer:
             (fused,) = logits.values()
         return fused, logits, pres, embs
 
-    def _encoded(self, branch, key: tuple, x: torch.Tensor, transform=None):
-        """``branch.encode`` of ``x`` (or of ``transform(x)``), computed once per ``key`` and cached."""
+    def _encoded(self, branch, key: tuple | None, x: torch.Tensor, transform=None):
+        """``branch.encode`` of ``x`` (or of ``transform(x)``), computed once per ``key`` and cached
+        (``key`` None: streamed windows, computed every time)."""
+        if key is None:
+            with torch.no_grad():
+                return branch.encode(x if transform is None else transform(x))
         if key not in self.cache:
             with torch.no_grad():  # not inference_mode: the head's backward saves these
                 self.cache[key] = branch.encode(x if transform is None else transform(x))
@@ -306,34 +211,58 @@ class Trainer:
         return loss, float(whole.sum())
 
     def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str, number: int) -> float:
-        """Train one epoch (``number`` from 1) at its learning rate; returns the mean loss."""
+        """Train one epoch (``number`` from 1) on windows in memory; returns the mean loss. Under
+        ``torchrun`` every process walks the same batches and takes its share of each."""
+        batches = self._batches(len(data.mask), True, rng)
+        steps = ((data, b, self.group.share(b), (tag, int(b[0]))) for b in batches)
+        return self._train(steps, pos_weight, number, len(data.mask), shared=True)
+
+    def epoch_stream(self, batches, pos_weight: torch.Tensor, number: int) -> float:
+        """Train one epoch on streamed batches (:class:`~dfstream.app.train_data.WindowStream`);
+        returns the mean loss. Under ``torchrun`` each process has its own files' batches; the
+        epoch ends for all when one runs out (:meth:`Group.together`)."""
+        steps = ((w, np.arange(len(w.mask)), np.arange(len(w.mask)), None) for w in self.group.together(batches))
+        return self._train(steps, pos_weight, number, None, shared=False)
+
+    def _train(self, steps, pos_weight: torch.Tensor, number: int, windows: int | None, shared: bool) -> float:
+        """The optimizer's walk over ``steps`` of ``(windows, batch, this process's share, cache key)``."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.rates[number - 1]
         self.detector.model.train()
         if self.frozen:
             for branch in self.detector.branches.values():
                 branch.encoder.eval()
-        total, weight = 0.0, 0.0
-        batches = self._batches(len(data.mask), True, rng)
+        total, weight, step = 0.0, 0.0, 0
+        self.seen = [0.0, 0.0]  # seconds and forged seconds of the files begun this epoch (streamed)
         self.optimizer.zero_grad()
-        task = self.progress.task(f"epoch {number}", len(data.mask), "window")
-        for step, b in enumerate(batches, 1):
-            mine = self.group.share(b)
+        task = self.progress.task(f"epoch {number}", windows, "window")
+        for step, (data, b, mine, key) in enumerate(steps, 1):
             if len(mine):  # a share can be empty (the last batch, with fewer windows than processes)
                 with self._precision():
-                    fused, logits, pres, embs = self._logits(data, mine, (tag, int(b[0])), augment=True)
+                    fused, logits, pres, embs = self._logits(data, mine, key, augment=True)
                     loss, w = self._loss(data, b, mine, fused, logits, pres, embs, pos_weight)
                 (loss / self.cfg.accumulate).backward()
                 total += float(loss.detach()) * w
             weight += float(self._frame_count(data, b))
-            if step % self.cfg.accumulate == 0 or step == len(batches):
-                self.group.sum_gradients(self.params)
-                self.optimizer.step()
-                self.optimizer.zero_grad()
+            self.seen[0] += data.seconds
+            self.seen[1] += data.fake_seconds
+            if step % self.cfg.accumulate == 0:
+                self._step()
             task.advance(len(b))
+        if step % self.cfg.accumulate:  # the last, incomplete group (the same step count in every process)
+            self._step()
         task.close()
         self.group.average_buffers(self.detector.model)
+        if not shared:
+            weight = float(self.group.sum(torch.tensor(weight, dtype=torch.float64)))
+            self.seen = self.group.sum(torch.tensor(self.seen, dtype=torch.float64)).tolist()
         return float(self.group.sum(torch.tensor(total, dtype=torch.float64))) / max(weight, 1.0)
+
+    def _step(self) -> None:
+        """One optimizer step on the gradients summed since the last (and over the processes)."""
+        self.group.sum_gradients(self.params)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
 
     def _precision(self):
         """The forward pass's autocast context (``train.precision``); a no-op in float32."""
@@ -345,15 +274,25 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Windows, tag: str) -> dict:
+        """Frame AUC, EER and BCE of the fused curve on windows in memory (encoder states cached)."""
+        return self._evaluate((data, b, (tag, int(b[0]))) for b in self._batches(len(data.mask), False, None))
+
+    @torch.no_grad()
+    def evaluate_stream(self, batches) -> dict:
+        """:meth:`evaluate` on streamed batches."""
+        return self._evaluate((w, np.arange(len(w.mask)), None) for w in batches)
+
+    def _evaluate(self, parts) -> dict:
         self.detector.model.eval()
-        probs = []
-        for b in self._batches(len(data.mask), False, None):
+        ys, ss = [], []
+        for data, b, key in parts:
             with self._precision():
-                fused = self._logits(data, b, (tag, int(b[0])))[0]
-            probs.append(torch.sigmoid(fused.float()).cpu().numpy())
-        p = np.concatenate(probs)
-        m = data.mask.astype(bool) & np.any(list(data.present_frames.values()), axis=0)
-        y, s = data.targets[m], p[m]
+                fused = self._logits(data, b, key)[0]
+            p = torch.sigmoid(fused.float()).cpu().numpy()
+            m = data.mask[b].astype(bool) & np.any([v[b] for v in data.present_frames.values()], axis=0)
+            ys.append(data.targets[b][m])
+            ss.append(p[m])
+        y, s = np.concatenate(ys), np.concatenate(ss)
         eps = 1e-6
         bce = float(-np.mean(y * np.log(s + eps) + (1 - y) * np.log(1 - s + eps)))
         return {"frame_auc": metrics.auc(y, s), "frame_eer": metrics.eer(y, s), "bce": bce}
@@ -384,6 +323,61 @@ def _pick(swap: torch.Tensor, chosen: tuple, kept: tuple) -> tuple:
         None if a is None else torch.where(swap.to(a.device).view(-1, *[1] * (a.dim() - 1)), a, b)
         for a, b in zip(chosen, kept)
     )
+
+
+class MemoryFeed:
+    """``train.data: memory``: every window of train and val decoded once and held
+    (:func:`~dfstream.app.train_data.training_windows`); frozen encoders' states are cached."""
+
+    def __init__(self, train_items, val_items, root, detector, label_key, classes, chunk_seconds, cfg, group, progress):
+        self.train = training_windows(train_items, root, detector, label_key, "train", classes, chunk_seconds, progress)
+        self.val = (
+            training_windows(val_items, root, detector, label_key, "val", None, chunk_seconds, progress)
+            if val_items
+            else None
+        )
+        positives = float((self.train.targets * self.train.mask).sum())
+        negatives = float(self.train.mask.sum()) - positives
+        self.pos_weight = min(10.0, max(1.0, negatives / max(positives, 1.0)))
+        self.seconds, self.fake_seconds = self.train.seconds, self.train.fake_seconds
+
+    def epoch(self, trainer: Trainer, pos_weight: torch.Tensor, rng, number: int) -> float:
+        return trainer.epoch(self.train, pos_weight, rng, "train", number)
+
+    def validate(self, trainer: Trainer) -> dict:
+        return trainer.evaluate(self.val, "val") if self.val else {}
+
+    def describe(self) -> str:
+        return "in memory, frozen encoder states cached"
+
+
+class StreamFeed:
+    """``train.data: stream``: each epoch's files decoded by ``train.workers`` DataLoader processes
+    (:class:`~dfstream.app.train_data.WindowStream`); nothing of the set is held. The positive
+    weight comes from the labels' share of the files' lengths (:func:`~dfstream.app.train_data.label_balance`)."""
+
+    def __init__(self, train_items, val_items, root, detector, label_key, classes, chunk_seconds, cfg, group, progress):
+        common = (root, detector, label_key)
+        self.cfg = cfg
+        self.train = WindowStream(
+            train_items, *common, classes, chunk_seconds, cfg.seed, group.rank, group.size, True, cfg.shuffle_buffer
+        )
+        self.val = WindowStream(val_items, *common, None, chunk_seconds, shuffle=False) if val_items else None
+        share = label_balance(train_items, root, label_key, seed=cfg.seed)
+        self.pos_weight = min(10.0, max(1.0, (1 - share) / share)) if share > 0 else 10.0
+        self.seconds = self.fake_seconds = 0.0
+
+    def epoch(self, trainer: Trainer, pos_weight: torch.Tensor, rng, number: int) -> float:
+        self.train.epoch = number
+        loss = trainer.epoch_stream(loader(self.train, self.cfg.batch_size, self.cfg.workers), pos_weight, number)
+        self.seconds, self.fake_seconds = trainer.seen  # the files an epoch covered
+        return loss
+
+    def validate(self, trainer: Trainer) -> dict:
+        return trainer.evaluate_stream(loader(self.val, self.cfg.batch_size, self.cfg.workers)) if self.val else {}
+
+    def describe(self) -> str:
+        return f"streamed by {self.cfg.workers} decoding workers, shuffle buffer {self.cfg.shuffle_buffer}"
 
 
 def train(
@@ -417,15 +411,9 @@ def train(
     label_key = label_key or default_label_key(detector)
     chunk_seconds = config.deployment.replay.chunk_seconds
     classes = generator_classes(train_items) if cfg.generator_loss > 0 else None
-    train_data = training_windows(train_items, root, detector, label_key, "train", classes, chunk_seconds, progress)
-    val_data = (
-        training_windows(val_items, root, detector, label_key, "val", None, chunk_seconds, progress)
-        if val_items
-        else None
-    )
-    positives = float((train_data.targets * train_data.mask).sum())
-    negatives = float(train_data.mask.sum()) - positives
-    pos_weight = torch.tensor(min(10.0, max(1.0, negatives / max(positives, 1.0))), device=detector.device)
+    feed_class = StreamFeed if cfg.data == "stream" else MemoryFeed
+    feed = feed_class(train_items, val_items, root, detector, label_key, classes, chunk_seconds, cfg, group, progress)
+    pos_weight = torch.tensor(feed.pos_weight, device=detector.device)
     trainer = Trainer(detector, cfg, len(classes or ()), group)
     trainer.progress = progress
     rng = np.random.default_rng(cfg.seed)
@@ -442,8 +430,8 @@ def train(
     stopped = None
     try:
         for epoch in range(done + 1, cfg.epochs + 1):
-            loss = trainer.epoch(train_data, pos_weight, rng, "train", epoch)
-            val = trainer.evaluate(val_data, "val") if val_data else {}
+            loss = feed.epoch(trainer, pos_weight, rng, epoch)
+            val = feed.validate(trainer)
             history.append(
                 {
                     "epoch": epoch,
@@ -496,8 +484,8 @@ def train(
             "labels": label_key,
             "files": len(train_items),
             "val_files": len(val_items),
-            "seconds": round(train_data.seconds, 2),
-            "fake_seconds": round(train_data.fake_seconds, 2),
+            "seconds": round(feed.seconds, 2),
+            "fake_seconds": round(feed.fake_seconds, 2),
         },
         "method": {
             "encoder": "frozen" if trainer.frozen else "fine-tuned",
@@ -506,6 +494,7 @@ def train(
             **cfg.to_dict(),
             **({"generator_classes": classes} if trainer.classifier is not None else {}),
             **({"processes": group.size} if group.size > 1 else {}),
+            "data_feed": feed.describe(),
         },
         "best_epoch": best_epoch,
         "history": history,
