@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dfstream.app import metrics, train_state
+from dfstream.app.card import write_card
 from dfstream.app.config import AppConfig, TrainConfig
 from dfstream.app.distributed import Group, join, leave
 from dfstream.app.train_data import (
@@ -506,6 +507,7 @@ def train(
         summary["interrupted"] = f"stopped by the user after epoch {len(history)} of {cfg.epochs}"
     if group.main:
         save_checkpoint(detector, out, summary)
+        write_card(out)
         if not interrupted:
             train_state.remove(out)
     leave(group)

@@ -14,6 +14,7 @@ import sys
 from dfstream.app import logs
 from dfstream.app.cli import (
     call_hook,
+    card,
     corpus,
     evaluate,
     fetch_encoders,
@@ -34,6 +35,7 @@ COMMANDS = (
     inspect_file,
     train,
     evaluate,
+    card,
     corpus,
     index,
     call_hook,

@@ -67,13 +67,13 @@ def run(args) -> int:
         args.pred, args.meta, args.scores, args.labels, args.split, args.verdicts, args.index, args.label_field
     )
     print(format_metrics(result))
+    command = "dfstream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     if args.report:
         from dfstream.reports.eval_report import write_eval_report
 
-        command = "dfstream " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
         print(f"wrote {write_eval_report(args.report, result, details, command)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({**result, "command": command} if command else result, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
