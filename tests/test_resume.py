@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,25 @@ def test_two_processes_under_torchrun_train_as_one_does(setup, tmp_path):
     assert hb["method"]["processes"] == 2
     for x, y in zip(ha["history"], hb["history"]):
         assert abs(x["train_loss"] - y["train_loss"]) < 0.01 and abs(x["bce"] - y["bce"]) < 0.01
+
+
+def test_the_production_audio_config_trains_with_its_encoder_swapped_for_the_tiny_one(setup, tmp_path):
+    root, meta, env = setup
+    small = {
+        "audio": {"encoder": {"pretrained": REPO}, "backend_dim": 16, "backend_layers": 1},
+        "inference": TINY["inference"],
+        "train": {"epochs": 1, "batch_size": 4, "workers": 1, "shuffle_buffer": 16},
+    }
+    (tmp_path / "small.yaml").write_text(json.dumps(small))
+    production = Path(__file__).resolve().parents[1] / "configs" / "production-audio.yaml"
+    cmd, env = _train(setup, tmp_path / "ck", "--config", str(production), "--config", str(tmp_path / "small.yaml"))
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    card = json.loads((tmp_path / "ck" / "dfstream.json").read_text())
+    method = card["training"]["method"]
+    assert method["encoder"] == "fine-tuned" and method["data"] == "stream" and method["precision"] == "auto"
+    assert card["config"]["audio"]["encoder"]["pretrained"] == REPO
+    assert (
+        "Audio encoder: pretrained `tiny-org/tiny-wavlm`; fine-tuned."
+        in (tmp_path / "ck" / "MODEL_CARD.md").read_text()
+    )

@@ -265,3 +265,31 @@ def test_patience_stops_when_validation_stops_improving(tmp_path):
     best = summary["best_epoch"]["epoch"]
     assert len(history) == best + 2 < 12
     assert summary["stopped_early"] == f"stopped early after epoch {best + 2}: no better validation for 2 epochs"
+
+
+def test_lora_adapts_query_and_value_and_saves_an_ordinary_checkpoint(tmp_path):
+    meta = make_toyset(tmp_path / "d", files=4, seed=2, min_seconds=1.0, max_seconds=1.2)
+    config = replace(replace(tiny_app(), "train.finetune_encoder", True), "train.lora_rank", 2)
+    config = replace(replace(config, "train.epochs", 1), "train.learning_rate", 0.01)
+    before = Detector.from_config(config.model).model.state_dict()
+    train(meta, tmp_path / "d", tmp_path / "ck", config, "SYNTHETIC test")
+    after = load_checkpoint(tmp_path / "ck").model.state_dict()
+    assert after.keys() == before.keys()  # merged: no adapter left in the checkpoint
+    layer = "audio.encoder.encoder.layers.0.attention."
+    assert not torch.equal(before[layer + "q_proj.weight"], after[layer + "q_proj.weight"])
+    assert not torch.equal(before[layer + "v_proj.weight"], after[layer + "v_proj.weight"])
+    assert torch.equal(before[layer + "k_proj.weight"], after[layer + "k_proj.weight"])
+    assert torch.equal(before[layer + "q_proj.bias"], after[layer + "q_proj.bias"])
+
+
+def test_a_lora_layer_starts_as_its_base_and_merges_to_what_it_computes():
+    from dfstream.app import lora
+
+    base = torch.nn.Linear(6, 4)
+    x = torch.randn(3, 6)
+    adapted = lora.LoRALinear(base, rank=2, alpha=4.0)
+    assert torch.equal(adapted(x), base(x))  # B starts at zero
+    with torch.no_grad():
+        adapted.lora_b.normal_()
+    merged = adapted.merged()
+    assert torch.allclose(merged(x), adapted(x), atol=1e-6) and not torch.allclose(merged(x), base(x))

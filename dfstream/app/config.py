@@ -42,6 +42,9 @@ class TrainConfig(Section):
     ``patience``: stop when validation BCE has not improved for this many epochs (0: never stop early).
     ``finetune_layers``: with ``finetune_encoder``, only the last this many transformer layers of
     each encoder learn (0: every layer but the convolutional feature extractor).
+    ``lora_rank``: with ``finetune_encoder``, the encoders stay frozen and low-rank adapters of this
+    rank on their attention's query and value projections learn instead (:mod:`dfstream.app.lora`;
+    merged into the weights when saved); 0: no adapters.
     ``precision``: ``float32``; ``bf16``, the forward passes under bf16 autocast (weights, gradients
     and the optimizer stay float32); ``auto``, bf16 on a CUDA device that computes it natively and
     float32 elsewhere (CPU training stays float32, so that ``make model`` reproduces on any CPU).
@@ -64,6 +67,7 @@ class TrainConfig(Section):
     degrade: float = 0.0
     generator_loss: float = 0.0
     finetune_layers: int = 0
+    lora_rank: int = 0
     precision: str = "float32"
     accumulate: int = 1
     data: str = "memory"
@@ -86,6 +90,11 @@ class TrainConfig(Section):
                     "train.workers must be >= 0, train.shuffle_buffer >= 1",
                 ),
                 (self.finetune_layers >= 0, "train.finetune_layers must be >= 0 (0: every layer)"),
+                (self.lora_rank >= 0, "train.lora_rank must be >= 0 (0: no adapters)"),
+                (
+                    not (self.lora_rank and self.finetune_layers),
+                    "train.lora_rank and train.finetune_layers are two ways to fine-tune: set one",
+                ),
                 (self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}"),
                 (self.patience >= 0, "train.patience must be >= 0 (0: no early stopping)"),
                 (self.checkpoint_every >= 1, "train.checkpoint_every must be >= 1"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dfstream.app import metrics, train_state
+from dfstream.app import lora, metrics, train_state
 from dfstream.app.card import write_card
 from dfstream.app.config import AppConfig, TrainConfig
 from dfstream.app.distributed import Group, join, leave
@@ -93,6 +93,9 @@ class Trainer:
         for branch in detector.branches.values():
             if self.frozen:
                 branch.encoder.requires_grad_(False)
+            elif cfg.lora_rank:
+                branch.encoder.requires_grad_(False)
+                lora.add(branch.encoder, cfg.lora_rank)
             elif cfg.finetune_layers:
                 branch.encoder.requires_grad_(False)
                 for layer in transformer_layers(branch.encoder)[-cfg.finetune_layers :]:
@@ -477,6 +480,7 @@ def train(
     finally:
         task.close()
     detector.model.load_state_dict(best_state)
+    lora.merge(detector.model)  # adapters folded into the weights: an ordinary checkpoint
     best_epoch = next(h for h in reversed(history) if h.get("best"))
     summary = {
         "data": {
