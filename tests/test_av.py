@@ -413,7 +413,8 @@ def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branch
     }
     try:
         det.score(both)
-        assert sorted(seen) == [("audio", det.threads_parallel), ("visual", det.threads_parallel)]
+        parallel = det.threads_parallel  # each branch's batch in two parts, shared by the pool's threads
+        assert sorted(seen) == [("audio", parallel)] * 2 + [("visual", parallel)] * 2
         seen.clear()
         det.score({"audio": both["audio"]})  # the visual branch has nothing to do: audio gets every thread
         assert seen == [("audio", DEFAULT_THREADS)]
@@ -424,7 +425,7 @@ def test_threads_default_to_torchs_less_the_decode_pool_divided_among_the_branch
         assert det.threads_parallel == max(1, (DEFAULT_THREADS - 3) // 2)
         seen.clear()
         det.score(both)
-        assert sorted(seen) == [("audio", det.threads_parallel), ("visual", det.threads_parallel)]
+        assert sorted(seen) == [("audio", det.threads_parallel)] * 2 + [("visual", det.threads_parallel)] * 2
     finally:
         for hook in hooks:
             hook.remove()

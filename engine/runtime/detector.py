@@ -282,14 +282,8 @@ class Detector:
     ) -> FrameScores:
         with torch.inference_mode():
             busy = [name for name in self.branches if np.asarray(present[name]).any()]
-            if self._pool is not None and len(busy) > 1:  # each branch on its own thread; they meet at the fusion
-                futures = {
-                    name: self._pool.submit(
-                        self._branch_forward, name, windows, present, keys, caches, self.threads_parallel
-                    )
-                    for name in self.branches
-                }
-                outs = {name: f.result() for name, f in futures.items()}
+            if self._pool is not None and len(busy) > 1:  # the branches' parts on the pool's threads
+                outs = self._parts_forward(windows, present, keys, caches)
             else:  # one branch has media (e.g. audio-only streams of an audio-visual model): it gets every thread
                 outs = {
                     name: self._branch_forward(name, windows, present, keys, caches, self.threads)
@@ -308,6 +302,41 @@ class Detector:
             branch_probs = {n: (torch.sigmoid(logits[n].float()) * pres[n]).cpu().numpy() for n in self.branches}
             emb = torch.cat([embs[n].float() * pres[n].unsqueeze(-1) for n in self.branches], dim=-1).cpu().numpy()
         return FrameScores(probs, emb, branch_probs)
+
+    def _parts_forward(self, windows: dict, present: dict, keys, caches) -> dict:
+        """Every branch's outputs for a batch, each branch's rows cut into as many parts as the pool has
+        threads (:func:`row_parts`: a stream's windows in one part, in order), all parts of all branches
+        queued on the pool at once, each on ``threads_parallel`` threads. A thread that is done with
+        its part of a cheap branch takes a part of a costly one, so no core idles while work is queued:
+        one branch per thread left the visual thread idle half of each batch in float32 on two cores
+        (audio 540 ms, visual 290 ms per 8 windows). Rows are independent (batch norm at inference
+        uses its running statistics), so the parts give each row what the whole batch would, up to
+        float rounding."""
+        n = len(next(iter(present.values())))
+        parts = row_parts(keys, n, self._pool._max_workers)
+        jobs = []
+        for rows in parts:  # the first part of every branch first: costly and cheap interleave
+            sub_windows = {k: v[rows] for k, v in windows.items()}
+            sub_present = {k: np.asarray(v)[rows] for k, v in present.items()}
+            sub_keys = None if keys is None else [keys[r] for r in rows]
+            for name in self.branches:
+                jobs.append(
+                    (
+                        name,
+                        self._pool.submit(
+                            self._branch_forward,
+                            name,
+                            sub_windows,
+                            sub_present,
+                            sub_keys,
+                            caches,
+                            self.threads_parallel,
+                        ),
+                    )
+                )
+        done = {name: [f.result() for branch, f in jobs if branch == name] for name in self.branches}
+        back = torch.from_numpy(np.argsort(np.concatenate(parts))).to(self.device)
+        return {name: tuple(torch.cat(o)[back] for o in zip(*outs)) for name, outs in done.items()}
 
     def _branch_forward(self, name: str, windows: dict, present: dict, keys, caches, threads: int):
         """One branch's logits, embeddings and presence on the fused step for a batch of windows, its
@@ -342,6 +371,22 @@ class Detector:
                 index = torch.from_numpy(rows).to(self.device)
                 lg[index], em[index] = out_l[:, lo : lo + hop].float(), out_e[:, lo : lo + hop].float()
             return to_step(lg, ratio), to_step(em, ratio), to_step(mask, ratio)
+
+
+def row_parts(keys: list | None, n: int, parts: int) -> list[np.ndarray]:
+    """Rows ``0..n-1`` of a batch in up to ``parts`` groups of about equal size, each in row order; with
+    ``keys`` (``(stream id, window index)`` per row) a stream's rows stay in one group, for its
+    windows chain their carried frames in order (:mod:`dfstream.engine.runtime.frame_cache`)."""
+    if keys is None:
+        groups = [g for g in np.array_split(np.arange(n), min(parts, n))]
+        return [g for g in groups if len(g)]
+    streams: dict = {}
+    for row, (stream, _) in enumerate(keys):
+        streams.setdefault(stream, []).append(row)
+    loads = [[] for _ in range(min(parts, len(streams)))]
+    for rows in sorted(streams.values(), key=len, reverse=True):  # largest first, onto the lightest group
+        min(loads, key=len).extend(rows)
+    return [np.array(sorted(g)) for g in loads if g]
 
 
 def build_model(config: ModelConfig, saved: dict | None = None, seed: int = 0) -> torch.nn.ModuleDict:

@@ -63,7 +63,9 @@ class FrameCache:
         needed = [True] * len(keys) if needed is None else [bool(n) for n in needed]
         frame, context_frames = plan.frame, plan.context // plan.frame
         carry = slice(plan.hop_frames, plan.hop_frames + context_frames - 1)  # the next window's context frames
-        ready = {key: k for key, (k, _) in self._store.items()}  # the window each stream's frames are for
+        # the window each of these streams' frames are for (only this call's streams: calls for other
+        # streams may change the store meanwhile, from another thread, Detector's parts of a batch)
+        ready = {key: self._store[key][0] for key, _ in keys if key in self._store}
         chained = []
         for (key, k), need in zip(keys, needed):
             chained.append(ready.get(key) == k or k == 0)

@@ -17,6 +17,8 @@ the stacked hidden states and the log-mel frames (``None`` without the spectral 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 from torch import nn
@@ -72,6 +74,7 @@ class AudioBranch(Branch):
         self.log_mel = LogMel(cfg.mel_bands) if cfg.mel_bands else None
         self.spectral = SpectralCNN(cfg.mel_bands, cfg.mel_channels, dim) if cfg.mel_bands else None
         self.specifications = Specifications("audio", SAMPLE_RATE, 320, 400, dim, gaps_present=True)
+        self.encoder.feature_extractor.given = _Given()  # what encode_features hands the encoder
         self.encoder.feature_extractor.register_forward_hook(_given_features)
 
     def media(self) -> MediaRequest:
@@ -112,12 +115,12 @@ class AudioBranch(Branch):
         """:meth:`encode` from :meth:`frontend` features: the encoder runs from its feature
         projection on (the feature extractor is handed these instead of computing them)."""
         conv, mel = features[..., : self.conv_dim], features[..., self.conv_dim :]
-        extractor = self.encoder.feature_extractor
-        extractor.given_features = conv.transpose(1, 2)
+        given = self.encoder.feature_extractor.given  # per thread: parts of a batch may run at once
+        given.features = conv.transpose(1, 2)
         try:
             out = self.encoder(features.new_zeros((len(features), 400)), output_hidden_states=True)
         finally:
-            extractor.given_features = None
+            given.features = None
         return torch.stack(out.hidden_states, dim=1), (mel if self.log_mel is not None else None)
 
     def forward_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +174,21 @@ class AudioBranch(Branch):
         return torch.sigmoid(logits.float()).cpu().numpy(), emb.float().cpu().numpy()
 
 
+class _Given(threading.local):
+    """The features :meth:`AudioBranch.encode_features` hands the feature extractor, one per thread
+    (parts of a batch run on several threads at once); a copy or a pickle of it starts empty."""
+
+    features = None
+
+    def __reduce__(self):
+        return (_Given, ())
+
+    def __deepcopy__(self, memo):
+        return _Given()
+
+
 def _given_features(module, inputs, output):
-    """Forward hook of the feature extractor: features handed in by ``encode_features`` replace its output."""
-    given = getattr(module, "given_features", None)
+    """Forward hook of the feature extractor: features handed in by ``encode_features`` (on this
+    thread) replace its output."""
+    given = getattr(module.given, "features", None)
     return output if given is None else given
