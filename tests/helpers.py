@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -216,3 +217,7 @@ def hub_cache(cache: Path, repo_id: str, model, revision: str = "0" * 40) -> Pat
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(revision)
     return snapshot
+
+
+TORCHRUN_2 = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dfstream")
+"""The dfstream command under torchrun, two processes on this machine (gloo on CPUs)."""

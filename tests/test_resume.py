@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY, hub_cache, tiny_config
+from helpers import TINY, TORCHRUN_2, hub_cache, tiny_config
 from safetensors.numpy import load_file
 
 from dfstream.app.toyset import make_toyset
@@ -92,17 +92,7 @@ def test_two_processes_under_torchrun_train_as_one_does(setup, tmp_path):
     batch = ("--config", str(tmp_path / "batch.yaml"))
     one, env = _train(setup, tmp_path / "one", "--epochs", "3", *batch)
     subprocess.run(one, env=env, check=True, capture_output=True)
-    launcher = (
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "dfstream",
-    )
-    two, env = _train(setup, tmp_path / "two", "--epochs", "3", *batch, launcher=launcher)
+    two, env = _train(setup, tmp_path / "two", "--epochs", "3", *batch, launcher=TORCHRUN_2)
     run = subprocess.run(two, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")

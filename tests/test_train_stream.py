@@ -5,11 +5,10 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import TINY, tiny_app, tiny_config
+from helpers import TINY, TORCHRUN_2, tiny_app, tiny_config
 from safetensors.numpy import load_file
 
 from dfstream.app.toyset import make_toyset
@@ -100,16 +99,7 @@ def test_two_processes_stream_their_own_files_and_finish_together(toy, tmp_path)
     audio = TINY["audio"]
     config = {"audio": audio, "inference": TINY["inference"], "train": {"epochs": 2, "data": "stream", "workers": 1}}
     (tmp_path / "config.yaml").write_text(json.dumps(config))
-    launcher = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "dfstream",
-    ]
+    launcher = list(TORCHRUN_2)
     args = ["train", "--meta", str(meta), "--root", str(root), "--out", str(tmp_path / "ck")]
     run = subprocess.run(
         launcher + args + ["--config", str(tmp_path / "config.yaml")],
