@@ -88,10 +88,18 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", choices=["none", *SIZES], default="none", help="encoders swapped for random ones")
     p.add_argument("--files", type=int, default=64, help="toy clips (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=2, help="epochs; the first includes warm-up (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument("--workers", type=int, help="override train.workers (streamed data)")
+    p.add_argument("--device", help="override inference.device (auto, cpu, cuda, cuda:N)")
     p.add_argument("--work", metavar="DIR", help="where the toy set and checkpoint go (default: a temporary folder)")
     p.add_argument("--out", default=str(ROOT / "bench/results/train_speed.json"), metavar="JSON")
     args = p.parse_args(argv)
     config = replace(sized(load_config(args.config), args.sizes), "train.epochs", args.epochs)
+    for key, value in (("train.batch_size", args.batch_size), ("train.workers", args.workers)):
+        if value is not None:
+            config = replace(config, key, value)
+    if args.device:
+        config = replace(config, "inference.device", args.device)
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work or scratch)
         meta = toy_set(work / "data", args.files, "visual" in config.model.branches)
@@ -111,7 +119,9 @@ def main(argv=None) -> int:
         "data": f"{args.files} SYNTHETIC toy clips of 4-6 s (80 % train)",
         "configs": args.config,
         "sizes": args.sizes,
-        "method": {k: summary["method"].get(k) for k in ("encoder", "precision", "data", "batch_size", "accumulate")},
+        "method": {
+            k: summary["method"].get(k) for k in ("encoder", "precision", "data", "batch_size", "accumulate", "workers")
+        },
         "epochs": len(summary["history"]),
         "seconds": round(seconds, 2),
         "train_clips_per_s": round(clips / seconds, 3),
