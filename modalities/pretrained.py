@@ -52,13 +52,10 @@ def resolve(name: str, setting: str, expected: str) -> Path:
                 "directory, or at a hub id fetched with `dfstream fetch-encoders`"
             )
         return path
-    from huggingface_hub import snapshot_download
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    repo, revision = hub
     try:
-        found = snapshot_download(repo, revision=revision, allow_patterns=list(WEIGHT_FILES), local_files_only=True)
-        return Path(found)
+        return _snapshot(*hub, local_files_only=True)
     except Exception:  # huggingface_hub raises LocalEntryNotFoundError (and others by version) when not cached
         raise ConfigError(
             f"{setting}={name}: not in the Hugging Face cache ({HF_HUB_CACHE}); dfstream never downloads "
@@ -86,9 +83,14 @@ def fetch(name: str) -> Path:
     and safetensors weights (:data:`WEIGHT_FILES`). Returns the snapshot directory; a local
     directory is returned as it is. Honours ``HF_HUB_OFFLINE`` (then only what is cached)."""
     hub = hub_id(name)
-    if hub is None:
-        return Path(name).expanduser()
+    return Path(name).expanduser() if hub is None else _snapshot(*hub, local_files_only=False)
+
+
+def _snapshot(repo: str, revision: str | None, local_files_only: bool) -> Path:
+    """The snapshot directory of ``repo`` at ``revision`` holding :data:`WEIGHT_FILES`: from the
+    cache only, or downloaded where missing."""
     from huggingface_hub import snapshot_download
 
-    repo, revision = hub
-    return Path(snapshot_download(repo, revision=revision, allow_patterns=list(WEIGHT_FILES)))
+    return Path(
+        snapshot_download(repo, revision=revision, allow_patterns=list(WEIGHT_FILES), local_files_only=local_files_only)
+    )

@@ -128,23 +128,31 @@ def file_windows(
         raise DatasetError(f"{item.file}: {e}") from None
 
 
+ARRAYS = ("inputs", "present", "present_frames", "targets", "branch_targets", "mask", "generators")
+"""The fields of :class:`Windows` that hold per-window arrays (or dicts of them, by branch)."""
+
+
+def _arrays(parts: list[Windows], combine) -> dict:
+    """Every array field of ``parts`` through ``combine(list of that field's arrays)``, by branch in
+    the dict fields; a field that is None (no generators) stays None."""
+    out = {}
+    for name in ARRAYS:
+        first = getattr(parts[0], name)
+        if first is None:
+            out[name] = None
+        elif isinstance(first, dict):
+            out[name] = {n: combine([getattr(p, name)[n] for p in parts]) for n in first}
+        else:
+            out[name] = combine([getattr(p, name) for p in parts])
+    return out
+
+
 def concat(parts: list[Windows]) -> Windows:
     """One :class:`Windows` of all ``parts`` (in order)."""
-    first = parts[0]
-
-    def cat(get):
-        return np.concatenate([get(p) for p in parts])
-
     return Windows(
-        {n: cat(lambda p, n=n: p.inputs[n]) for n in first.inputs},
-        {n: cat(lambda p, n=n: p.present[n]) for n in first.present},
-        {n: cat(lambda p, n=n: p.present_frames[n]) for n in first.present_frames},
-        cat(lambda p: p.targets),
-        {n: cat(lambda p, n=n: p.branch_targets[n]) for n in first.branch_targets},
-        cat(lambda p: p.mask),
-        sum(p.seconds for p in parts),
-        sum(p.fake_seconds for p in parts),
-        None if first.generators is None else cat(lambda p: p.generators),
+        **_arrays(parts, np.concatenate),
+        seconds=sum(p.seconds for p in parts),
+        fake_seconds=sum(p.fake_seconds for p in parts),
     )
 
 
@@ -221,17 +229,11 @@ class WindowStream(torch.utils.data.IterableDataset):
 
 def _row(part: Windows, i: int) -> Windows:
     """Window ``i`` of ``part`` as a one-window :class:`Windows` (its file's seconds on its first row)."""
-    pick = slice(i, i + 1)
+    first = i == 0
     return Windows(
-        {n: v[pick] for n, v in part.inputs.items()},
-        {n: v[pick] for n, v in part.present.items()},
-        {n: v[pick] for n, v in part.present_frames.items()},
-        part.targets[pick],
-        {n: v[pick] for n, v in part.branch_targets.items()},
-        part.mask[pick],
-        part.seconds if i == 0 else 0.0,
-        part.fake_seconds if i == 0 else 0.0,
-        None if part.generators is None else part.generators[pick],
+        **_arrays([part], lambda arrays: arrays[0][i : i + 1]),
+        seconds=part.seconds if first else 0.0,
+        fake_seconds=part.fake_seconds if first else 0.0,
     )
 
 

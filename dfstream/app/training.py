@@ -181,19 +181,13 @@ class Trainer:
         return batches
 
     def _loss(
-        self, data: Windows, b: np.ndarray, mine: np.ndarray, fused, logits, pres, embs, pos_weight
-    ) -> tuple[torch.Tensor, float]:
+        self, data: Windows, b: np.ndarray, whole: np.ndarray, mine: np.ndarray, fused, logits, pres, embs, pos_weight
+    ) -> torch.Tensor:
         """The loss of windows ``mine`` (this process's share of batch ``b``, :mod:`dfstream.app.distributed`),
-        each term's sum over ``mine`` divided by its frame count over the whole of ``b``: the
-        processes' losses add up to the batch's. Returns it and ``b``'s frame count."""
+        each term's sum over ``mine`` divided by its frame count over the whole of ``b`` (``whole``: the
+        batch's :func:`loss_frames`): the processes' losses add up to the batch's."""
         bce = torch.nn.functional.binary_cross_entropy_with_logits
-        branches = list(logits)
-
-        def frames(index):
-            return data.mask[index] * np.any([data.present_frames[n][index] for n in branches], axis=0)
-
-        whole = frames(b)
-        mask = torch.from_numpy(frames(mine)).to(self.device)
+        mask = torch.from_numpy(loss_frames(data, mine)).to(self.device)
         target = torch.from_numpy(data.targets[mine]).to(self.device)
         loss = (bce(fused, target, pos_weight=pos_weight, reduction="none") * mask).sum() / float(whole.sum())
         if len(logits) > 1:
@@ -212,7 +206,7 @@ class Trainer:
                 guess = self.classifier(embs[gen][labelled].float())
                 ce = torch.nn.functional.cross_entropy(guess, g[labelled], reduction="sum") / count
                 loss = loss + self.cfg.generator_loss * ce
-        return loss, float(whole.sum())
+        return loss
 
     def epoch(self, data: Windows, pos_weight: torch.Tensor, rng, tag: str, number: int) -> float:
         """Train one epoch (``number`` from 1) on windows in memory; returns the mean loss. Under
@@ -241,13 +235,15 @@ class Trainer:
         self.optimizer.zero_grad()
         task = self.progress.task(f"epoch {number}", windows, "window")
         for step, (data, b, mine, key) in enumerate(steps, 1):
+            whole = loss_frames(data, b)
+            frames = float(whole.sum())
             if len(mine):  # a share can be empty (the last batch, with fewer windows than processes)
                 with self._precision():
                     fused, logits, pres, embs = self._logits(data, mine, key, augment=True)
-                    loss, w = self._loss(data, b, mine, fused, logits, pres, embs, pos_weight)
+                    loss = self._loss(data, b, whole, mine, fused, logits, pres, embs, pos_weight)
                 (loss / self.cfg.accumulate).backward()
-                total += float(loss.detach()) * w
-            weight += float(self._frame_count(data, b))
+                total += float(loss.detach()) * frames
+            weight += frames
             self.seen[0] += data.seconds
             self.seen[1] += data.fake_seconds
             if step % self.cfg.accumulate == 0:
@@ -272,10 +268,6 @@ class Trainer:
         """The forward pass's autocast context (``train.precision``); a no-op in float32."""
         return torch.autocast(self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None)
 
-    def _frame_count(self, data: Windows, b: np.ndarray) -> float:
-        """Frames of batch ``b`` in the loss (inside a file, some modality present)."""
-        return float((data.mask[b] * np.any([data.present_frames[n][b] for n in self.detector.branches], axis=0)).sum())
-
     @torch.no_grad()
     def evaluate(self, data: Windows, tag: str) -> dict:
         """Frame AUC, EER and BCE of the fused curve on windows in memory (encoder states cached)."""
@@ -293,13 +285,19 @@ class Trainer:
             with self._precision():
                 fused = self._logits(data, b, key)[0]
             p = torch.sigmoid(fused.float()).cpu().numpy()
-            m = data.mask[b].astype(bool) & np.any([v[b] for v in data.present_frames.values()], axis=0)
+            m = loss_frames(data, b) > 0
             ys.append(data.targets[b][m])
             ss.append(p[m])
         y, s = np.concatenate(ys), np.concatenate(ss)
         eps = 1e-6
         bce = float(-np.mean(y * np.log(s + eps) + (1 - y) * np.log(1 - s + eps)))
         return {"frame_auc": metrics.auc(y, s), "frame_eer": metrics.eer(y, s), "bce": bce}
+
+
+def loss_frames(data: Windows, index: np.ndarray) -> np.ndarray:
+    """Which fused frames of windows ``index`` the loss and the metrics count, float ``(B, F)``: inside
+    the file, and some modality present there."""
+    return data.mask[index] * np.any([v[index] for v in data.present_frames.values()], axis=0)
 
 
 def transformer_layers(encoder: torch.nn.Module) -> torch.nn.ModuleList:

@@ -313,30 +313,20 @@ class Detector:
         uses its running statistics), so the parts give each row what the whole batch would, up to
         float rounding."""
         n = len(next(iter(present.values())))
-        parts = row_parts(keys, n, self._pool._max_workers)
-        jobs = []
+        parts = row_parts(keys, n, len(self.branches))  # the pool has a thread per branch
+        futures = {name: [] for name in self.branches}
         for rows in parts:  # the first part of every branch first: costly and cheap interleave
             sub_windows = {k: v[rows] for k, v in windows.items()}
             sub_present = {k: np.asarray(v)[rows] for k, v in present.items()}
             sub_keys = None if keys is None else [keys[r] for r in rows]
             for name in self.branches:
-                jobs.append(
-                    (
-                        name,
-                        self._pool.submit(
-                            self._branch_forward,
-                            name,
-                            sub_windows,
-                            sub_present,
-                            sub_keys,
-                            caches,
-                            self.threads_parallel,
-                        ),
+                futures[name].append(
+                    self._pool.submit(
+                        self._branch_forward, name, sub_windows, sub_present, sub_keys, caches, self.threads_parallel
                     )
                 )
-        done = {name: [f.result() for branch, f in jobs if branch == name] for name in self.branches}
         back = torch.from_numpy(np.argsort(np.concatenate(parts))).to(self.device)
-        return {name: tuple(torch.cat(o)[back] for o in zip(*outs)) for name, outs in done.items()}
+        return {name: tuple(torch.cat(o)[back] for o in zip(*(f.result() for f in fs))) for name, fs in futures.items()}
 
     def _branch_forward(self, name: str, windows: dict, present: dict, keys, caches, threads: int):
         """One branch's logits, embeddings and presence on the fused step for a batch of windows, its
@@ -378,8 +368,7 @@ def row_parts(keys: list | None, n: int, parts: int) -> list[np.ndarray]:
     ``keys`` (``(stream id, window index)`` per row) a stream's rows stay in one group, for its
     windows chain their carried frames in order (:mod:`dfstream.engine.runtime.frame_cache`)."""
     if keys is None:
-        groups = [g for g in np.array_split(np.arange(n), min(parts, n))]
-        return [g for g in groups if len(g)]
+        return [g for g in np.array_split(np.arange(n), min(parts, n)) if len(g)]
     streams: dict = {}
     for row, (stream, _) in enumerate(keys):
         streams.setdefault(stream, []).append(row)
